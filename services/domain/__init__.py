@@ -1,0 +1,1 @@
+"""Pure domain rules: purposes, consent lifecycle, identifiers, decisions. Imports nothing but itself."""

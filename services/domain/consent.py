@@ -1,0 +1,176 @@
+"""Consent lifecycle rules: validating a decision, applying it, lapse, retention, state at an instant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from .catalog import Purpose, PurposeCatalog
+from .model import (
+    ACTION_STATUS,
+    ActorKind,
+    Channel,
+    ConsentAction,
+    ConsentStatus,
+    PurposeCode,
+    SubjectKind,
+)
+
+# A clock skew allowance: a decision stamped a little ahead of our clock is not "in the future".
+FUTURE_TOLERANCE = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleViolation:
+    """A broken rule and the request field it is about (e.g. `decisions[1].channel`)."""
+
+    field: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    purpose: str
+    channel: Channel | None
+    action: ConsentAction
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """The current state of one (subject, purpose, channel)."""
+
+    purpose: PurposeCode
+    channel: Channel | None
+    status: ConsentStatus
+    version: int
+    occurred_at: datetime
+    valid_until: datetime | None
+    last_used_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return (self.purpose, self.channel.value if self.channel else None)
+
+
+def check_decision(
+    catalog: PurposeCatalog,
+    kind: SubjectKind,
+    actor: ActorKind,
+    decision: Decision,
+    field: str,
+    now: datetime,
+    current: ConsentRecord | None,
+) -> list[RuleViolation]:
+    """Every rule a decision breaks, each naming its field; empty when it may be recorded."""
+    purpose = catalog.get(decision.purpose)
+    if purpose is None:
+        return [RuleViolation(f"{field}.purpose", f"unknown purpose '{decision.purpose}'")]
+    if not purpose.decidable:
+        return [RuleViolation(f"{field}.purpose", f"'{purpose.code}' rests on {purpose.legal_basis}, not consent")]
+    if not purpose.applies_to(kind):
+        return [RuleViolation(f"{field}.purpose", f"'{purpose.code}' does not apply to a {kind.value}")]
+    problems = _channel_rule(purpose, kind, decision.channel, f"{field}.channel")
+    if decision.occurred_at > now + FUTURE_TOLERANCE:
+        problems.append(RuleViolation(f"{field}.occurred_at", "must not be in the future"))
+    if current is not None and decision.occurred_at < current.occurred_at:
+        problems.append(
+            RuleViolation(f"{field}.occurred_at", "is older than the decision already recorded")
+        )
+    if kind is SubjectKind.BUSINESS and actor is ActorKind.SUBJECT:
+        problems.append(
+            RuleViolation("actor.kind", "a business's purposes are decided by a company_admin or agent")
+        )
+    if decision.action is ConsentAction.REVOKE and actor is ActorKind.SUBJECT:
+        problems.append(RuleViolation(f"{field}.action", "a subject withdraws; revoke is for others"))
+    return problems
+
+
+def _channel_rule(
+    purpose: Purpose, kind: SubjectKind, channel: Channel | None, field: str
+) -> list[RuleViolation]:
+    if not purpose.per_channel:
+        if channel is not None:
+            return [RuleViolation(field, f"'{purpose.code}' has no channels: omit channel")]
+        return []
+    allowed = purpose.channels[kind]
+    if channel is None:
+        return [RuleViolation(field, f"'{purpose.code}' is per channel: one of {[c.value for c in allowed]}")]
+    if channel not in allowed:
+        return [
+            RuleViolation(field, f"'{channel.value}' is not a channel of '{purpose.code}' for a {kind.value}")
+        ]
+    return []
+
+
+def lapse_deadline(purpose: Purpose, since: datetime) -> datetime | None:
+    """When an unused grant lapses, counted from its grant or last use."""
+    return None if purpose.lapse_days is None else since + timedelta(days=purpose.lapse_days)
+
+
+def apply_decision(purpose: Purpose, current: ConsentRecord | None, decision: Decision) -> ConsentRecord:
+    status = ACTION_STATUS[decision.action]
+    valid_until = lapse_deadline(purpose, decision.occurred_at) if status is ConsentStatus.GRANTED else None
+    return ConsentRecord(
+        purpose=purpose.code,
+        channel=decision.channel,
+        status=status,
+        version=(current.version if current else 0) + 1,
+        occurred_at=decision.occurred_at,
+        valid_until=valid_until,
+        last_used_at=current.last_used_at if current else None,
+    )
+
+
+def apply_usage(purpose: Purpose, current: ConsentRecord, used_at: datetime) -> ConsentRecord | None:
+    """A reported use of a grant in force moves its lapse date; anything else changes nothing."""
+    if status_at(current, used_at) is not ConsentStatus.GRANTED:
+        return None
+    if current.last_used_at is not None and used_at <= current.last_used_at:
+        return None
+    return replace(
+        current,
+        version=current.version + 1,
+        occurred_at=max(current.occurred_at, used_at),
+        valid_until=lapse_deadline(purpose, used_at),
+        last_used_at=used_at,
+    )
+
+
+def expire(current: ConsentRecord) -> ConsentRecord:
+    assert current.valid_until is not None
+    return replace(
+        current,
+        status=ConsentStatus.EXPIRED,
+        version=current.version + 1,
+        occurred_at=current.valid_until,
+        valid_until=None,
+    )
+
+
+def status_at(record: ConsentRecord, at: datetime) -> ConsentStatus:
+    """The status in force at `at`: a grant past its valid-until has lapsed, event or not."""
+    if record.status is ConsentStatus.GRANTED and record.valid_until is not None and record.valid_until <= at:
+        return ConsentStatus.EXPIRED
+    return record.status
+
+
+def documentation_deadline(purpose: Purpose, record: ConsentRecord) -> datetime | None:
+    """When the record of a consent no longer in force may be purged (retention after last use)."""
+    if record.status is ConsentStatus.GRANTED or purpose.retention_days is None:
+        return None
+    last = max(filter(None, (record.last_used_at, record.occurred_at)))
+    return last + timedelta(days=purpose.retention_days)
+
+
+def state_at(history: Iterable[ConsentRecord], at: datetime) -> dict[tuple[str, str | None], ConsentRecord]:
+    """Fold a ledger (any order) into the state in force at `at`; lapse is applied at `at`."""
+    latest: dict[tuple[str, str | None], ConsentRecord] = {}
+    for record in history:
+        if record.occurred_at > at:
+            continue
+        seen = latest.get(record.key)
+        if seen is None or record.version > seen.version:
+            latest[record.key] = record
+    return {k: replace(r, status=status_at(r, at)) for k, r in latest.items()}

@@ -1,0 +1,89 @@
+"""The events on the contract topics, as plain values, and their Avro record shape.
+
+`as_record()` gives the dict the Avro schema expects (timestamps in epoch milliseconds,
+which is also what the outbox stores as JSON); `from_record()` reads a decoded record back,
+accepting datetimes (fastavro's logical types) or milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+def to_millis(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def from_millis(value: datetime | int | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+_CHANGE_TIMES = ("occurred_at", "recorded_at", "valid_until", "last_used_at")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChanged:
+    event_id: str
+    subject_id: str
+    subject_kind: str
+    account_id: str | None
+    country: str
+    purpose: str
+    channel: str | None
+    status: str
+    previous_status: str | None
+    version: int
+    occurred_at: datetime
+    recorded_at: datetime
+    valid_until: datetime | None
+    source: str
+    actor_kind: str
+    notice_version: str | None
+    evidence_ref: str | None
+    correlation_id: str | None
+    last_used_at: datetime | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        for name in _CHANGE_TIMES:
+            record[name] = to_millis(record[name])
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ConsentChanged:
+        values = {name: record.get(name) for name in cls.__dataclass_fields__}
+        for name in _CHANGE_TIMES:
+            values[name] = from_millis(values[name])
+        values["event_id"] = str(values["event_id"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectChanged:
+    event_id: str
+    subject_id: str
+    kind: str
+    country: str
+    account_id: str | None
+    phone_hash: str | None
+    email_hash: str | None
+    national_id_hash: str | None
+    erased: bool
+    version: int
+    occurred_at: datetime
+
+    def as_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["occurred_at"] = to_millis(self.occurred_at)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SubjectChanged:
+        values = {name: record.get(name) for name in cls.__dataclass_fields__}
+        values["occurred_at"] = from_millis(values["occurred_at"])
+        values["event_id"] = str(values["event_id"])
+        return cls(**values)

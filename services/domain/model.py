@@ -1,0 +1,73 @@
+"""Vocabulary of the consent domain: typed ids and the closed sets the contracts use."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NewType
+
+SubjectId = NewType("SubjectId", str)
+AccountId = NewType("AccountId", str)
+PurposeCode = NewType("PurposeCode", str)
+
+
+class SubjectKind(StrEnum):
+    CONSUMER = "consumer"
+    EMPLOYEE = "employee"
+    BUSINESS = "business"
+
+
+class Country(StrEnum):
+    DK = "DK"
+    SE = "SE"
+    NO = "NO"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    PHONE = "phone"
+    POST = "post"
+    PUSH = "push"
+
+
+class ConsentStatus(StrEnum):
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"  # by the subject
+    REVOKED = "revoked"  # by someone else, e.g. a company admin
+    EXPIRED = "expired"  # lapsed unused
+
+
+class ConsentAction(StrEnum):
+    GRANT = "grant"
+    WITHDRAW = "withdraw"
+    REVOKE = "revoke"
+
+
+class Mechanism(StrEnum):
+    OPT_IN = "opt_in"  # blocked unless granted
+    OPT_OUT = "opt_out"  # allowed unless objected
+    NONE = "none"  # not a consent basis: shown for transparency only
+
+
+class Source(StrEnum):
+    SELF_SERVICE = "self_service"
+    CUSTOMER_SERVICE = "customer_service"
+    APP = "app"
+    IMPORT = "import"
+    COMPANY_ADMIN = "company_admin"
+    SYSTEM = "system"
+    USAGE_REPORT = "usage_report"
+
+
+class ActorKind(StrEnum):
+    SUBJECT = "subject"
+    AGENT = "agent"
+    COMPANY_ADMIN = "company_admin"
+    SYSTEM = "system"
+
+
+ACTION_STATUS: dict[ConsentAction, ConsentStatus] = {
+    ConsentAction.GRANT: ConsentStatus.GRANTED,
+    ConsentAction.WITHDRAW: ConsentStatus.WITHDRAWN,
+    ConsentAction.REVOKE: ConsentStatus.REVOKED,
+}

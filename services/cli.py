@@ -1,0 +1,174 @@
+"""The `samtykke` command.
+
+Each command group registers itself in `build_parser` and handles its
+subcommands with one function each, so a new group (a service, the demo, a
+rebuild) is one `add_*_commands` function plus its handlers.
+
+    samtykke up | down                          the whole platform (stack + services) and the demo
+    samtykke stack up | down | status
+    samtykke stack start PART | stop PART      (PART: postgres, kafka, registry)
+    samtykke consent serve                     the consent service (API, outbox relay, sweeper)
+    samtykke demo                              one consent change, shown decoded from Kafka
+    samtykke bench consent                     consent API throughput beside a bare asyncpg baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from samtykke import devstack
+from samtykke.adapters.settings import get_settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def stack_up(args: argparse.Namespace) -> int:
+    devstack.up(get_settings(), parts=args.parts or None)
+    return 0
+
+
+def stack_down(args: argparse.Namespace) -> int:
+    devstack.down(get_settings(), parts=args.parts or None)
+    return 0
+
+
+def stack_start(args: argparse.Namespace) -> int:
+    devstack.start_part(args.part, get_settings())
+    return 0
+
+
+def stack_stop(args: argparse.Namespace) -> int:
+    devstack.stop_part(args.part, get_settings())
+    return 0
+
+
+def stack_status(args: argparse.Namespace) -> int:
+    rows = devstack.status(get_settings())
+    for row in rows:
+        state = "running" if row.running else "stopped"
+        pid = f"pid {row.pid}" if row.pid is not None else "-"
+        ready = "ready" if row.ready else "not ready"
+        print(f"{row.name:<9} {state:<8} {pid:<11} {ready:<9} {row.endpoint}")
+    # a script can test `samtykke stack status` for "everything answers"
+    return 0 if all(row.ready for row in rows) else 3
+
+
+def part_name(value: str) -> str:
+    # a type check rather than `choices`: argparse rejects an empty `nargs="*"` with choices
+    if value not in devstack.PART_NAMES:
+        choices = ", ".join(devstack.PART_NAMES)
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {choices}")
+    return value
+
+
+def add_stack_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stack = commands.add_parser("stack", help="the local Kafka, schema registry and PostgreSQL")
+    actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    up = actions.add_parser("up", help="install what is missing, start all, wait until ready")
+    up.add_argument("parts", nargs="*", type=part_name, metavar="PART",
+                    help="only these parts (default: all)")
+    up.set_defaults(handler=stack_up)
+
+    down = actions.add_parser("down", help="stop everything the stack started")
+    down.add_argument("parts", nargs="*", type=part_name, metavar="PART",
+                      help="only these parts (default: all)")
+    down.set_defaults(handler=stack_down)
+
+    status = actions.add_parser("status", help="each part: running, pid, endpoint, ready")
+    status.set_defaults(handler=stack_status)
+
+    for name, handler, text in (("start", stack_start, "start one part"),
+                                ("stop", stack_stop, "stop one part")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("part", choices=devstack.PART_NAMES)
+        action.set_defaults(handler=handler)
+
+
+def platform_up(args: argparse.Namespace) -> int:
+    from samtykke import demo
+    from samtykke.devstack.platform import start_services
+
+    settings = get_settings()
+    devstack.up(settings)
+    start_services(settings)
+    return 0 if args.no_demo else demo.main(settings)
+
+
+def platform_down(args: argparse.Namespace) -> int:
+    from samtykke.devstack.platform import stop_services
+
+    settings = get_settings()
+    stop_services(settings)
+    devstack.down(settings)
+    return 0
+
+
+def consent_serve(args: argparse.Namespace) -> int:
+    from samtykke.consent.app import serve
+
+    serve(get_settings())
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from samtykke import demo
+
+    return demo.main(get_settings())
+
+
+def bench_consent(args: argparse.Namespace) -> int:
+    from samtykke.bench import consent_api
+
+    consent_api.main(get_settings(), args.seconds, args.clients)
+    return 0
+
+
+def add_platform_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = commands.add_parser("up", help="start the stack and every service, then run the demo")
+    up.add_argument("--no-demo", action="store_true", help="start only")
+    up.set_defaults(handler=platform_up)
+    commands.add_parser("down", help="stop every service and the stack").set_defaults(handler=platform_down)
+    commands.add_parser("demo", help="one consent change, shown decoded from Kafka").set_defaults(handler=run_demo)
+
+    consent = commands.add_parser("consent", help="the consent service")
+    consent_actions = consent.add_subparsers(dest="action", required=True, metavar="ACTION")
+    consent_actions.add_parser("serve", help="HTTP API + outbox relay + lifecycle sweeper").set_defaults(
+        handler=consent_serve)
+
+    bench = commands.add_parser("bench", help="benchmarks with a same-run baseline")
+    bench_actions = bench.add_subparsers(dest="action", required=True, metavar="BENCHMARK")
+    consent_bench = bench_actions.add_parser("consent", help="consent API writes vs bare asyncpg INSERTs")
+    consent_bench.add_argument("--seconds", type=float, default=10.0, help="duration of each measure")
+    consent_bench.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    consent_bench.set_defaults(handler=bench_consent)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="samtykke", description="Samtykke consent platform")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_platform_commands(commands)
+    add_stack_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except devstack.StackError as error:
+        print(f"stack: {error.part} failed: {error.message}", file=sys.stderr)
+        if error.log_path is not None:
+            print(f"  log: {error.log_path}", file=sys.stderr)
+            for line in error.log_tail(10):
+                print(f"  | {line}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The platform's own services, started as background processes beside the local stack.
+
+Each entry says how to run a service (`samtykke <args>`) and where it answers `/ready`;
+`samtykke up` starts them after the stack, `samtykke down` stops them first.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from samtykke.adapters.settings import Settings
+from samtykke.devstack.layout import StackLayout
+from samtykke.devstack.parts import Report, StackError
+from samtykke.devstack.process import DetachedProcess
+
+
+@dataclass(frozen=True)
+class PlatformService:
+    name: str
+    args: tuple[str, ...]
+    ready_url: Callable[[Settings], str]
+
+
+PLATFORM_SERVICES: tuple[PlatformService, ...] = (
+    PlatformService("consent", ("consent", "serve"),
+                    lambda s: f"http://{s.http_host}:{s.consent_port}/ready"),
+)
+
+
+def _process(service: PlatformService, layout: StackLayout) -> DetachedProcess:
+    marker = f"samtykke.cli {' '.join(service.args)}"
+    return DetachedProcess(service.name, layout.pid_path(service.name), layout.log_path(service.name), marker)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_services(settings: Settings, report: Report = print, timeout: float = 60.0) -> None:
+    layout = StackLayout.from_settings(settings)
+    layout.ensure()
+    for service in PLATFORM_SERVICES:
+        process = _process(service, layout)
+        url = service.ready_url(settings)
+        if process.running_pid() is not None and _answers(url):
+            report(f"{service.name}: already running")
+            continue
+        started = time.monotonic()
+        process.spawn([sys.executable, "-m", "samtykke.cli", *service.args], cwd=layout.repo_root)
+        deadline = started + timeout
+        while not _answers(url):
+            if not process.is_alive():
+                raise StackError(service.name, "exited during start-up", process.log_path)
+            if time.monotonic() > deadline:
+                raise StackError(service.name, f"not ready after {timeout:.0f}s", process.log_path)
+            time.sleep(0.2)
+        report(f"{service.name}: ready in {time.monotonic() - started:.1f}s at {url.removesuffix('/ready')}")
+
+
+def stop_services(settings: Settings, report: Report = print) -> None:
+    layout = StackLayout.from_settings(settings)
+    for service in reversed(PLATFORM_SERVICES):
+        process = _process(service, layout)
+        if process.running_pid() is not None:
+            process.stop(timeout=20)
+            report(f"{service.name}: stopped")

@@ -1,0 +1,145 @@
+"""Apicurio Registry as the Avro schema registry, served on its Confluent-compatible API.
+
+3.0.9 is the newest Apicurio on Maven Central that runs on Java 17 in the
+`legacy-jar` layout (a runner jar plus lib/). It keeps schemas in an in-memory
+H2 database, so a restart starts empty: the services register their schemas on
+start-up, which is exactly what a fresh environment must cope with anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import shutil
+import tarfile
+from pathlib import Path
+
+import httpx
+
+from samtykke.adapters.settings import Settings
+from samtykke.devstack.layout import HostPort, StackLayout, registry_address
+from samtykke.devstack.parts import Report, StackError
+from samtykke.devstack.process import DetachedProcess, port_is_open, wait_until
+
+APICURIO_VERSION = "3.0.9"
+ARTIFACT = f"io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all"
+ARCHIVE_NAME = f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"
+RUNNER_JAR = f"apicurio-registry-app-{APICURIO_VERSION}-runner.jar"
+MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
+ARCHIVE_PATH = f"io/apicurio/apicurio-registry-app/{APICURIO_VERSION}/{ARCHIVE_NAME}"
+
+
+def maven_local_repository() -> Path:
+    # Maven's default location; the account database rather than $HOME, since
+    # only the settings module reads the environment
+    return Path(pwd.getpwuid(os.geteuid()).pw_dir) / ".m2" / "repository"
+
+
+class SchemaRegistryProcess:
+    name = "registry"
+
+    def __init__(self, settings: Settings, layout: StackLayout) -> None:
+        self.url = settings.registry_url.rstrip("/")
+        self.address: HostPort = registry_address(settings)
+        self.home = layout.state_dir / "apicurio" / APICURIO_VERSION
+        self.runner_jar = self.home / RUNNER_JAR
+        self.archive = layout.downloads_dir / ARCHIVE_NAME
+        self.log_path = layout.log_path(self.name)
+        self.process = DetachedProcess(self.name, layout.pid_path(self.name), self.log_path,
+                                       marker=str(self.runner_jar))
+
+    @property
+    def endpoint(self) -> str:
+        return self.url
+
+    def is_installed(self) -> bool:
+        return self.runner_jar.is_file() and (self.home / "lib").is_dir()
+
+    def install(self, report: Report) -> None:
+        for tool in ("java",):  # the archive comes over HTTPS, no Maven needed
+            if shutil.which(tool) is None:
+                raise StackError(self.name, f"{tool} is required (Java 17+ and Maven)",
+                                 self.log_path)
+        archive = self._locate_archive(report)
+        report(f"registry: unpacking into {self.home}")
+        self._unpack(archive)
+        if not self.is_installed():
+            raise StackError(self.name, f"{self.archive} holds no {RUNNER_JAR}", self.log_path)
+
+    def running_pid(self) -> int | None:
+        return self.process.running_pid()
+
+    def start(self) -> None:
+        if port_is_open(self.address):
+            raise StackError(self.name, f"port {self.address} is already taken by a process this "
+                             "stack did not start; stop it or change SAMTYKKE_REGISTRY_URL",
+                             self.log_path)
+        self.process.spawn([
+            "java", "-Xms64m", "-Xmx384m",
+            f"-Dquarkus.http.host={self.address.host}", f"-Dquarkus.http.port={self.address.port}",
+            "-jar", str(self.runner_jar),
+        ], cwd=self.home)
+
+    def is_ready(self) -> bool:
+        if not port_is_open(self.address):
+            return False
+        base = f"http://{self.address}"
+        try:
+            with httpx.Client(timeout=5.0) as client:
+                health = client.get(f"{base}/health/ready")
+                # the ccompat API is what the services use: it must answer too
+                subjects = client.get(f"{self.url}/subjects")
+        except httpx.HTTPError:
+            return False
+        return health.status_code == 200 and subjects.status_code == 200
+
+    def wait_ready(self, timeout: float) -> None:
+        wait_until(self.name, self.is_ready, self.process.is_alive, timeout, self.log_path)
+
+    def stop(self, timeout: float) -> None:
+        self.process.stop(timeout)
+
+    def _locate_archive(self, report: Report) -> Path:
+        if self.archive.is_file():
+            return self.archive
+        cached = maven_local_repository() / ARCHIVE_PATH
+        if cached.is_file():
+            # once Maven holds the archive, its copy goal would also read the pom,
+            # whose parent (io.apicurio:apicurio-registry:3.0.9) Central does not serve
+            report(f"registry: using {cached}")
+            return cached
+        report(f"registry: fetching {ARTIFACT} from Maven Central")
+        # Maven's dependency plugin insists on reading the artifact's pom, whose parent
+        # (io.apicurio:apicurio-registry:3.0.9) Central does not serve; the archive itself
+        # is there, so fetch it over HTTPS and check it against Central's published SHA-1.
+        self.archive.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.archive.with_suffix(".partial")
+        digest = hashlib.sha1()
+        try:
+            with httpx.Client(timeout=120.0, follow_redirects=True) as client:
+                expected = client.get(f"{MAVEN_CENTRAL}/{ARCHIVE_PATH}.sha1").raise_for_status().text.split()[0]
+                with client.stream("GET", f"{MAVEN_CENTRAL}/{ARCHIVE_PATH}") as response, partial.open("wb") as out:
+                    response.raise_for_status()
+                    for chunk in response.iter_bytes(1 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise StackError(self.name, f"downloading {ARTIFACT} failed: {exc}", self.log_path) from exc
+        if digest.hexdigest() != expected:
+            partial.unlink(missing_ok=True)
+            raise StackError(self.name, f"{ARCHIVE_NAME}: SHA-1 mismatch with Maven Central", self.log_path)
+        partial.rename(self.archive)
+        return self.archive
+
+    def _unpack(self, archive_path: Path) -> None:
+        staging = self.home.with_name(self.home.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        with tarfile.open(archive_path) as archive:
+            # the "data" filter refuses absolute paths and links leaving the folder
+            archive.extractall(staging, filter="data")
+        # move into place only when complete, so a broken unpack is never "installed"
+        shutil.rmtree(self.home, ignore_errors=True)
+        staging.rename(self.home)
+

@@ -1,0 +1,147 @@
+"""Avro in the Confluent wire format (magic byte, 4-byte schema id, body) through a schema registry.
+
+`SchemaRegistry` speaks the Confluent REST API (Apicurio's `/apis/ccompat/v7` included).
+`AvroEncoder` registers the writer schema once and then encodes without I/O;
+`AvroDecoder` fetches writer schemas by id (cached) and resolves them to the reader schema.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import httpx
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+_CONTENT_TYPE = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+
+
+class RegistryError(RuntimeError):
+    """The registry refused or could not be reached; retriable when `retriable` is true."""
+
+    def __init__(self, message: str, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class UndecodableMessage(ValueError):
+    """Bytes that are not a Confluent-framed Avro record we can read (a poison message)."""
+
+
+def load_schema(schema_dir: Path, name: str) -> str:
+    return (schema_dir / f"{name}.avsc").read_text("utf-8")
+
+
+class SchemaRegistry:
+    def __init__(self, url: str, client: httpx.AsyncClient | None = None) -> None:
+        self._url = url.rstrip("/")
+        self._client = client or httpx.AsyncClient(timeout=10.0)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = await self._client.request(
+                method, self._url + path, json=body, headers=_CONTENT_TYPE
+            )
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"schema registry unreachable: {exc}", retriable=True) from exc
+        if response.status_code >= 400:
+            raise RegistryError(
+                f"schema registry {method} {path}: {response.status_code} {response.text[:300]}",
+                retriable=response.status_code >= 500,
+            )
+        return response.json()
+
+    async def register(self, subject: str, schema: str) -> int:
+        result = await self._call("POST", f"/subjects/{subject}/versions", {"schema": schema})
+        return int(result["id"])
+
+    async def schema_by_id(self, schema_id: int) -> str:
+        result = await self._call("GET", f"/schemas/ids/{schema_id}")
+        return str(result["schema"])
+
+    async def set_compatibility(self, subject: str, level: str) -> None:
+        await self._call("PUT", f"/config/{subject}", {"compatibility": level})
+
+    async def is_compatible(self, subject: str, schema: str) -> bool:
+        result = await self._call(
+            "POST", f"/compatibility/subjects/{subject}/versions/latest", {"schema": schema}
+        )
+        return bool(result["is_compatible"])
+
+
+class AvroEncoder:
+    """Encodes records of one schema for one topic's value subject (`<topic>-value`)."""
+
+    def __init__(self, registry: SchemaRegistry, topic: str, schema: str) -> None:
+        self._registry = registry
+        self.subject = f"{topic}-value"
+        self._schema_text = schema
+        self._parsed = fastavro.parse_schema(json.loads(schema))
+        self._header: bytes | None = None
+
+    async def register(self) -> int:
+        schema_id = await self._registry.register(self.subject, self._schema_text)
+        self._header = _HEADER.pack(MAGIC, schema_id)
+        return schema_id
+
+    @property
+    def ready(self) -> bool:
+        return self._header is not None
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        if self._header is None:
+            raise RuntimeError("register() the schema before encoding")
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        fastavro.schemaless_writer(buffer, self._parsed, record)
+        return buffer.getvalue()
+
+
+class AvroDecoder:
+    """Decodes Confluent-framed records of any registered writer schema into the reader schema."""
+
+    def __init__(self, registry: SchemaRegistry, reader_schema: str | None = None) -> None:
+        self._registry = registry
+        self._reader = fastavro.parse_schema(json.loads(reader_schema)) if reader_schema else None
+        self._writers: dict[int, Any] = {}
+
+    async def decode(self, data: bytes | None) -> dict[str, Any]:
+        schema_id = self.schema_id(data)
+        writer = self._writers.get(schema_id)
+        if writer is None:
+            try:
+                text = await self._registry.schema_by_id(schema_id)
+            except RegistryError as exc:
+                if exc.retriable:
+                    raise
+                raise UndecodableMessage(f"unknown schema id {schema_id}") from exc
+            writer = self._writers[schema_id] = fastavro.parse_schema(json.loads(text))
+        return self.decode_with(writer, data)  # type: ignore[arg-type]
+
+    def decode_with(self, writer: Any, data: bytes) -> dict[str, Any]:
+        try:
+            record = fastavro.schemaless_reader(
+                io.BytesIO(data[_HEADER.size :]), writer, self._reader or writer
+            )
+        except Exception as exc:  # fastavro raises assorted errors on corrupt bodies
+            raise UndecodableMessage(f"corrupt Avro body: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(record, dict):
+            raise UndecodableMessage("Avro body is not a record")
+        return record
+
+    @staticmethod
+    def schema_id(data: bytes | None) -> int:
+        if data is None or len(data) < _HEADER.size:
+            raise UndecodableMessage("message too short for the Confluent wire format")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise UndecodableMessage(f"unknown magic byte {magic}")
+        return int(schema_id)

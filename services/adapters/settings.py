@@ -1,0 +1,73 @@
+"""Typed settings from `SAMTYKKE_*` environment variables, validated at start-up.
+
+This is the only module that reads the environment. Defaults match the local
+stack started by `samtykke stack up`; docker-compose and Kubernetes set them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+SCOPES = frozenset(
+    {"consent:write", "consent:read", "suppression:check", "suppression:export", "admin"}
+)
+
+# Development credentials: usable only against the local stack. Deployments set
+# SAMTYKKE_API_KEYS to their own secrets.
+DEV_API_KEYS: dict[str, list[str]] = {
+    "dev-admin": ["admin", "consent:write", "consent:read"],
+    "dev-writer": ["consent:write", "consent:read"],
+    "dev-reader": ["consent:read"],
+    "dev-marketing": ["suppression:check", "suppression:export"],
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAMTYKKE_", extra="ignore")
+
+    # where the local stack keeps downloads, data and logs (ignored by git)
+    state_dir: Path = REPO_ROOT / ".state"
+    # the .avsc sources (the container image sets its own copy)
+    schema_dir: Path = REPO_ROOT / "schemas" / "avro"
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
+    database_url: str = "postgresql://samtykke:samtykke@127.0.0.1:15432/samtykke"
+
+    topic_changes: str = "consent.changes"
+    topic_subjects: str = "consent.subjects"
+    topic_partitions: int = Field(default=6, ge=1)
+
+    # keyed hash of normalised identifiers (matching without storing them in clear)
+    identifier_hash_key: str = Field(default="dev-only-identifier-key", min_length=16)
+    # Fernet key (32 url-safe base64 bytes) for identifiers kept for the subject's own access
+    identifier_encryption_key: str = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="
+
+    api_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEV_API_KEYS))
+
+    http_host: str = "127.0.0.1"
+    consent_port: int = 18000
+
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_idle_poll_seconds: float = Field(default=2.0, gt=0)
+    sweeper_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _known_scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, scopes in value.items():
+            unknown = set(scopes) - SCOPES
+            if unknown:
+                raise ValueError(f"api key {key[:4]}…: unknown scopes {sorted(unknown)}")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,174 @@
+"""Consent API write throughput, beside a bare asyncpg INSERT loop on the same database.
+
+Starts the consent service as its own process against a fresh database on the running
+stack, drives it with concurrent HTTP clients for a fixed time, then runs the baseline:
+the same number of concurrent connections doing one plain INSERT per decision (and one
+executemany of 50 rows per transaction for the batch case). Prints decisions/s, request
+latency percentiles and the ratio to the baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+
+import asyncpg
+import httpx
+
+from samtykke.adapters.settings import Settings
+
+HEADERS = {"Authorization": "Bearer dev-admin"}
+CHANNELS = ["sms", "email", "phone", "post", "push"]
+
+
+@dataclass
+class Result:
+    name: str
+    decisions: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.decisions / self.seconds
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def _drive(workers: int, seconds: float, step: Callable[[int], Awaitable[int]], name: str) -> Result:
+    latencies: list[float] = []
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(n: int) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            done += await step(n)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(workers)))
+    return Result(name, done, time.perf_counter() - started, latencies)
+
+
+@contextlib.asynccontextmanager
+async def consent_process(settings: Settings, database_url: str, port: int) -> AsyncIterator[str]:
+    env = dict(os.environ, SAMTYKKE_DATABASE_URL=database_url, SAMTYKKE_CONSENT_PORT=str(port),
+               SAMTYKKE_TOPIC_CHANGES=f"bench-{port}.consent.changes",
+               SAMTYKKE_TOPIC_SUBJECTS=f"bench-{port}.consent.subjects")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "samtykke.cli", "consent", "serve", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("consent service did not start")
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def measure_api(url: str, subjects: int, workers: int, seconds: float, batch: int) -> Result:
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    async with httpx.AsyncClient(base_url=url, headers=HEADERS, limits=limits, timeout=60) as client:
+        ids = []
+        for _ in range(subjects):
+            ids.append((await client.post("/v1/subjects", json={"kind": "consumer", "country": "DK"})).json()["subject_id"])
+        rng = random.Random(7)
+
+        async def step(_: int) -> int:
+            decisions = [{"purpose": "direct_marketing", "channel": rng.choice(CHANNELS),
+                          "action": rng.choice(["grant", "withdraw"])} for _ in range(batch)]
+            body = {"decisions": decisions, "source": "app", "actor": {"kind": "subject"}, "notice_version": "b1"}
+            response = await client.post(f"/v1/subjects/{rng.choice(ids)}/consents", json=body)
+            if response.status_code != 201:
+                raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+            return batch
+
+        await step(0)  # warm-up
+        return await _drive(workers, seconds, step, f"consent API, {batch} per request")
+
+
+async def measure_baseline(database_url: str, workers: int, seconds: float, batch: int) -> Result:
+    pool = await asyncpg.create_pool(database_url, min_size=workers, max_size=workers)
+    assert pool is not None
+    await pool.execute(
+        "CREATE TABLE IF NOT EXISTS bench_baseline (id bigserial PRIMARY KEY, event_id uuid, subject_id uuid, "
+        "purpose text, channel text, status text, version bigint, occurred_at timestamptz, source text)"
+    )
+    sql = ("INSERT INTO bench_baseline (event_id, subject_id, purpose, channel, status, version, occurred_at, source) "
+           "VALUES ($1, $2, 'direct_marketing', $3, 'granted', 1, now(), 'app')")
+
+    async def step(_: int) -> int:
+        rows = [(uuid.uuid4(), uuid.uuid4(), random.choice(CHANNELS)) for _ in range(batch)]
+        async with pool.acquire() as conn:
+            if batch == 1:
+                await conn.execute(sql, *rows[0])
+            else:
+                async with conn.transaction():
+                    await conn.executemany(sql, rows)
+        return batch
+
+    try:
+        return await _drive(workers, seconds, step, f"bare asyncpg INSERT, {batch} per transaction")
+    finally:
+        await pool.close()
+
+
+def report(pairs: list[tuple[Result, Result]]) -> str:
+    lines = [f"{'measure':42} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8}   ratio to baseline"]
+    for ours, base in pairs:
+        for r in (ours, base):
+            ratio = f"{ours.rate / base.rate:.2f}x" if r is ours else "(baseline)"
+            lines.append(f"{r.name:42} {r.rate:12.0f} {r.percentile(0.5):8.1f} {r.percentile(0.99):8.1f}   {ratio}")
+    return "\n".join(lines)
+
+
+async def run(settings: Settings, seconds: float = 10.0, workers: int = 16, subjects: int = 200) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(settings.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    database_url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
+    pairs = []
+    try:
+        async with consent_process(settings, database_url, port=settings.consent_port + 100) as url:
+            for batch in (1, 50):
+                ours = await measure_api(url, subjects, workers, seconds, batch)
+                base = await measure_baseline(database_url, workers, seconds, batch)
+                pairs.append((ours, base))
+                print(f"measured {ours.name}: {ours.rate:.0f}/s; baseline {base.rate:.0f}/s", flush=True)
+    finally:
+        admin = await asyncpg.connect(settings.database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return report(pairs) + f"\n(concurrent clients={workers}, {seconds:.0f} s per measure, {os.cpu_count()} cores)"
+
+
+def main(settings: Settings, seconds: float, workers: int) -> None:
+    print(asyncio.run(run(settings, seconds, workers)))
+
+
+__all__ = ["main", "run"]

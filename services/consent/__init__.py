@@ -1,0 +1,1 @@
+"""Consent service: the system of record (HTTP API, ledger, outbox + relay, lifecycle sweeper)."""

@@ -1,0 +1,191 @@
+"""HTTP routes of the consent service: they translate payloads and call `ConsentService`."""
+
+from __future__ import annotations
+
+
+import hashlib
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from samtykke.domain.consent import Decision
+from samtykke.domain.identifiers import InvalidIdentifier, normalise_email, normalise_national_id, normalise_phone
+
+from .auth import Principal, require
+from .errors import Conflict, RulesBroken, SubjectNotFound
+from .schemas import (
+    ERROR_RESPONSES,
+    AccessExportOut,
+    BatchOut,
+    ChangeOut,
+    ConsentOut,
+    DecisionBatchIn,
+    Instant,
+    LedgerEntryOut,
+    LookupIn,
+    LookupOut,
+    SubjectIn,
+    SubjectOut,
+    UsageIn,
+)
+from .service import ConsentService, DecisionBatch, NewSubject, SubjectRow, utcnow
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=8, max_length=200, pattern=r"^[\x21-\x7e]+$",
+           description="Makes a retry harmless: same key + same body = same result, no second event"),
+]
+
+
+def service(request: Request) -> ConsentService:
+    svc: ConsentService = request.app.state.service
+    return svc
+
+
+Service = Annotated[ConsentService, Depends(service)]
+
+
+def _subject_out(svc: ConsentService, row: SubjectRow, reveal: bool) -> SubjectOut:
+    return SubjectOut(
+        subject_id=row.subject_id, kind=row.kind, country=row.country, account_id=row.account_id,
+        created_at=row.created_at, erased_at=row.erased_at,
+        has_identifiers={"phone": row.phone_hash is not None, "email": row.email_hash is not None,
+                         "national_id": row.national_id_hash is not None},
+        identifiers=svc.reveal(row) if reveal else None,
+    )
+
+
+@router.get("/purposes", summary="The purpose catalog")
+async def purposes(svc: Service, _: Principal = Depends(require("consent:read"))) -> dict[str, Any]:
+    return {"version": svc.catalog.version, "purposes": [p.as_dict() for p in svc.catalog.purposes.values()]}
+
+
+@router.post("/subjects", status_code=201, response_model=SubjectOut,
+             responses={409: {"description": "National id already registered"}})
+async def register_subject(body: SubjectIn, svc: Service, who: Principal = Depends(require("consent:write"))) -> SubjectOut:
+    ids = body.identifiers
+    row = await svc.register_subject(NewSubject(body.kind, body.country, body.account_id, ids.phone, ids.email, ids.national_id))
+    return _subject_out(svc, row, who.is_admin)
+
+
+@router.post("/subjects/lookup", response_model=LookupOut, summary="Find subjects by an identifier (kept out of URLs)")
+async def lookup(body: LookupIn, svc: Service, _: Principal = Depends(require("consent:read"))) -> LookupOut:
+    try:
+        if body.phone is not None:
+            found = await svc.find_subjects("phone_hash", "phone", normalise_phone(body.phone, body.country))
+        elif body.email is not None:
+            found = await svc.find_subjects("email_hash", "email", normalise_email(body.email))
+        else:
+            assert body.national_id is not None and body.country is not None
+            value = normalise_national_id(body.national_id, body.country)
+            found = await svc.find_subjects("national_id_hash", f"national_id:{body.country.value}", value)
+    except InvalidIdentifier as exc:
+        field = next(n for n in ("phone", "email", "national_id") if getattr(body, n) is not None)
+        return _problem(422, "validation_failed", [(field, str(exc))])
+    return LookupOut(subject_ids=found)
+
+
+@router.get("/subjects/{subject_id}", response_model=SubjectOut)
+async def get_subject(subject_id: UUID, svc: Service, who: Principal = Depends(require("consent:read"))) -> SubjectOut:
+    return _subject_out(svc, await svc.subject(str(subject_id)), who.is_admin)
+
+
+@router.post("/subjects/{subject_id}/consents", response_model=BatchOut, status_code=201,
+             responses={404: {"description": "Unknown subject"}, 409: {"description": "Subject erased"}})
+async def record_decisions(
+    subject_id: UUID, body: DecisionBatchIn, svc: Service, idempotency_key: IdempotencyKey = None,
+    _: Principal = Depends(require("consent:write")),
+) -> dict[str, Any]:
+    now = utcnow()
+    batch = DecisionBatch(
+        decisions=[Decision(d.purpose, d.channel, d.action, d.occurred_at or now) for d in body.decisions],
+        source=body.source, actor_kind=body.actor.kind, actor_ref=body.actor.ref,
+        notice_version=body.notice_version, evidence_ref=body.evidence_ref, correlation_id=body.correlation_id,
+    )
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    return await svc.record(str(subject_id), batch, idempotency_key, fingerprint)
+
+
+@router.get("/subjects/{subject_id}/consents", response_model=list[ConsentOut])
+async def current_consents(
+    subject_id: UUID, svc: Service, at: Annotated[Instant | None, Query(description="State as of this instant")] = None,
+    _: Principal = Depends(require("consent:read")),
+) -> list[dict[str, Any]]:
+    return await svc.current(str(subject_id), at)
+
+
+@router.get("/subjects/{subject_id}/history", response_model=list[LedgerEntryOut])
+async def history(subject_id: UUID, svc: Service, _: Principal = Depends(require("consent:read"))) -> list[dict[str, Any]]:
+    return await svc.history(str(subject_id))
+
+
+@router.post("/subjects/{subject_id}/usage", response_model=ChangeOut,
+             responses={409: {"description": "No grant in force to use"}})
+async def report_usage(
+    subject_id: UUID, body: UsageIn, svc: Service, _: Principal = Depends(require("consent:write"))
+) -> dict[str, Any]:
+    return await svc.report_usage(str(subject_id), body.purpose, body.channel, body.used_at or utcnow())
+
+
+@router.post("/subjects/{subject_id}/erasure", response_model=SubjectOut, summary="Erase identifiers, stay suppressed")
+async def erase(subject_id: UUID, svc: Service, _: Principal = Depends(require("admin"))) -> SubjectOut:
+    return _subject_out(svc, await svc.erase(str(subject_id)), reveal=False)
+
+
+@router.get("/subjects/{subject_id}/export", response_model=AccessExportOut, summary="Everything held about a subject")
+async def access_export(subject_id: UUID, svc: Service, _: Principal = Depends(require("admin"))) -> AccessExportOut:
+    row = await svc.subject(str(subject_id))
+    return AccessExportOut(
+        subject=_subject_out(svc, row, reveal=True),
+        consents=[ConsentOut(**c) for c in await svc.current(row.subject_id, None)],
+        history=[LedgerEntryOut(**h) for h in await svc.history(row.subject_id)],
+        catalog_version=svc.catalog.version,
+    )
+
+
+def _problem(status: int, error: str, problems: list[tuple[str, str]], subject_id: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": error, "problems": [{"field": f, "rule": r} for f, r in problems]}
+    if subject_id:
+        body["subject_id"] = subject_id
+    return JSONResponse(body, status_code=status)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every failure the client can fix is a 4xx naming the field and the rule."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _problem(422, "validation_failed", [(_field(tuple(e["loc"])), e["msg"]) for e in exc.errors()])
+
+    @app.exception_handler(RulesBroken)
+    async def _rules(_: Request, exc: RulesBroken) -> JSONResponse:
+        return _problem(422, "rule_violated", [(v.field, v.rule) for v in exc.violations])
+
+    @app.exception_handler(SubjectNotFound)
+    async def _missing(_: Request, exc: SubjectNotFound) -> JSONResponse:
+        return _problem(404, "subject_not_found", [("subject_id", "no subject with this id")])
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _problem(409, "conflict", [("subject", str(exc))], exc.subject_id)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        field = "Authorization" if exc.status_code in (401, 403) else "request"
+        return JSONResponse(
+            {"error": "http_error", "problems": [{"field": field, "rule": str(exc.detail)}]},
+            status_code=exc.status_code, headers=getattr(exc, "headers", None),
+        )
+
+
+__all__ = ["install_error_handlers", "router"]

@@ -1,0 +1,126 @@
+"""Composition root of the consent service: wires settings, pools, codecs, relay and sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
+from samtykke.adapters.kafka import ensure_topics, idempotent_producer
+from samtykke.adapters.metrics import instrument_http
+from samtykke.adapters.postgres import apply_schema, create_pool
+from samtykke.adapters.settings import Settings, get_settings
+from samtykke.adapters.vault import IdentifierVault
+from samtykke.domain.catalog import load_catalog
+
+from . import api
+from .auth import require
+from .schemas import ERROR_RESPONSES
+from .metrics import ConsentMetrics
+from .relay import OutboxRelay, outbox_status
+from .service import ConsentService, utcnow
+from .store import OUTBOX_CONSENT, OUTBOX_SUBJECT
+from .sweeper import LifecycleSweeper
+
+log = logging.getLogger(__name__)
+SCHEMA_LOCK = 0x5A_4D_54_00
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    registry = CollectorRegistry()
+    metrics = ConsentMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+        sql = resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
+        await apply_schema(pool, sql, SCHEMA_LOCK)
+        schema_registry = SchemaRegistry(settings.registry_url)
+        encoders = {
+            name: AvroEncoder(schema_registry, topic, load_schema(settings.schema_dir, name))
+            for name, topic in ((OUTBOX_CONSENT, settings.topic_changes), (OUTBOX_SUBJECT, settings.topic_subjects))
+        }
+        catalog = load_catalog()
+        svc = ConsentService(
+            pool, catalog, IdentifierVault(settings.identifier_encryption_key),
+            settings.identifier_hash_key.encode(), settings.topic_changes, settings.topic_subjects, metrics,
+        )
+
+        async def provision() -> None:
+            await ensure_topics(settings.kafka_bootstrap, settings.topic_changes,
+                                settings.topic_subjects, settings.topic_partitions)
+
+        relay = OutboxRelay(
+            pool, lambda: idempotent_producer(settings.kafka_bootstrap), encoders, metrics,
+            settings.relay_batch_size, settings.relay_idle_poll_seconds, provision,
+        )
+        sweeper = LifecycleSweeper(svc, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
+        app.state.service, app.state.sweeper, app.state.pool = svc, sweeper, pool
+        tasks = [asyncio.create_task(relay.run(), name="relay"), asyncio.create_task(sweeper.run(), name="sweeper")]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await relay.stop()
+            await schema_registry.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="samtykke consent service",
+        version="1",
+        description="System of record for subjects' consents; emits ConsentChanged and SubjectChanged to Kafka.",
+        lifespan=lifespan,
+    )
+    app.state.api_keys = settings.api_keys
+    app.include_router(api.router)
+    api.install_error_handlers(app)
+    instrument_http(app, registry, "consent")
+    _operations_routes(app)
+    return app
+
+
+def _operations_routes(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        try:
+            await app.state.pool.fetchval("SELECT 1")
+        except Exception as exc:  # report, never raise: readiness is a question
+            return JSONResponse({"ready": False, "reason": f"database: {type(exc).__name__}"}, 503)
+        return JSONResponse({"ready": True, "outbox": await outbox_status(app.state.pool)})
+
+    @app.get("/v1/outbox", summary="Outbox backlog: rows not yet on Kafka", tags=["operations"],
+             dependencies=[Depends(require("admin"))], responses=ERROR_RESPONSES)
+    async def outbox() -> dict[str, Any]:
+        return await outbox_status(app.state.pool)
+
+    @app.post("/v1/lifecycle/sweep", summary="Run the lifecycle sweeper now", tags=["operations"],
+              dependencies=[Depends(require("admin"))], responses=ERROR_RESPONSES)
+    async def sweep() -> dict[str, int]:
+        report = await app.state.sweeper.sweep(utcnow())
+        return {"expired": report.expired, "purged_ledger_rows": report.purged_ledger_rows,
+                "purged_outbox_rows": report.purged_outbox_rows}
+
+
+def serve(settings: Settings | None = None) -> None:
+    import uvicorn
+
+    settings = settings or get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.consent_port,
+                log_level="info", access_log=False)

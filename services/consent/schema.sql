@@ -1,0 +1,92 @@
+-- Consent service schema. Idempotent: applied at every start under an advisory lock.
+CREATE SCHEMA IF NOT EXISTS consent;
+
+CREATE TABLE IF NOT EXISTS consent.subjects (
+    subject_id        uuid PRIMARY KEY,
+    kind              text NOT NULL,
+    country           text NOT NULL,
+    account_id        text,
+    -- keyed hashes: enough to match and to keep an erased person suppressed
+    phone_hash        text,
+    email_hash        text,
+    national_id_hash  text,
+    -- encrypted, for the subject's own access; NULL after erasure
+    phone_enc         bytea,
+    email_enc         bytea,
+    national_id_enc   bytea,
+    version           bigint NOT NULL DEFAULT 1,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    erased_at         timestamptz
+);
+CREATE INDEX IF NOT EXISTS subjects_phone_hash ON consent.subjects (phone_hash);
+CREATE INDEX IF NOT EXISTS subjects_email_hash ON consent.subjects (email_hash);
+CREATE UNIQUE INDEX IF NOT EXISTS subjects_national_id_hash ON consent.subjects (national_id_hash);
+
+-- current state per (subject, purpose, channel); channel '' for purposes without channels
+CREATE TABLE IF NOT EXISTS consent.consents (
+    subject_id     uuid NOT NULL REFERENCES consent.subjects,
+    purpose        text NOT NULL,
+    channel        text NOT NULL DEFAULT '',
+    status         text NOT NULL,
+    version        bigint NOT NULL,
+    occurred_at    timestamptz NOT NULL,
+    recorded_at    timestamptz NOT NULL,
+    valid_until    timestamptz,
+    last_used_at   timestamptz,
+    notice_version text,
+    source         text NOT NULL,
+    PRIMARY KEY (subject_id, purpose, channel)
+);
+CREATE INDEX IF NOT EXISTS consents_lapsing ON consent.consents (valid_until) WHERE status = 'granted';
+
+-- append-only documentation of every change
+CREATE TABLE IF NOT EXISTS consent.ledger (
+    seq             bigserial PRIMARY KEY,
+    event_id        uuid NOT NULL UNIQUE,
+    subject_id      uuid NOT NULL,
+    purpose         text NOT NULL,
+    channel         text NOT NULL DEFAULT '',
+    status          text NOT NULL,
+    previous_status text,
+    version         bigint NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    valid_until     timestamptz,
+    last_used_at    timestamptz,
+    source          text NOT NULL,
+    actor_kind      text NOT NULL,
+    actor_ref       text,
+    notice_version  text,
+    evidence_ref    text,
+    correlation_id  text
+);
+CREATE INDEX IF NOT EXISTS ledger_subject ON consent.ledger (subject_id, purpose, channel, version);
+
+CREATE TABLE IF NOT EXISTS consent.outbox (
+    id            bigserial PRIMARY KEY,
+    topic         text NOT NULL,
+    message_key   text NOT NULL,
+    schema_name   text NOT NULL,
+    payload       jsonb NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    published_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON consent.outbox (id) WHERE published_at IS NULL;
+
+CREATE OR REPLACE FUNCTION consent.notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('consent_outbox', '');
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS outbox_notify ON consent.outbox;
+CREATE TRIGGER outbox_notify AFTER INSERT ON consent.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION consent.notify_outbox();
+
+CREATE TABLE IF NOT EXISTS consent.idempotency (
+    idempotency_key text PRIMARY KEY,
+    subject_id      uuid NOT NULL,
+    request_hash    text NOT NULL,
+    response        jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,167 @@
+"""Request and response bodies of the consent API (pydantic: they generate the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from samtykke.domain.model import ActorKind, Channel, ConsentAction, Country, Source, SubjectKind
+
+# No NUL (PostgreSQL text cannot hold it), bounded length.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+# Instants must carry a zone and sit in a sane range (lapse arithmetic must not overflow).
+Instant = Annotated[AwareDatetime, Field(ge=datetime(2000, 1, 1).astimezone(), le=datetime(2200, 1, 1).astimezone())]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentifiersIn(Strict):
+    phone: Text | None = Field(None, description="E.164, or national form for the subject's country")
+    email: Text | None = None
+    national_id: Text | None = Field(None, description="CPR (DK), personnummer (SE), fødselsnummer (NO)")
+
+
+class SubjectIn(Strict):
+    kind: SubjectKind
+    country: Country
+    account_id: Text | None = Field(None, description="Business account; required for employees and businesses")
+    identifiers: IdentifiersIn = IdentifiersIn()
+
+
+class SubjectOut(BaseModel):
+    subject_id: str
+    kind: SubjectKind
+    country: Country
+    account_id: str | None
+    created_at: datetime
+    erased_at: datetime | None
+    has_identifiers: dict[str, bool]
+    identifiers: dict[str, str | None] | None = Field(
+        None, description="Clear identifiers: only for the admin scope"
+    )
+
+
+class LookupIn(Strict):
+    phone: Text | None = None
+    email: Text | None = None
+    national_id: Text | None = None
+    country: Country | None = Field(None, description="Needed for a national id or a national phone form")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> LookupIn:
+        given = [n for n in ("phone", "email", "national_id") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of phone, email, national_id")
+        if self.national_id is not None and self.country is None:
+            raise ValueError("country is required with national_id")
+        return self
+
+
+class LookupOut(BaseModel):
+    subject_ids: list[str]
+
+
+class ActorIn(Strict):
+    kind: ActorKind
+    ref: Text | None = Field(None, description="Agent or admin reference (not a personal identifier)")
+
+
+class DecisionIn(Strict):
+    purpose: Text
+    channel: Channel | None = None
+    action: ConsentAction
+    occurred_at: Instant | None = Field(None, description="When the subject decided; default now")
+
+
+class DecisionBatchIn(Strict):
+    decisions: list[DecisionIn] = Field(min_length=1, max_length=100)
+    source: Source
+    actor: ActorIn
+    notice_version: Text | None = None
+    evidence_ref: Text | None = None
+    correlation_id: Text | None = None
+
+
+class ChangeOut(BaseModel):
+    event_id: str
+    purpose: str
+    channel: str | None
+    status: str
+    previous_status: str | None
+    version: int
+    occurred_at: str
+    valid_until: str | None
+
+
+class BatchOut(BaseModel):
+    subject_id: str
+    changes: list[ChangeOut]
+    replayed: bool
+
+
+class ConsentOut(BaseModel):
+    purpose: str
+    channel: str | None
+    status: str
+    version: int
+    occurred_at: datetime
+    valid_until: datetime | None
+    last_used_at: datetime | None
+    recorded_at: datetime | None = None
+    notice_version: str | None = None
+    source: str | None = None
+
+
+class LedgerEntryOut(BaseModel):
+    seq: int
+    event_id: str
+    purpose: str
+    channel: str | None
+    status: str
+    previous_status: str | None
+    version: int
+    occurred_at: datetime
+    recorded_at: datetime
+    valid_until: datetime | None
+    last_used_at: datetime | None
+    source: str
+    actor_kind: str
+    actor_ref: str | None
+    notice_version: str | None
+    evidence_ref: str | None
+    correlation_id: str | None
+
+
+class UsageIn(Strict):
+    purpose: Text
+    channel: Channel | None = None
+    used_at: Instant | None = Field(None, description="When the consent was used; default now")
+
+
+class AccessExportOut(BaseModel):
+    subject: SubjectOut
+    consents: list[ConsentOut]
+    history: list[LedgerEntryOut]
+    catalog_version: str
+
+
+class Problem(BaseModel):
+    field: str
+    rule: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    problems: list[Problem] = []
+    subject_id: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing or unknown credential"},
+    403: {"model": ErrorOut, "description": "Credential lacks the scope"},
+    422: {"model": ErrorOut, "description": "A field breaks a rule; each problem names it"},
+}

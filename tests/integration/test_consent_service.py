@@ -1,0 +1,205 @@
+"""The consent service against the real Kafka, schema registry and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from .conftest import RunningConsent
+from .topic_reader import decode_all, read_raw
+
+CONSUMER = {"kind": "consumer", "country": "DK",
+            "identifiers": {"phone": "+45 20 30 40 50", "email": "Karen.Holm@example.dk", "national_id": "010190-1234"}}
+CLEAR = ["+4520304050", "4520304050", "20304050", "karen.holm@example.dk", "Karen.Holm", "0101901234", "010190-1234"]
+
+
+async def register(consent: RunningConsent, body: dict[str, Any] = CONSUMER) -> str:
+    response = await consent.client.post("/v1/subjects", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["subject_id"])
+
+
+def batch(*decisions: tuple[str, str | None, str], **extra: Any) -> dict[str, Any]:
+    return {"decisions": [{"purpose": p, "channel": c, "action": a} for p, c, a in decisions],
+            "source": "self_service", "actor": {"kind": "subject"}, "notice_version": "dm-2026-01",
+            "evidence_ref": "web-session-4711"} | extra
+
+
+async def test_batch_becomes_ledger_rows_and_avro_events(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    response = await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(
+        ("direct_marketing", "sms", "grant"), ("direct_marketing", "email", "grant"),
+        ("personalised_offers", None, "grant")))
+    assert response.status_code == 201, response.text
+    changes = response.json()["changes"]
+    history = (await consent.client.get(f"/v1/subjects/{subject}/history")).json()
+    assert [h["event_id"] for h in history] == [c["event_id"] for c in changes]
+
+    settings = consent.settings
+    records = await decode_all(settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_changes, 3))
+    assert len(records) == 3
+    by_id = {str(r["event_id"]): r for r in records}
+    for entry in history:
+        record = by_id[entry["event_id"]]
+        assert record["_key"] == subject.encode()
+        assert record["subject_id"] == subject and record["subject_kind"] == "consumer"
+        assert record["country"] == "DK"
+        assert (record["purpose"], record["channel"], record["status"]) == (entry["purpose"], entry["channel"], "granted")
+        assert record["version"] == entry["version"] == 1
+        assert record["previous_status"] is None
+        assert record["source"] == "self_service" and record["actor_kind"] == "subject"
+        assert record["notice_version"] == "dm-2026-01" and record["evidence_ref"] == "web-session-4711"
+        assert record["occurred_at"] == datetime.fromisoformat(entry["occurred_at"]).replace(microsecond=record["occurred_at"].microsecond)
+        assert record["valid_until"] is not None and record["valid_until"] > record["occurred_at"] + timedelta(days=364)
+    subjects = await decode_all(settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 1))
+    assert subjects[0]["subject_id"] == subject and subjects[0]["erased"] is False
+    assert subjects[0]["phone_hash"] and subjects[0]["national_id_hash"]
+
+
+async def test_retry_with_the_same_idempotency_key_emits_no_second_event(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    body = batch(("direct_marketing", "sms", "grant"))
+    headers = {"Idempotency-Key": "retry-key-0001"}
+    first = await consent.client.post(f"/v1/subjects/{subject}/consents", json=body, headers=headers)
+    second = await consent.client.post(f"/v1/subjects/{subject}/consents", json=body, headers=headers)
+    assert first.status_code == 201 and second.status_code == 201
+    assert second.json()["replayed"] is True
+    assert second.json()["changes"] == first.json()["changes"]
+    other = await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "email", "grant")), headers=headers)
+    assert other.status_code == 422 and other.json()["problems"][0]["field"] == "Idempotency-Key"
+
+    await consent.wait_outbox_empty()
+    settings = consent.settings
+    messages = await read_raw(settings.kafka_bootstrap, settings.topic_changes, 2, timeout=5)
+    assert len(messages) == 1
+    assert len((await consent.client.get(f"/v1/subjects/{subject}/history")).json()) == 1
+
+
+async def test_no_identifier_reaches_any_topic(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    await register(consent, {"kind": "employee", "country": "SE", "account_id": "ACME-1",
+                              "identifiers": {"phone": "070-123 45 67", "email": "ola@acme.se"}})
+    await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "phone", "grant")))
+    await consent.client.post(f"/v1/subjects/{subject}/erasure")
+    await consent.wait_outbox_empty()
+    settings = consent.settings
+    raw = []
+    for topic, count in ((settings.topic_changes, 1), (settings.topic_subjects, 3)):
+        raw += await read_raw(settings.kafka_bootstrap, topic, count)
+    assert len(raw) == 4
+    blob = b"\n".join((m.key or b"") + b"|" + (m.value or b"") for m in raw)
+    for clear in CLEAR + ["+46701234567", "46701234567", "701234567", "ola@acme.se"]:
+        assert clear.encode() not in blob, clear
+
+
+async def test_erasure_keeps_hashes_but_no_identifier_in_clear(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", "grant")))
+    shown = (await consent.client.get(f"/v1/subjects/{subject}")).json()
+    assert shown["identifiers"]["email"] == "karen.holm@example.dk"  # admin sees them before erasure
+    reader = await consent.client.get(f"/v1/subjects/{subject}", headers={"Authorization": "Bearer dev-reader"})
+    assert reader.json()["identifiers"] is None
+
+    erased = await consent.client.post(f"/v1/subjects/{subject}/erasure")
+    assert erased.status_code == 200 and erased.json()["erased_at"]
+    export = (await consent.client.get(f"/v1/subjects/{subject}/export")).json()
+    assert export["subject"]["identifiers"] == {"phone": None, "email": None, "national_id": None}
+    lookup = await consent.client.post("/v1/subjects/lookup", json={"phone": "+4520304050"})
+    assert lookup.json()["subject_ids"] == [subject]  # still matchable, so still suppressible
+    again = await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", "grant")))
+    assert again.status_code == 409
+
+    conn = await asyncpg.connect(consent.settings.database_url)
+    try:
+        tables = await conn.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = 'consent'")
+        dump = ""
+        for table in tables:
+            rows = await conn.fetch(f"SELECT t::text AS row FROM consent.{table['table_name']} t")
+            dump += "\n".join(r["row"] for r in rows)
+    finally:
+        await conn.close()
+    assert subject in dump
+    for clear in CLEAR:
+        assert clear not in dump, clear
+    await consent.wait_outbox_empty()
+    settings = consent.settings
+    subjects = await decode_all(settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 2))
+    assert [s["erased"] for s in subjects] == [False, True]
+
+
+async def test_state_history_and_as_of(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    t0 = datetime.now(UTC) - timedelta(days=10)
+    first = batch(("direct_marketing", "sms", "grant"))
+    first["decisions"][0]["occurred_at"] = t0.isoformat()
+    assert (await consent.client.post(f"/v1/subjects/{subject}/consents", json=first)).status_code == 201
+    assert (await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", "withdraw")))).status_code == 201
+    current = (await consent.client.get(f"/v1/subjects/{subject}/consents")).json()
+    assert [(c["status"], c["version"]) for c in current] == [("withdrawn", 2)]
+    past = (await consent.client.get(f"/v1/subjects/{subject}/consents", params={"at": (t0 + timedelta(days=1)).isoformat()})).json()
+    assert [(c["status"], c["version"]) for c in past] == [("granted", 1)]
+    before = (await consent.client.get(f"/v1/subjects/{subject}/consents", params={"at": (t0 - timedelta(days=1)).isoformat()})).json()
+    assert before == []
+    history = (await consent.client.get(f"/v1/subjects/{subject}/history")).json()
+    assert [(h["status"], h["previous_status"]) for h in history] == [("granted", None), ("withdrawn", "granted")]
+
+
+async def test_lapse_usage_and_sweeper(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    old = batch(("direct_marketing", "sms", "grant"), ("direct_marketing", "email", "grant"))
+    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    old["decisions"][0]["occurred_at"] = long_ago
+    assert (await consent.client.post(f"/v1/subjects/{subject}/consents", json=old)).status_code == 201
+    used = await consent.client.post(f"/v1/subjects/{subject}/usage", json={"purpose": "direct_marketing", "channel": "email"})
+    assert used.status_code == 200 and used.json()["version"] == 2
+    lapsed_use = await consent.client.post(f"/v1/subjects/{subject}/usage", json={"purpose": "direct_marketing", "channel": "sms"})
+    assert lapsed_use.status_code == 409
+    swept = (await consent.client.post("/v1/lifecycle/sweep")).json()
+    assert swept["expired"] == 1
+    current = {c["channel"]: c for c in (await consent.client.get(f"/v1/subjects/{subject}/consents")).json()}
+    assert current["sms"]["status"] == "expired" and current["email"]["status"] == "granted"
+    assert (await consent.client.post("/v1/lifecycle/sweep")).json()["expired"] == 0
+
+
+async def test_credentials_and_scopes(consent: RunningConsent) -> None:
+    anonymous = await consent.client.get("/v1/purposes", headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+    wrong = await consent.client.get("/v1/purposes", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    forbidden = await consent.client.post("/v1/subjects", json=CONSUMER, headers={"Authorization": "Bearer dev-reader"})
+    assert forbidden.status_code == 403 and "consent:write" in forbidden.json()["problems"][0]["rule"]
+    marketing = await consent.client.get("/v1/purposes", headers={"Authorization": "Bearer dev-marketing"})
+    assert marketing.status_code == 403
+    catalog = (await consent.client.get("/v1/purposes", headers={"Authorization": "Bearer dev-reader"})).json()
+    assert {p["code"] for p in catalog["purposes"]} >= {"direct_marketing", "existing_customer_offers"}
+
+
+async def test_bad_input_names_the_field_and_the_rule(consent: RunningConsent) -> None:
+    subject = await register(consent)
+
+    async def problems(path: str, body: Any) -> list[tuple[str, str]]:
+        response = await consent.client.post(path, json=body)
+        assert response.status_code == 422, response.text
+        return [(p["field"], p["rule"]) for p in response.json()["problems"]]
+
+    consents = f"/v1/subjects/{subject}/consents"
+    assert (await problems(consents, batch(("no_such_purpose", None, "grant"))))[0][0] == "decisions[0].purpose"
+    assert "omit channel" in (await problems(consents, batch(("fault_prevention", "sms", "grant"))))[0][1]
+    assert (await problems(consents, batch(("direct_marketing", "fax", "grant"))))[0][0] == "decisions.0.channel"
+    future = batch(("direct_marketing", "sms", "grant"))
+    future["decisions"][0]["occurred_at"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert (await problems(consents, future)) == [("decisions[0].occurred_at", "must not be in the future")]
+    employee = {"kind": "employee", "country": "DK", "identifiers": {"email": "a@b.dk"}}
+    assert (await problems("/v1/subjects", employee))[0][0] == "account_id"
+    phone = CONSUMER | {"identifiers": {"phone": "+45 123"}}
+    assert (await problems("/v1/subjects", phone))[0][0] == "identifiers.phone"
+    email = CONSUMER | {"identifiers": {"email": "not-an-email"}}
+    assert (await problems("/v1/subjects", email))[0][0] == "identifiers.email"
+    cpr = CONSUMER | {"identifiers": {"national_id": "999999-9999"}}
+    assert (await problems("/v1/subjects", cpr))[0] == ("identifiers.national_id", "a CPR number starts with a valid date DDMMYY")
+    missing = await consent.client.post("/v1/subjects/00000000-0000-0000-0000-000000000000/consents", json=batch(("direct_marketing", "sms", "grant")))
+    assert missing.status_code == 404
+    duplicate = await consent.client.post("/v1/subjects", json=CONSUMER)
+    assert duplicate.status_code == 409 and duplicate.json()["subject_id"] == subject

@@ -15,6 +15,8 @@ rebuild) is one `add_*_commands` function plus its handlers.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,6 +24,8 @@ from samtykke import devstack
 from samtykke.adapters.settings import get_settings
 
 Handler = Callable[[argparse.Namespace], int]
+# command groups that live beside their service: each module has `register(commands)`
+SERVICE_COMMANDS = ("samtykke.projections.cli", "samtykke.suppression.cli")
 
 
 def stack_up(args: argparse.Namespace) -> int:
@@ -151,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_platform_commands(commands)
     add_stack_commands(commands)
+    for module in SERVICE_COMMANDS:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(commands)
     return parser
 
 

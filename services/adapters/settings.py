@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,27 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_idle_poll_seconds: float = Field(default=2.0, gt=0)
     sweeper_interval_seconds: float = Field(default=60.0, gt=0)
+
+    # --- projections (marketing, analytics, customer service) ---
+    # each projector logs in with its own role, which may write only its own schema
+    projection_role_password: str = "dev-only-projector-password"
+    # keyed hash of subject ids for the analytics domain (only the analytics projector holds it)
+    analytics_pseudonym_key: str = Field(default="dev-only-analytics-pseudonym-key", min_length=16)
+    projection_batch_size: int = Field(default=500, ge=1, le=10_000)
+    projection_batch_seconds: float = Field(default=0.05, gt=0)
+    # each projector serves /metrics, /healthz, /ready on web_port_base + its index (1, 2, 3)
+    projection_web_port_base: int = 18100
+
+    # --- suppression service ---
+    suppression_port: int = 18200
+    # fail closed: when the index is older than this, decisions are blocked with reason `stale`
+    suppression_max_lag_seconds: float = Field(default=5.0, gt=0)
+    suppression_stale_response: Literal["block", "503"] = "block"
+    # days a national register file stays fresh after its publication date
+    register_freshness_days: dict[str, int] = Field(
+        default_factory=lambda: {"NIX": 60, "ROBINSON": 92, "RESERVASJON": 31}
+    )
+    suppression_rate_limit_per_minute: int = Field(default=60_000, ge=1)
 
     @field_validator("api_keys")
     @classmethod

@@ -1,0 +1,1 @@
+"""Faust projectors: one consumer group, PostgreSQL schema and role per domain."""

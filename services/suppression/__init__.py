@@ -1,0 +1,1 @@
+"""Suppression service: the gate in front of every marketing send."""

@@ -101,9 +101,10 @@ async def record_decisions(
     subject_id: UUID, body: DecisionBatchIn, svc: Service, idempotency_key: IdempotencyKey = None,
     _: Principal = Depends(require("consent:write")),
 ) -> dict[str, Any]:
-    now = utcnow()
     batch = DecisionBatch(
-        decisions=[Decision(d.purpose, d.channel, d.action, d.occurred_at or now) for d in body.decisions],
+        # an omitted occurred_at is stamped under the subject's lock, so concurrent requests
+        # for one subject never record "now" out of order
+        decisions=[Decision(d.purpose, d.channel, d.action, d.occurred_at) for d in body.decisions],
         source=body.source, actor_kind=body.actor.kind, actor_ref=body.actor.ref,
         notice_version=body.notice_version, evidence_ref=body.evidence_ref, correlation_id=body.correlation_id,
     )

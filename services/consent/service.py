@@ -205,7 +205,7 @@ class ConsentService:
         working = dict(current)
         problems: list[RuleViolation] = []
         changes: list[ConsentChanged] = []
-        for i, decision in enumerate(batch.decisions):
+        for i, decision in enumerate(d.at(now) for d in batch.decisions):
             key = (decision.purpose, decision.channel.value if decision.channel else None)
             before = working.get(key)
             broken = check_decision(

@@ -34,7 +34,10 @@ class Decision:
     purpose: str
     channel: Channel | None
     action: ConsentAction
-    occurred_at: datetime
+    occurred_at: datetime | None  # None: when it is recorded
+
+    def at(self, now: datetime) -> Decision:
+        return self if self.occurred_at is not None else replace(self, occurred_at=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ def check_decision(
     if not purpose.applies_to(kind):
         return [RuleViolation(f"{field}.purpose", f"'{purpose.code}' does not apply to a {kind.value}")]
     problems = _channel_rule(purpose, kind, decision.channel, f"{field}.channel")
+    assert decision.occurred_at is not None, "resolve the decision's time with .at(now) first"
     if decision.occurred_at > now + FUTURE_TOLERANCE:
         problems.append(RuleViolation(f"{field}.occurred_at", "must not be in the future"))
     if current is not None and decision.occurred_at < current.occurred_at:
@@ -110,6 +114,7 @@ def lapse_deadline(purpose: Purpose, since: datetime) -> datetime | None:
 
 
 def apply_decision(purpose: Purpose, current: ConsentRecord | None, decision: Decision) -> ConsentRecord:
+    assert decision.occurred_at is not None, "resolve the decision's time with .at(now) first"
     status = ACTION_STATUS[decision.action]
     valid_until = lapse_deadline(purpose, decision.occurred_at) if status is ConsentStatus.GRANTED else None
     return ConsentRecord(

@@ -103,7 +103,9 @@ def wait_until(
         if probe():
             return
         if not alive():
-            raise StackError(part, "the server process exited during start-up", log_path)
+            time.sleep(0.5)  # confirm: a death is final, a glitch in reading /proc is not
+            if not alive() and not probe():
+                raise StackError(part, "the server process exited during start-up", log_path)
         if time.monotonic() > deadline:
             raise StackError(part, f"not ready after {timeout:.0f}s", log_path)
         time.sleep(0.25)
@@ -123,8 +125,12 @@ class DetachedProcess:
             pid = int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if process_is_alive(pid) and self.marker in process_command_line(pid):
-            return pid
+        if process_is_alive(pid):
+            command_line = process_command_line(pid)
+            # a child we spawned is ours even while its command line is briefly unreadable
+            # (empty during exec); otherwise the marker guards against a reused pid
+            if pid in _children or not command_line or self.marker in command_line:
+                return pid
         self.pid_path.unlink(missing_ok=True)  # stale: the server died or the pid was reused
         return None
 

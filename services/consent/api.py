@@ -12,7 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from samtykke.domain.consent import Decision
+from samtykke.domain.consent import Decision, RuleViolation
+from samtykke.domain.model import Country
 from samtykke.domain.identifiers import InvalidIdentifier, normalise_email, normalise_national_id, normalise_phone
 
 from .auth import Principal, require
@@ -52,7 +53,7 @@ Service = Annotated[ConsentService, Depends(service)]
 
 def _subject_out(svc: ConsentService, row: SubjectRow, reveal: bool) -> SubjectOut:
     return SubjectOut(
-        subject_id=row.subject_id, kind=row.kind, country=row.country, account_id=row.account_id,
+        subject_id=row.subject_id, kind=row.kind, country=Country(row.country), account_id=row.account_id,
         created_at=row.created_at, erased_at=row.erased_at,
         has_identifiers={"phone": row.phone_hash is not None, "email": row.email_hash is not None,
                          "national_id": row.national_id_hash is not None},
@@ -86,7 +87,7 @@ async def lookup(body: LookupIn, svc: Service, _: Principal = Depends(require("c
             found = await svc.find_subjects("national_id_hash", f"national_id:{body.country.value}", value)
     except InvalidIdentifier as exc:
         field = next(n for n in ("phone", "email", "national_id") if getattr(body, n) is not None)
-        return _problem(422, "validation_failed", [(field, str(exc))])
+        raise RulesBroken([RuleViolation(field, str(exc))]) from exc
     return LookupOut(subject_ids=found)
 
 

@@ -55,7 +55,7 @@ class ConsentChanged:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> ConsentChanged:
-        values = {name: record.get(name) for name in cls.__dataclass_fields__}
+        values: dict[str, Any] = {name: record.get(name) for name in cls.__dataclass_fields__}
         for name in _CHANGE_TIMES:
             values[name] = from_millis(values[name])
         values["event_id"] = str(values["event_id"])
@@ -83,7 +83,7 @@ class SubjectChanged:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> SubjectChanged:
-        values = {name: record.get(name) for name in cls.__dataclass_fields__}
+        values: dict[str, Any] = {name: record.get(name) for name in cls.__dataclass_fields__}
         values["occurred_at"] = from_millis(values["occurred_at"])
         values["event_id"] = str(values["event_id"])
         return cls(**values)

@@ -1,27 +1,53 @@
 """Prometheus plumbing shared by the HTTP services: one registry per service, bounded labels.
 
 HTTP series are labelled by route template (`/v1/subjects/{subject_id}`), never by raw path,
-so a subject id can never become a label value.
+so a subject id can never become a label value. The middleware is plain ASGI (no per-request
+task or body buffering), because it sits on every request of the hot check paths.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-def route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+def route_template(scope: Scope) -> str:
+    """The matched route's template; routing records it in the shared scope."""
+    route: Any = scope.get("route")
+    return str(getattr(route, "path", None) or "unmatched")
+
+
+class RequestLatencyMiddleware:
+    def __init__(self, app: ASGIApp, latency: Histogram, service: str) -> None:
+        self.app = app
+        self.latency = latency
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.latency.labels(self.service, scope["method"], route_template(scope), str(status)).observe(
+                time.perf_counter() - started
+            )
 
 
 def instrument_http(app: FastAPI, registry: CollectorRegistry, service: str) -> None:
@@ -33,17 +59,7 @@ def instrument_http(app: FastAPI, registry: CollectorRegistry, service: str) -> 
         registry=registry,
         buckets=LATENCY_BUCKETS,
     )
-
-    @app.middleware("http")
-    async def _measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        latency.labels(service, request.method, route_template(request), str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(RequestLatencyMiddleware, latency=latency, service=service)
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics() -> Response:

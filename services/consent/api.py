@@ -16,7 +16,7 @@ from samtykke.domain.consent import Decision, RuleViolation
 from samtykke.domain.model import Country
 from samtykke.domain.identifiers import InvalidIdentifier, normalise_email, normalise_national_id, normalise_phone
 
-from .auth import Principal, require
+from samtykke.adapters.auth import Principal, require
 from .errors import Conflict, RulesBroken, SubjectNotFound
 from .schemas import (
     ERROR_RESPONSES,

@@ -22,7 +22,7 @@ from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
 
 from . import api
-from .auth import require
+from samtykke.adapters.auth import require
 from .schemas import ERROR_RESPONSES
 from .metrics import ConsentMetrics
 from .relay import OutboxRelay, outbox_status

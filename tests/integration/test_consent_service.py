@@ -203,3 +203,14 @@ async def test_bad_input_names_the_field_and_the_rule(consent: RunningConsent) -
     assert missing.status_code == 404
     duplicate = await consent.client.post("/v1/subjects", json=CONSUMER)
     assert duplicate.status_code == 409 and duplicate.json()["subject_id"] == subject
+
+
+async def test_metrics_use_route_templates_never_ids(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", "grant")))
+    await consent.client.get(f"/v1/subjects/{subject}/history")
+    text = (await consent.client.get("/metrics")).text
+    assert 'route="/v1/subjects/{subject_id}/consents"' in text
+    assert 'route="/v1/subjects/{subject_id}/history"' in text
+    assert 'samtykke_consent_changes_total{purpose="direct_marketing",source="self_service",status="granted"} 1.0' in text
+    assert subject not in text

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     projection_batch_seconds: float = Field(default=0.05, gt=0)
     # each projector serves /metrics, /healthz, /ready on web_port_base + its index (1, 2, 3)
     projection_web_port_base: int = 18100
+    # consumer groups are `<prefix>.<domain>`, dead letters `<prefix>.<domain>.dlq`; a second
+    # platform on the same Kafka (a test, a staging copy) sets its own prefix
+    projection_group_prefix: str = Field(default="samtykke", pattern=r"^[A-Za-z0-9._-]+$")
 
     # --- suppression service ---
     suppression_port: int = 18200
@@ -79,6 +82,8 @@ class Settings(BaseSettings):
         default_factory=lambda: {"NIX": 60, "ROBINSON": 92, "RESERVASJON": 31}
     )
     suppression_rate_limit_per_minute: int = Field(default=60_000, ge=1)
+    # messages the suppression feed cannot decode go here, with the reason in headers
+    suppression_dlq_topic: str = "samtykke.suppression.dlq"
 
     @field_validator("api_keys")
     @classmethod

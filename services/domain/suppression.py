@@ -1,0 +1,242 @@
+"""Suppression decisions: may this subject be contacted for this purpose, on this channel, now?
+
+Pure rules over a subject's current state (folded from `ConsentChanged` / `SubjectChanged`)
+and the national registers. Times are epoch seconds (floats): the index evaluates millions
+of decisions per second and a datetime per check would dominate the cost.
+
+Rules, in order (every blocking reason found is reported, not only the first):
+- unknown subject → `unknown_subject`; erased subject → `erased`, for every purpose, service
+  messages included (an erased person has no subscription left to serve);
+- non-consent bases (`service_delivery`, `billing`, …) → allowed: marketing choices never block them;
+- a general objection to direct marketing — `direct_marketing` withdrawn or revoked on every
+  channel the catalog offers the subject's kind — blocks every marketing purpose on every
+  channel (`objected`), until a newer grant on some channel lifts it;
+- opt-in purposes need a grant for that purpose (and channel) whose valid-until is after the
+  check time: else `no_consent`, `withdrawn` (withdrawn or revoked) or `expired`;
+- opt-out purposes are allowed unless withdrawn or revoked for that channel (`objected`);
+- a marketing send by phone or post to a subject of a register's country is blocked when the
+  subject's phone is listed (`register:X`), or `stale` when the register snapshot is missing or
+  past its freshness window — unless the subject holds an explicit grant in force for that
+  channel (of the purpose checked, or of `direct_marketing`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
+
+from .catalog import Purpose, PurposeCatalog
+from .model import ConsentStatus, Mechanism, SubjectKind
+from .registers import RegisterBook, RegisterEvidence, Standing, registers_covering
+
+DIRECT_MARKETING = "direct_marketing"
+_GRANTED = ConsentStatus.GRANTED.value
+_EXPIRED = ConsentStatus.EXPIRED.value
+_REFUSALS = frozenset({ConsentStatus.WITHDRAWN.value, ConsentStatus.REVOKED.value})
+
+
+class Reason(StrEnum):
+    NO_CONSENT = "no_consent"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    OBJECTED = "objected"
+    REGISTER_NIX = "register:NIX"
+    REGISTER_ROBINSON = "register:ROBINSON"
+    REGISTER_RESERVASJON = "register:RESERVASJON"
+    ERASED = "erased"
+    UNKNOWN_SUBJECT = "unknown_subject"
+    STALE = "stale"
+
+
+REGISTER_REASON = {
+    "NIX": Reason.REGISTER_NIX,
+    "ROBINSON": Reason.REGISTER_ROBINSON,
+    "RESERVASJON": Reason.REGISTER_RESERVASJON,
+}
+
+
+class HeldConsent(NamedTuple):
+    """The latest change of one (purpose, channel) the index has seen."""
+
+    status: str
+    version: int
+    valid_until: float | None
+
+
+ConsentKey = tuple[str, str | None]
+
+
+@dataclass(slots=True)
+class SubjectState:
+    """What the index knows about one subject. Mutable: the index folds events into it."""
+
+    subject_id: str
+    kind: str
+    country: str
+    erased: bool = False
+    phone_hash: str | None = None
+    email_hash: str | None = None
+    objects_to_marketing: bool = False
+    consents: dict[ConsentKey, HeldConsent] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    reasons: tuple[Reason, ...]
+    valid_until: float | None = None
+    evidence: tuple[RegisterEvidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPlan:
+    purpose: Purpose
+    channel: str | None
+    key: ConsentKey
+    opt_in: bool
+    marketing: bool
+    not_consent_based: bool
+    direct_key: ConsentKey
+
+
+UNKNOWN = Verdict(False, (Reason.UNKNOWN_SUBJECT,))
+ERASED = Verdict(False, (Reason.ERASED,))
+ALLOWED = Verdict(True, ())
+# blocked verdicts without register evidence are values: shared, so bulk checks allocate nothing for them
+_REFUSED: dict[tuple[Reason, ...], Verdict] = {}
+
+
+class SuppressionRules:
+    """The decision function with the catalog facts it needs, prepared once."""
+
+    def __init__(self, catalog: PurposeCatalog) -> None:
+        self.catalog = catalog
+        direct = catalog.get(DIRECT_MARKETING)
+        self._objection_channels: dict[str, tuple[str, ...]] = {
+            kind.value: tuple(c.value for c in direct.channels.get(kind, ())) if direct else ()
+            for kind in SubjectKind
+        }
+
+    def apply_consent(
+        self, state: SubjectState, purpose: str, channel: str | None, status: str, version: int,
+        valid_until: float | None,
+    ) -> bool:
+        """Fold one change in, guarded by version (duplicates and replays change nothing)."""
+        key = (purpose, channel)
+        held = state.consents.get(key)
+        if held is not None and held.version >= version:
+            return False
+        state.consents[key] = HeldConsent(status, version, valid_until)
+        if purpose == DIRECT_MARKETING:
+            state.objects_to_marketing = self._objects(state)
+        return True
+
+    def _objects(self, state: SubjectState) -> bool:
+        channels = self._objection_channels.get(state.kind, ())
+        if not channels:
+            return False
+        for channel in channels:
+            held = state.consents.get((DIRECT_MARKETING, channel))
+            if held is None or held.status not in _REFUSALS:
+                return False
+        return True
+
+    def plan(self, purpose: Purpose, channel: str | None) -> CheckPlan:
+        """What a check of (purpose, channel) needs, worked out once per request, not per subject."""
+        return CheckPlan(
+            purpose=purpose, channel=channel, key=(purpose.code, channel if purpose.per_channel else None),
+            opt_in=purpose.mechanism is Mechanism.OPT_IN, marketing=purpose.marketing,
+            not_consent_based=purpose.mechanism is Mechanism.NONE,
+            direct_key=(DIRECT_MARKETING, channel),
+        )
+
+    def decide(
+        self, state: SubjectState | None, purpose: Purpose, channel: str | None, at: float, registers: RegisterBook
+    ) -> Verdict:
+        return self.decide_planned(state, self.plan(purpose, channel), at, registers)
+
+    def decide_planned(self, state: SubjectState | None, plan: CheckPlan, at: float, registers: RegisterBook) -> Verdict:
+        if state is None:
+            return UNKNOWN
+        if state.erased:
+            return ERASED
+        if plan.not_consent_based:
+            return ALLOWED
+        held = state.consents.get(plan.key)
+        # the lapse is evaluated here, at check time: no `expired` event is needed to block
+        in_force = held is not None and held[0] == _GRANTED and (held[2] is None or held[2] > at)
+        covering = registers_covering(state.country, plan.channel) if plan.marketing else ()
+        if in_force and not covering and not (plan.marketing and state.objects_to_marketing):
+            return ALLOWED if held.valid_until is None else Verdict(True, (), held.valid_until)  # type: ignore[union-attr]
+        reasons: list[Reason] = []
+        if plan.marketing and state.objects_to_marketing:
+            reasons.append(Reason.OBJECTED)
+        valid_until = held.valid_until if in_force and held is not None else None
+        if plan.opt_in:
+            if not in_force:
+                reasons.append(_opt_in_refusal(held))
+        elif held is not None and held.status in _REFUSALS:
+            reasons.append(Reason.OBJECTED)
+        evidence: tuple[RegisterEvidence, ...] = ()
+        if covering and not (in_force or _in_force(state.consents.get(plan.direct_key), at)):
+            evidence = tuple(registers.evidence(r, state.phone_hash, at) for r in covering)
+            for item in evidence:
+                if item.standing is Standing.LISTED:
+                    reasons.append(REGISTER_REASON[item.register.value])
+                elif item.standing is Standing.STALE:
+                    reasons.append(Reason.STALE)
+                elif item.fresh_until is not None:
+                    valid_until = item.fresh_until if valid_until is None else min(valid_until, item.fresh_until)
+        if reasons:
+            key = tuple(dict.fromkeys(reasons))
+            if not evidence:
+                return _REFUSED.get(key) or _REFUSED.setdefault(key, Verdict(False, key))
+            return Verdict(False, key, None, evidence)
+        return Verdict(True, (), valid_until, evidence)
+
+
+def _in_force(held: HeldConsent | None, at: float) -> bool:
+    # the lapse is evaluated here, at check time: no `expired` event is needed to block
+    return held is not None and held.status == _GRANTED and (held.valid_until is None or held.valid_until > at)
+
+
+def _opt_in_refusal(held: HeldConsent | None) -> Reason:
+    if held is None:
+        return Reason.NO_CONSENT
+    if held.status in _REFUSALS:
+        return Reason.WITHDRAWN
+    return Reason.EXPIRED  # an `expired` change, or a grant past its valid-until
+
+
+def combine(verdicts: list[Verdict]) -> Verdict:
+    """One identifier held by several subjects: allowed only if every one of them allows it."""
+    if not verdicts:
+        return UNKNOWN
+    if len(verdicts) == 1:
+        return verdicts[0]
+    if all(v.allowed for v in verdicts):
+        untils = [v.valid_until for v in verdicts if v.valid_until is not None]
+        return Verdict(True, (), min(untils) if untils else None, tuple(e for v in verdicts for e in v.evidence))
+    reasons = dict.fromkeys(r for v in verdicts for r in v.reasons)
+    return Verdict(False, tuple(reasons), None, tuple(e for v in verdicts for e in v.evidence))
+
+
+def suppressed_entries(
+    rules: SuppressionRules, state: SubjectState, at: float, registers: RegisterBook
+) -> dict[ConsentKey, tuple[Reason, ...]]:
+    """The subject's explicit suppressions: every marketing (purpose, channel) it blocks for a
+    reason other than a mere absence of consent. This is what the export and change feed list."""
+    entries: dict[ConsentKey, tuple[Reason, ...]] = {}
+    kind = SubjectKind(state.kind)
+    for purpose in rules.catalog.purposes.values():
+        if not purpose.marketing or not purpose.applies_to(kind):
+            continue
+        channels: tuple[str | None, ...] = (
+            tuple(c.value for c in purpose.channels[kind]) if purpose.per_channel else (None,)
+        )
+        for channel in channels:
+            verdict = rules.decide(state, purpose, channel, at, registers)
+            if not verdict.allowed and verdict.reasons != (Reason.NO_CONSENT,):
+                entries[(purpose.code, channel)] = verdict.reasons
+    return entries

@@ -1,0 +1,123 @@
+"""Composition root of the suppression service: index, topic feed, gate, HTTP API, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, load_schema
+from samtykke.adapters.metrics import instrument_http
+from samtykke.adapters.settings import Settings, get_settings
+from samtykke.domain.catalog import load_catalog
+from samtykke.domain.registers import RegisterBook
+from samtykke.domain.suppression import SuppressionRules
+
+from . import api, export, registers, stream
+from .auth import RateLimiter, RateLimitHeaders
+from .errors import install_error_handlers
+from .feed import TopicFeed
+from .gate import SuppressionGate
+from .index import SuppressionIndex
+from .metrics import SuppressionMetrics
+from .targets import TargetParser
+
+log = logging.getLogger(__name__)
+TICK_SECONDS = 1.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    registry = CollectorRegistry()
+    metrics = SuppressionMetrics(registry)
+    index = SuppressionIndex(SuppressionRules(load_catalog()), RegisterBook(dict(settings.register_freshness_days)))
+    schema_registry = SchemaRegistry(settings.registry_url)
+    decoders = {
+        settings.topic_changes: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "ConsentChanged")),
+        settings.topic_subjects: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "SubjectChanged")),
+    }
+    feed = TopicFeed(settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects, decoders,
+                     index, metrics, settings.suppression_dlq_topic)
+    gate = SuppressionGate(index, feed.age, feed.caught_up.is_set, settings.suppression_max_lag_seconds,
+                           settings.suppression_stale_response == "503", metrics)
+    metrics.watch(feed.age, lambda: len(index.subjects))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(_supervised(feed.run, "feed"), name="feed"),
+                 asyncio.create_task(_ticking(index), name="tick")]
+        try:
+            yield
+        finally:
+            for task in [*tasks, *app.state.background]:
+                task.cancel()
+            await asyncio.gather(*tasks, *app.state.background, return_exceptions=True)
+            await schema_registry.aclose()
+
+    app = FastAPI(
+        title="samtykke suppression service",
+        version="1",
+        description="The gate in front of every marketing send: decisions with reasons, the suppression list "
+                    "and its change feed, national register imports. Fails closed when its index is stale.",
+        lifespan=lifespan,
+    )
+    app.state.api_keys = settings.api_keys
+    app.state.rate_limiter = RateLimiter(settings.suppression_rate_limit_per_minute)
+    app.state.gate, app.state.feed, app.state.metrics = gate, feed, metrics
+    app.state.parser = TargetParser(settings.identifier_hash_key.encode())
+    app.state.register_jobs, app.state.background = {}, set()
+    for module in (api, stream, export, registers):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    instrument_http(app, registry, "suppression")
+    app.add_middleware(RateLimitHeaders)
+    _operations_routes(app, feed, gate)
+    return app
+
+
+async def _supervised(run: Callable[[], Awaitable[None]], name: str) -> None:
+    """Restart a crashed loop after a pause: a bug is logged loudly, the index ages meanwhile (fail closed)."""
+    while True:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s crashed; restarting in 1s", name)
+            await asyncio.sleep(1.0)
+
+
+async def _ticking(index: SuppressionIndex) -> None:
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        index.tick(time.time())
+
+
+def _operations_routes(app: FastAPI, feed: TopicFeed, gate: SuppressionGate) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        age = feed.age()
+        body = {"ready": feed.caught_up.is_set() and not gate.is_stale(), "caught_up": feed.caught_up.is_set(),
+                "stale": gate.is_stale(), "index_age_seconds": round(age, 3),
+                "subjects": len(gate.index.subjects), "position": gate.index.position()}
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+def serve(settings: Settings | None = None) -> None:
+    import uvicorn
+
+    settings = settings or get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.suppression_port,
+                log_level="info", access_log=False)

@@ -1,0 +1,74 @@
+"""`samtykke suppression …`: serve the service, import a register file through its API, benchmark it.
+
+    samtykke suppression serve
+    samtykke suppression import-register FILE --register NIX --published 2026-11-01 [--url URL] [--key KEY]
+    samtykke suppression bench [--subjects 1000000] [--single-rate 2000] [--single-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from samtykke.adapters.settings import get_settings
+from samtykke.domain.registers import Register
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .app import serve as run
+
+    run(get_settings())
+    return 0
+
+
+def import_register(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    url = args.url or f"http://{settings.http_host}:{settings.suppression_port}"
+    path = Path(args.file)
+    headers = {"Authorization": f"Bearer {args.key}", "Content-Type": "text/plain"}
+    with httpx.Client(base_url=url, headers=headers, timeout=600) as client, path.open("rb") as body:
+        response = client.post(f"/v1/registers/{args.register}/imports", params={"published": args.published},
+                               content=body)
+        if response.status_code != 202:
+            print(f"import refused: {response.status_code} {response.text}", file=sys.stderr)
+            return 1
+        job = response.json()
+        while job["state"] == "running":
+            time.sleep(0.5)
+            job = client.get(f"/v1/registers/imports/{job['job_id']}").json()
+            print(f"\r{args.register}: {job['read']:,} rows read, {job['invalid']:,} invalid", end="", flush=True)
+    print(f"\r{args.register} published {job['published']}: {job['state']}; read {job['read']:,}, "
+          f"listed {job['listed']:,}, matched {job['matched']:,}, invalid {job['invalid']:,}"
+          + (f" (first invalid lines: {job['invalid_lines'][:10]})" if job["invalid"] else ""))
+    return 0 if job["state"] == "done" else 1
+
+
+def bench(args: argparse.Namespace) -> int:
+    from samtykke.suppression import bench as benchmark
+
+    print(benchmark.main(get_settings(), args.subjects, args.single_rate, args.single_seconds))
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser("suppression", help="the suppression service")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("serve", help="HTTP API over the in-memory index fed from Kafka").set_defaults(handler=serve)
+
+    load = actions.add_parser("import-register", help="import a national register file through the API")
+    load.add_argument("file", help="one phone number per line (E.164 or the register country's national form)")
+    load.add_argument("--register", required=True, choices=[r.value for r in Register])
+    load.add_argument("--published", required=True, help="publication date of the file, YYYY-MM-DD")
+    load.add_argument("--url", default=None, help="suppression service URL (default: the local one)")
+    load.add_argument("--key", default="dev-admin", help="API key with the admin scope")
+    load.set_defaults(handler=import_register)
+
+    measure = actions.add_parser("bench", help="bulk and single checks beside a PostgreSQL = ANY($1) baseline")
+    measure.add_argument("--subjects", type=int, default=1_000_000, help="indexed subjects = bulk list size")
+    measure.add_argument("--single-rate", type=int, default=2000, help="single checks per second (open loop)")
+    measure.add_argument("--single-seconds", type=float, default=10.0, help="duration of the single-check run")
+    measure.set_defaults(handler=bench)

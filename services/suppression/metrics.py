@@ -1,0 +1,59 @@
+"""Prometheus series of the suppression service. Labels are bounded: result, reason, endpoint, topic."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from samtykke.adapters.metrics import LATENCY_BUCKETS
+from samtykke.domain.suppression import Reason
+
+
+class SuppressionMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.decisions = Counter(
+            "samtykke_suppression_decisions_total", "Decisions by result and reason (a blocked decision "
+            "counts once per reason)", ["result", "reason"], registry=registry,
+        )
+        self.check_latency = Histogram(
+            "samtykke_suppression_check_seconds", "Time to decide a request, by endpoint (HTTP excluded)",
+            ["endpoint"], registry=registry, buckets=LATENCY_BUCKETS,
+        )
+        self.index_lag = Gauge(
+            "samtykke_suppression_index_lag_messages", "Messages on the topics not yet applied to the index",
+            registry=registry,
+        )
+        self.index_age = Gauge(
+            "samtykke_suppression_index_age_seconds", "Seconds since the feed last confirmed it had applied "
+            "everything the broker held", registry=registry,
+        )
+        self.index_subjects = Gauge(
+            "samtykke_suppression_index_subjects", "Subjects in the index", registry=registry,
+        )
+        self.applied = Counter(
+            "samtykke_suppression_events_applied_total", "Events applied to the index", ["topic"],
+            registry=registry,
+        )
+        self.undecodable = Counter(
+            "samtykke_suppression_undecodable_total", "Messages the feed could not decode (sent to the DLQ)",
+            ["topic"], registry=registry,
+        )
+        self.register_rows = Counter(
+            "samtykke_suppression_register_rows_total", "Register file rows imported, by register and outcome",
+            ["register", "outcome"], registry=registry,
+        )
+
+    def watch(self, age: Callable[[], float], subjects: Callable[[], int]) -> None:
+        self.index_age.set_function(age)
+        self.index_subjects.set_function(lambda: float(subjects()))
+
+    def count(self, tally: Tally[tuple[Reason, ...]]) -> None:
+        """Add a batch's decisions at once, tallied by reasons (none: allowed): one update per series."""
+        for reasons, n in tally.items():
+            if not reasons:
+                self.decisions.labels("allowed", "").inc(n)
+            for reason in reasons:
+                self.decisions.labels("blocked", reason.value).inc(n)

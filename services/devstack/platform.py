@@ -29,6 +29,8 @@ class PlatformService:
 PLATFORM_SERVICES: tuple[PlatformService, ...] = (
     PlatformService("consent", ("consent", "serve"),
                     lambda s: f"http://{s.http_host}:{s.consent_port}/ready"),
+    PlatformService("suppression", ("suppression", "serve"),
+                    lambda s: f"http://{s.http_host}:{s.suppression_port}/ready"),
 )
 
 

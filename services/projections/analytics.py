@@ -1,0 +1,89 @@
+"""Analytics projection: pseudonymous consent state, traffic-data use, daily status changes.
+
+Subjects and accounts are stored only as keyed hashes (`pseudonym`, `account_pseudonym`) under
+the analytics key, which only this projector holds; no subject id or identifier is written.
+Each change is counted once: its `status_changes` row (keyed by version) is inserted once, and
+only the changes whose insert succeeded feed the daily counters and the current state.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from samtykke.domain.catalog import PurposeCatalog
+from samtykke.domain.events import ConsentChanged
+from samtykke.domain.projection import (
+    NO_CHANNEL,
+    account_pseudonym,
+    daily_deltas,
+    latest_changes,
+    pseudonym,
+)
+
+from .messages import Applied, Batch
+from .projection import Projection, columns
+
+FactKey = tuple[str, str, str, int]
+
+
+class AnalyticsProjection(Projection):
+    domain = "analytics"
+
+    def __init__(self, schema: str, catalog: PurposeCatalog, pseudonym_key: bytes) -> None:
+        super().__init__(schema, catalog)
+        self._key = pseudonym_key
+
+    async def refresh_reference_data(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(f"DELETE FROM {self.schema}.traffic_data_purposes")
+        await conn.executemany(
+            f"INSERT INTO {self.schema}.traffic_data_purposes (purpose) VALUES ($1)",
+            [(p.code,) for p in self.catalog.traffic_data_purposes()],
+        )
+
+    def _fact_key(self, change: ConsentChanged) -> FactKey:
+        return (pseudonym(self._key, change.subject_id), change.purpose, change.channel or NO_CHANNEL, change.version)
+
+    async def apply(self, conn: asyncpg.Connection, batch: Batch) -> Applied:
+        s = self.schema
+        subjects = await self.fresh_subjects(
+            conn, batch.subjects, key="pseudonym", key_of=lambda e: pseudonym(self._key, e.subject_id))
+        await conn.executemany(
+            f"INSERT INTO {s}.subjects AS t (pseudonym, kind, country, account_pseudonym, erased, version) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pseudonym) DO UPDATE SET kind = EXCLUDED.kind, "
+            "country = EXCLUDED.country, account_pseudonym = EXCLUDED.account_pseudonym, "
+            "erased = EXCLUDED.erased, version = EXCLUDED.version WHERE EXCLUDED.version > t.version",
+            [(k, e.kind, e.country, account_pseudonym(self._key, e.account_id), e.erased, e.version)
+             for k, e in subjects],
+        )
+        new = await self._insert_facts(conn, batch.changes)
+        await conn.executemany(
+            f"INSERT INTO {s}.daily_status_changes AS t (day, purpose, status, country, entered, exited) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, purpose, status, country) DO UPDATE "
+            "SET entered = t.entered + EXCLUDED.entered, exited = t.exited + EXCLUDED.exited",
+            [(*key, entered, exited) for key, (entered, exited) in daily_deltas(new).items()],
+        )
+        await conn.executemany(
+            f"INSERT INTO {s}.consents AS t (pseudonym, purpose, channel, status, valid_until, version, "
+            "occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (pseudonym, purpose, channel) "
+            "DO UPDATE SET status = EXCLUDED.status, valid_until = EXCLUDED.valid_until, "
+            "version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at WHERE EXCLUDED.version > t.version",
+            [(*self._fact_key(c)[:3], c.status, c.valid_until, c.version, c.occurred_at)
+             for c in latest_changes(new).values()],
+        )
+        return Applied(new, len(subjects))
+
+    async def _insert_facts(self, conn: asyncpg.Connection, changes: list[ConsentChanged]) -> list[ConsentChanged]:
+        """Insert each change's fact row; the changes whose row was new, in batch order."""
+        facts = {self._fact_key(c): c for c in changes}
+        if not facts:
+            return []
+        rows = [(*k, c.status, c.previous_status, c.country, c.occurred_at) for k, c in facts.items()]
+        inserted = await conn.fetch(
+            f"INSERT INTO {self.schema}.status_changes (pseudonym, purpose, channel, version, status, "
+            "previous_status, country, occurred_at) SELECT * FROM unnest($1::text[], $2::text[], "
+            "$3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]) "
+            "ON CONFLICT DO NOTHING RETURNING pseudonym, purpose, channel, version",
+            *columns(rows, 8),
+        )
+        new = {(r["pseudonym"], r["purpose"], r["channel"], r["version"]) for r in inserted}
+        return [c for k, c in facts.items() if k in new]

@@ -1,0 +1,138 @@
+"""The Faust app of one projection domain: its consumer group reads both contract topics,
+applies batches through `BatchApplier`, and serves /metrics, /healthz and /ready.
+
+Every Faust setting below is set on purpose; the comment says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, NoReturn, cast
+
+import faust
+from faust.streams import Stream
+from faust.types import TP, StreamT
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from samtykke.adapters.settings import Settings
+
+from .applier import BatchApplier
+from .dead_letters import DeadLetterQueue, Headers, dead_letter_topic
+from .domains import DOMAINS, Domain
+from .messages import RawMessage
+from .positions import StoredPositionTransport
+from .resources import ProjectorResources
+
+log = logging.getLogger(__name__)
+
+
+def faust_settings(domain: Domain, settings: Settings) -> dict[str, Any]:
+    batch = settings.projection_batch_size
+    return dict(
+        broker=";".join(f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")),
+        # exactly-once *effect* comes from version guards + offsets in PostgreSQL; Faust's
+        # exactly_once mode (Kafka transactions) is fragile in faust-streaming and not needed
+        processing_guarantee="at_least_once",
+        # used only when a stored position is out of range (the events were deleted by retention):
+        # then start from the oldest event still kept rather than skip to the end
+        consumer_auto_offset_reset="earliest",
+        # one poll returns up to one batch, so a full batch is usually one fetch away
+        broker_max_poll_records=batch,
+        # per-partition buffer before Faust pauses fetching: the next batches are ready while one
+        # commits, and memory stays bounded during a replay of millions of events
+        stream_buffer_maxsize=4 * batch,
+        # the topics are consumed with acks=False, so Faust never commits group offsets; its commit
+        # loop only wakes up to find nothing to do (PostgreSQL holds the positions)
+        broker_commit_every=batch,
+        broker_commit_interval=10.0,
+        # a projector that died (SIGKILL) loses its partitions within ~10 s, not Faust's default 60 s
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+        # no tables to restore, so start applying as soon as partitions are assigned
+        stream_recovery_delay=0.0,
+        # no leader election (no tables, no timers) and no topic creation: the contract topics are
+        # created with their retention by `ensure_topics`, never with Faust's defaults
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        # the dead-letter send must be on all in-sync replicas before the batch's offsets commit
+        producer_acks=-1,
+        # an unexpected error stops the worker (exit 1) so its supervisor restarts it and it resumes
+        # from PostgreSQL; restarting only the agent coroutine would skip the batch in flight
+        agent_supervisor="mode.supervisors.CrashingSupervisor",
+        web_enabled=True,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=domain.web_port(settings),
+        datadir=str(settings.state_dir / "faust" / domain.name),
+    )
+
+
+def raw_message(message: Any) -> RawMessage:
+    headers = message.headers or ()
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return RawMessage(message.topic, message.partition, message.offset, message.key, message.value,
+                      tuple((str(k), bytes(v or b"")) for k, v in pairs))
+
+
+def create_app(domain: Domain, settings: Settings, resources: ProjectorResources) -> faust.App:
+    app = faust.App(domain.group(settings), **faust_settings(domain, settings))
+    app.transport = StoredPositionTransport(app.conf.broker_consumer, app, resources.stored_positions)
+
+    async def send_and_wait(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
+        await app.producer.send_and_wait(topic, key, value, None, None, headers)
+
+    dead_letters = DeadLetterQueue(dead_letter_topic(domain.group(settings)), send_and_wait)
+    applier = BatchApplier(resources.pool, resources.projection, resources.decoder, dead_letters,
+                           resources.metrics, domain.lock_key)
+    metrics = resources.metrics
+    topics = app.topic(settings.topic_changes, settings.topic_subjects,
+                       key_serializer="raw", value_serializer="raw", acks=False)
+
+    @app.agent(topics, name=f"{domain.name}_projector")
+    async def project(stream: StreamT[bytes]) -> None:
+        # take_events is on the concrete Stream, not on the StreamT interface
+        batches = cast(Stream[bytes], stream).take_events(settings.projection_batch_size, settings.projection_batch_seconds)
+        async for events in batches:
+            messages = [raw_message(event.message) for event in events]
+            batch = await applier.apply(messages)
+            for (topic, partition), offset in batch.positions.items():
+                end = app.consumer.highwater(TP(topic, partition))
+                if end is not None:
+                    metrics.lag.labels(domain.name, topic, str(partition)).set(max(0, end - offset - 1))
+
+    @app.page("/metrics")
+    async def metrics_page(view: View, request: Request) -> Response:
+        # aiohttp wants the charset apart from the media type
+        media_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return view.bytes(generate_latest(metrics.registry), content_type=media_type)
+
+    @app.page("/healthz")
+    async def healthz(view: View, request: Request) -> Response:
+        return view.json({"status": "ok"})
+
+    @app.page("/ready")
+    async def ready(view: View, request: Request) -> Response:
+        assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in app.consumer.assignment())
+        database = await resources.database_answers()
+        ok = database and bool(assigned) and not app.rebalancing
+        return view.json({"ready": ok, "database": database, "partitions": assigned}, status=200 if ok else 503)
+
+    return app
+
+
+def run(domain_name: str, settings: Settings) -> NoReturn:
+    """Run one projector until SIGTERM/SIGINT (exit 0) or an unexpected error (exit 1)."""
+    from faust.worker import Worker
+
+    domain = DOMAINS[domain_name]
+    (settings.state_dir / "faust" / domain.name).mkdir(parents=True, exist_ok=True)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    resources = loop.run_until_complete(ProjectorResources.open(domain, settings))
+    app = create_app(domain, settings, resources)
+    log.info("%s projector: group %s, schema %s, web on 127.0.0.1:%d", domain.name, domain.group(settings),
+             resources.projection.schema, domain.web_port(settings))
+    worker = Worker(app, loop=loop, loglevel="INFO", quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

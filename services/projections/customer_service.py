@@ -1,0 +1,85 @@
+"""Customer-service projection: each subject's current consents and its whole timeline.
+
+The timeline row of a change (keyed by its version) is inserted once; only changes whose row
+was new update the current state. Erasure drops evidence references from the timeline, as the
+consent service does in its ledger, whichever topic's event arrives first.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from samtykke.domain.events import ConsentChanged
+from samtykke.domain.projection import NO_CHANNEL, latest_changes, timeline_evidence
+
+from .messages import Applied, Batch
+from .projection import Projection, columns
+
+_CURRENT = (
+    "subject_id, purpose, channel, status, previous_status, version, occurred_at, recorded_at, "
+    "valid_until, last_used_at, source, actor_kind, notice_version"
+)
+
+
+class CustomerServiceProjection(Projection):
+    domain = "customer_service"
+
+    async def apply(self, conn: asyncpg.Connection, batch: Batch) -> Applied:
+        s = self.schema
+        subjects = await self.fresh_subjects(conn, batch.subjects)
+        await conn.executemany(
+            f"INSERT INTO {s}.subjects AS t (subject_id, kind, country, account_id, erased, version, "
+            "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id) DO UPDATE SET "
+            "kind = EXCLUDED.kind, country = EXCLUDED.country, account_id = EXCLUDED.account_id, "
+            "erased = EXCLUDED.erased, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at "
+            "WHERE EXCLUDED.version > t.version",
+            [(k, e.kind, e.country, e.account_id, e.erased, e.version, e.occurred_at) for k, e in subjects],
+        )
+        erased = [k for k, e in subjects if e.erased]
+        if erased:
+            await conn.execute(
+                f"UPDATE {s}.timeline SET evidence_ref = NULL "
+                "WHERE subject_id = ANY($1::text[]) AND evidence_ref IS NOT NULL", erased)
+        new = await self._insert_timeline(conn, batch.changes)
+        await conn.executemany(
+            f"INSERT INTO {s}.consents AS t ({_CURRENT}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            "ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET status = EXCLUDED.status, "
+            "previous_status = EXCLUDED.previous_status, version = EXCLUDED.version, "
+            "occurred_at = EXCLUDED.occurred_at, recorded_at = EXCLUDED.recorded_at, "
+            "valid_until = EXCLUDED.valid_until, last_used_at = EXCLUDED.last_used_at, "
+            "source = EXCLUDED.source, actor_kind = EXCLUDED.actor_kind, "
+            "notice_version = EXCLUDED.notice_version WHERE EXCLUDED.version > t.version",
+            [
+                (c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.status, c.previous_status, c.version,
+                 c.occurred_at, c.recorded_at, c.valid_until, c.last_used_at, c.source, c.actor_kind,
+                 c.notice_version)
+                for c in latest_changes(new).values()
+            ],
+        )
+        return Applied(new, len(subjects))
+
+    async def _insert_timeline(self, conn: asyncpg.Connection, changes: list[ConsentChanged]) -> list[ConsentChanged]:
+        entries = {(c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.version): c for c in changes}
+        if not entries:
+            return []
+        erased = {r["subject_id"] for r in await conn.fetch(
+            f"SELECT subject_id FROM {self.schema}.subjects WHERE erased AND subject_id = ANY($1::text[])",
+            list({k[0] for k in entries}),
+        )}
+        rows = [
+            (*k, c.event_id, c.status, c.previous_status, c.occurred_at, c.recorded_at, c.valid_until,
+             c.source, c.actor_kind, c.notice_version, timeline_evidence(c, c.subject_id in erased))
+            for k, c in entries.items()
+        ]
+        inserted = await conn.fetch(
+            f"INSERT INTO {self.schema}.timeline (subject_id, purpose, channel, version, event_id, status, "
+            "previous_status, occurred_at, recorded_at, valid_until, source, actor_kind, notice_version, "
+            "evidence_ref) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
+            "$5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], "
+            "$11::text[], $12::text[], $13::text[], $14::text[]) "
+            "ON CONFLICT DO NOTHING RETURNING subject_id, purpose, channel, version",
+            *columns(rows, 14),
+        )
+        new = {(r["subject_id"], r["purpose"], r["channel"], r["version"]) for r in inserted}
+        return [c for k, c in entries.items() if k in new]

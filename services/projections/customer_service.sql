@@ -1,0 +1,60 @@
+-- Customer-service projection: the full current state per subject and the whole timeline, the
+-- shape an agent's screen needs ("what did I agree to, when, through which channel, which notice").
+-- Idempotent; applied by the customer-service role at every start. `{schema}` is
+-- `customer_service` or a rebuild schema. Purposes without channels use channel ''.
+
+CREATE TABLE IF NOT EXISTS {schema}.consumer_offsets (
+    topic       text NOT NULL,
+    partition   integer NOT NULL,
+    last_offset bigint NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, partition)
+);
+
+CREATE TABLE IF NOT EXISTS {schema}.subjects (
+    subject_id  text PRIMARY KEY,
+    kind        text NOT NULL,
+    country     text NOT NULL,
+    account_id  text,
+    erased      boolean NOT NULL,
+    version     bigint NOT NULL,
+    updated_at  timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subjects_account ON {schema}.subjects (account_id);
+
+CREATE TABLE IF NOT EXISTS {schema}.consents (
+    subject_id      text NOT NULL,
+    purpose         text NOT NULL,
+    channel         text NOT NULL DEFAULT '',
+    status          text NOT NULL,
+    previous_status text,
+    version         bigint NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    valid_until     timestamptz,
+    last_used_at    timestamptz,
+    source          text NOT NULL,
+    actor_kind      text NOT NULL,
+    notice_version  text,
+    PRIMARY KEY (subject_id, purpose, channel)
+);
+
+-- every change, once (duplicates are the same version of the same consent)
+CREATE TABLE IF NOT EXISTS {schema}.timeline (
+    subject_id      text NOT NULL,
+    purpose         text NOT NULL,
+    channel         text NOT NULL DEFAULT '',
+    version         bigint NOT NULL,
+    event_id        text NOT NULL UNIQUE,
+    status          text NOT NULL,
+    previous_status text,
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    valid_until     timestamptz,
+    source          text NOT NULL,
+    actor_kind      text NOT NULL,
+    notice_version  text,
+    evidence_ref    text,
+    PRIMARY KEY (subject_id, purpose, channel, version)
+);
+CREATE INDEX IF NOT EXISTS timeline_by_subject ON {schema}.timeline (subject_id, occurred_at);

@@ -1,0 +1,49 @@
+"""Turns raw records of the two contract topics into domain events, or says why it cannot.
+
+Avro through the registry (Confluent wire format), resolved to the reader schemas this build
+ships, then the domain's rule check. Failures no retry can fix raise `PoisonMessage`; a
+registry that cannot be reached raises `RegistryError(retriable=True)` for the caller to retry.
+"""
+
+from __future__ import annotations
+
+from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, UndecodableMessage, load_schema
+from samtykke.adapters.settings import Settings
+from samtykke.domain.catalog import PurposeCatalog
+from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.projection import check_change, check_subject
+
+from .messages import PoisonKind, PoisonMessage, RawMessage
+
+
+class EventDecoder:
+    def __init__(self, registry: SchemaRegistry, settings: Settings, catalog: PurposeCatalog) -> None:
+        self.changes_topic = settings.topic_changes
+        self._subjects_topic = settings.topic_subjects
+        self._changes = AvroDecoder(registry, load_schema(settings.schema_dir, "ConsentChanged"))
+        self._subjects = AvroDecoder(registry, load_schema(settings.schema_dir, "SubjectChanged"))
+        self._catalog = catalog
+
+    async def decode(self, message: RawMessage) -> ConsentChanged | SubjectChanged:
+        if message.topic == self.changes_topic:
+            change = ConsentChanged.from_record(await self._record(self._changes, message))
+            broken = check_change(self._catalog, change)
+        elif message.topic == self._subjects_topic:
+            subject = SubjectChanged.from_record(await self._record(self._subjects, message))
+            broken = check_subject(subject)
+            if broken is None:
+                return subject
+        else:
+            raise PoisonMessage(PoisonKind.UNEXPECTED_TOPIC, f"not a contract topic: {message.topic}")
+        if broken is not None:
+            raise PoisonMessage(PoisonKind.RULE_VIOLATION, broken)
+        return change
+
+    @staticmethod
+    async def _record(decoder: AvroDecoder, message: RawMessage) -> dict[str, object]:
+        try:
+            record: dict[str, object] = await decoder.decode(message.value)
+            return record
+        except UndecodableMessage as exc:
+            kind = PoisonKind.UNKNOWN_SCHEMA if "unknown schema id" in str(exc) else PoisonKind.UNDECODABLE
+            raise PoisonMessage(kind, str(exc)) from exc

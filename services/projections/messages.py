@@ -1,0 +1,66 @@
+"""What a projector consumes and what it makes of it: raw messages, decoded batches, poison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from samtykke.domain.events import ConsentChanged, SubjectChanged
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One Kafka record as consumed, before decoding (what a dead letter carries on)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def position(self) -> TopicPartition:
+        return (self.topic, self.partition)
+
+
+class PoisonKind(StrEnum):
+    """Why a message cannot be applied; a bounded set, so it can label a metric."""
+
+    UNDECODABLE = "undecodable"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    RULE_VIOLATION = "rule_violation"
+    UNEXPECTED_TOPIC = "unexpected_topic"
+
+
+class PoisonMessage(ValueError):
+    """A message no retry will fix: it goes to the dead-letter queue and the projector goes on."""
+
+    def __init__(self, kind: PoisonKind, detail: str) -> None:
+        super().__init__(f"{kind.value}: {detail}")
+        self.kind = kind
+        self.detail = detail[:300]
+
+
+@dataclass(slots=True)
+class Batch:
+    """A decoded batch in consumption order, with the last offset consumed per partition."""
+
+    changes: list[ConsentChanged] = field(default_factory=list)
+    subjects: list[SubjectChanged] = field(default_factory=list)
+    poison: list[tuple[RawMessage, PoisonMessage]] = field(default_factory=list)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.changes) + len(self.subjects) + len(self.poison)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a projection actually changed: the version guard lets duplicates and stale events pass
+    through without effect, so these can be fewer than the batch."""
+
+    changes: list[ConsentChanged]
+    subjects: int

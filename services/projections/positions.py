@@ -1,0 +1,60 @@
+"""Makes Faust resume from the offsets stored in PostgreSQL, not from Kafka's group offsets.
+
+Faust moves a consumer to "the committed position" in one place, `Consumer.seek_to_committed`
+(called by `perform_seek` after every rebalance, before the flow resumes, and whenever it
+re-fetches while the flow is paused). This consumer answers that call from the projection's
+offsets table: each assigned partition goes to its last applied offset + 1, or to the earliest
+retained offset when nothing was applied yet. The projector's topics are consumed with
+`acks=False`, so Faust never commits group offsets either: PostgreSQL is the only position.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_kafka
+from faust.types import TP, AppT
+from faust.types.transports import ConsumerCallback, ConsumerT
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+# assigned partitions -> next offset to read per partition (None: nothing applied yet)
+StoredPositions = Callable[[set[TP]], Awaitable[Mapping[TP, int | None]]]
+
+
+class StoredPositionConsumer(faust_kafka.Consumer):
+    def __init__(self, *args: Any, stored_positions: StoredPositions, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stored_positions = stored_positions
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        assigned = self.assignment()
+        if not assigned:
+            return {}
+        wanted = await self._stored_positions(assigned)
+        fresh = [tp for tp in assigned if wanted.get(tp) is None]
+        earliest = await self.earliest_offsets(*fresh) if fresh else {}
+        positions: dict[TP, int] = {}
+        for tp in assigned:
+            stored = wanted.get(tp)
+            positions[tp] = stored if stored is not None else earliest[tp]
+        await self.seek_wait(positions)
+        log.info("resuming from PostgreSQL positions: %s",
+                 ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(positions.items())))
+        return positions
+
+
+class StoredPositionTransport(faust_kafka.Transport):
+    """The aiokafka transport, building `StoredPositionConsumer`s."""
+
+    def __init__(self, url: list[URL], app: AppT, stored_positions: StoredPositions) -> None:
+        super().__init__(url, app)
+        self._stored_positions = stored_positions
+
+    def create_consumer(self, callback: ConsumerCallback, **kwargs: Any) -> ConsumerT:
+        return StoredPositionConsumer(
+            self, callback=callback, loop=self.loop, stored_positions=self._stored_positions, **kwargs
+        )

@@ -1,0 +1,77 @@
+"""The shape every domain projection shares: its own schema, idempotent DDL, a batch `apply`.
+
+A projection writes only inside one transaction it is handed (the applier adds the offsets to
+the same transaction). Subjects and consents are version-guarded: an event whose version does
+not beat the stored one changes nothing, so duplicates, redelivery and replays are harmless.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Callable, Iterable, Sequence
+from importlib import resources
+from typing import Any, ClassVar
+
+import asyncpg
+
+from samtykke.domain.catalog import PurposeCatalog
+from samtykke.domain.events import SubjectChanged
+from samtykke.domain.projection import latest_subjects
+
+from .messages import Applied, Batch
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def checked_schema(name: str) -> str:
+    """Schema names are spliced into SQL text, so only plain lower-case identifiers pass."""
+    if not _SCHEMA_NAME.match(name):
+        raise ValueError(f"not a plain schema name: {name!r}")
+    return name
+
+
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows to column arrays, for `INSERT ... SELECT * FROM unnest($1::text[], ...)`."""
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+class Projection(abc.ABC):
+    domain: ClassVar[str]
+
+    def __init__(self, schema: str, catalog: PurposeCatalog) -> None:
+        self.schema = checked_schema(schema)
+        self.catalog = catalog
+
+    def ddl(self) -> str:
+        text = resources.files(__package__).joinpath(f"{self.domain}.sql").read_text("utf-8")
+        return text.replace("{schema}", self.schema)
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        """Create or update the tables and views, then refresh reference data from the catalog."""
+        async with conn.transaction():
+            await conn.execute(self.ddl())
+            await self.refresh_reference_data(conn)
+
+    async def refresh_reference_data(self, conn: asyncpg.Connection) -> None:
+        """Catalog facts the views need; none by default."""
+
+    @abc.abstractmethod
+    async def apply(self, conn: asyncpg.Connection, batch: Batch) -> Applied:
+        """Apply a decoded batch inside the caller's transaction."""
+
+    async def fresh_subjects(
+        self, conn: asyncpg.Connection, subjects: Iterable[SubjectChanged], key: str = "subject_id",
+        key_of: Callable[[SubjectChanged], str] = lambda s: s.subject_id,
+    ) -> list[tuple[str, SubjectChanged]]:
+        """(table key, event) for the subjects whose version beats the stored one."""
+        latest = {key_of(s): s for s in latest_subjects(subjects).values()}
+        if not latest:
+            return []
+        rows = await conn.fetch(
+            f"SELECT {key} AS k, version FROM {self.schema}.subjects WHERE {key} = ANY($1::text[]) "
+            "FOR UPDATE",
+            list(latest),
+        )
+        stored = {r["k"]: r["version"] for r in rows}
+        return [(k, s) for k, s in latest.items() if s.version > stored.get(k, 0)]

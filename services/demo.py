@@ -1,76 +1,121 @@
-"""`samtykke demo`: one consent change through the running platform, shown as it lands on Kafka."""
+"""`samtykke demo`: one consent change through the running platform, shown wherever it lands.
+
+A subject is registered and grants direct marketing by SMS and personalised offers; the demo
+prints the change decoded from Kafka, then waits for it in the marketing, analytics and
+customer-service tables and in the suppression decision, with the time each took.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from samtykke.adapters.avro import AvroDecoder, SchemaRegistry
 from samtykke.adapters.kafka import ensure_topics
 from samtykke.adapters.settings import Settings
+from samtykke.domain.projection import pseudonym
 
-HEADERS = {"Authorization": "Bearer dev-writer"}
-
-
-async def _end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-    return ends
+WRITER = {"Authorization": "Bearer dev-writer"}
+CHECKER = {"Authorization": "Bearer dev-marketing"}
 
 
-async def _arrivals(consumer: AIOKafkaConsumer, decoder: AvroDecoder, count: int, timeout: float) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+async def _first_event(consumer: AIOKafkaConsumer, decoder: AvroDecoder, timeout: float) -> dict[str, Any] | None:
     deadline = time.monotonic() + timeout
-    while len(found) < count and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         for messages in (await consumer.getmany(timeout_ms=200)).values():
             for message in messages:
                 record = await decoder.decode(message.value)
                 record["_kafka"] = {"partition": message.partition, "offset": message.offset,
                                     "key": message.key.decode() if message.key else None,
                                     "schema_id": decoder.schema_id(message.value)}
-                found.append(record)
-    return found
+                return record
+    return None
+
+
+async def _wait(label: str, probe: Callable[[], Awaitable[Any]], started: float, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found:
+            print(f"  {label:<44} after {(time.perf_counter() - started) * 1000:6.0f} ms: {found}")
+            return True
+        await asyncio.sleep(0.02)
+    print(f"  {label:<44} did not arrive within {timeout:.0f} s")
+    return False
+
+
+async def _positioned_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A plain consumer on every partition of consent.changes, at the current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    await consumer._client.force_metadata_update()  # the topic may be minutes old: refresh first
+    partitions = [TopicPartition(settings.topic_changes, p)
+                  for p in sorted(consumer.partitions_for_topic(settings.topic_changes) or ())]
+    consumer.assign(partitions)
+    for partition, offset in (await consumer.end_offsets(partitions)).items():
+        consumer.seek(partition, offset)
+    return consumer
 
 
 async def run(settings: Settings) -> int:
-    base = f"http://{settings.http_host}:{settings.consent_port}"
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    registry = SchemaRegistry(settings.registry_url)
     await ensure_topics(settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects,
                         settings.topic_partitions)
-    await consumer.start()
+    consumer = await _positioned_consumer(settings)
+    registry = SchemaRegistry(settings.registry_url)
+    db = await asyncpg.connect(settings.database_url)
+    base = f"http://{settings.http_host}"
     try:
-        await consumer._client.force_metadata_update()
-        ends = await _end_offsets(consumer, settings.topic_changes)
-        consumer.assign(list(ends))
-        for partition, offset in ends.items():
-            consumer.seek(partition, offset)
-        async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30) as client:
-            subject = (await client.post("/v1/subjects", json={"kind": "consumer", "country": "DK",
-                                                               "identifiers": {"phone": "+45 12 34 56 78"}})).json()
-            print(f"registered subject {subject['subject_id']} (phone kept encrypted; only a keyed hash leaves)")
-            body = {"decisions": [{"purpose": "direct_marketing", "channel": "sms", "action": "grant"}],
+        async with httpx.AsyncClient(base_url=f"{base}:{settings.consent_port}", headers=WRITER, timeout=30) as api:
+            subject = (await api.post("/v1/subjects", json={
+                "kind": "consumer", "country": "DK", "identifiers": {"phone": "+45 12 34 56 78"}})).json()
+            sid = subject["subject_id"]
+            print(f"registered subject {sid} (phone kept encrypted; only a keyed hash leaves)")
+            body = {"decisions": [{"purpose": "direct_marketing", "channel": "sms", "action": "grant"},
+                                  {"purpose": "personalised_offers", "action": "grant"}],
                     "source": "self_service", "actor": {"kind": "subject"}, "notice_version": "dm-2026-01"}
             started = time.perf_counter()
-            response = await client.post(f"/v1/subjects/{subject['subject_id']}/consents", json=body)
-            response.raise_for_status()
-            print("granted direct_marketing/sms; waiting for the event on", settings.topic_changes)
-        events = await _arrivals(consumer, AvroDecoder(registry), 1, timeout=30)
-        if not events:
+            (await api.post(f"/v1/subjects/{sid}/consents", json=body)).raise_for_status()
+        print("granted direct_marketing/sms and personalised_offers; following the change:")
+        event = await _first_event(consumer, AvroDecoder(registry), timeout=30)
+        if event is None:
             print("no event arrived within 30 s: check `samtykke stack status` and .state/logs/consent.log")
             return 1
-        elapsed = (time.perf_counter() - started) * 1000
-        print(f"decoded from Kafka after {elapsed:.0f} ms (Avro, Confluent wire format, schema from the registry):")
-        print(json.dumps(events[0], indent=2, default=str))
-        return 0
+        print(f"  {'Kafka ' + settings.topic_changes + ' (Avro, decoded)':<44} after "
+              f"{(time.perf_counter() - started) * 1000:6.0f} ms:")
+        print(json.dumps(event, indent=4, default=str))
+        alias = pseudonym(settings.analytics_pseudonym_key.encode(), sid)
+        arrivals = [
+            await _wait("marketing.consents", lambda: db.fetchval(
+                "SELECT status || ', in force until ' || valid_until::date FROM marketing.consents "
+                "WHERE subject_id = $1 AND purpose = 'direct_marketing' AND channel = 'sms'", sid), started),
+            await _wait("analytics.consents (pseudonymous)", lambda: db.fetchval(
+                "SELECT purpose || ' ' || status FROM analytics.consents WHERE pseudonym = $1", alias), started),
+            await _wait("customer_service.timeline", lambda: db.fetchval(
+                "SELECT count(*) || ' entries, latest: ' || max(source) FROM customer_service.timeline "
+                "WHERE subject_id = $1 HAVING count(*) >= 2", sid), started),
+            await _wait("suppression decision (direct_marketing/sms)", lambda: _allowed(settings, sid), started),
+        ]
+        return 0 if all(arrivals) else 1
     finally:
         await consumer.stop()
         await registry.aclose()
+        await db.close()
+
+
+async def _allowed(settings: Settings, subject_id: str) -> str | None:
+    url = f"http://{settings.http_host}:{settings.suppression_port}/v1/check"
+    async with httpx.AsyncClient(headers=CHECKER, timeout=5) as client:
+        response = await client.post(url, json={"subject_id": subject_id, "purpose": "direct_marketing",
+                                                "channel": "sms"})
+    decision = response.json() if response.status_code == 200 else {}
+    return "allowed" if decision.get("result") == "allowed" else None
 
 
 def main(settings: Settings) -> int:

@@ -29,6 +29,11 @@ class PlatformService:
 PLATFORM_SERVICES: tuple[PlatformService, ...] = (
     PlatformService("consent", ("consent", "serve"),
                     lambda s: f"http://{s.http_host}:{s.consent_port}/ready"),
+    *(
+        PlatformService(domain, ("projections", "run", domain),
+                        lambda s, n=n: f"http://127.0.0.1:{s.projection_web_port_base + n}/ready")
+        for n, domain in enumerate(("marketing", "analytics", "customer_service"), start=1)
+    ),
     PlatformService("suppression", ("suppression", "serve"),
                     lambda s: f"http://{s.http_host}:{s.suppression_port}/ready"),
 )

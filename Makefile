@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 up: $(STAMP)
 	$(BIN)/samtykke up
 
-## test: install what is missing, start the real stack, run every test
-test: $(STAMP)
+## test: install what is missing, type-check, start the real stack, run every test
+test: $(STAMP) typecheck
 	$(BIN)/samtykke stack up
 	$(BIN)/python -m pytest -q -rfE
 

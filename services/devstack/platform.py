@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 
@@ -26,12 +27,15 @@ class PlatformService:
     ready_url: Callable[[Settings], str]
 
 
+def _projector_ready(index: int, settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.projection_web_port_base + index}/ready"
+
+
 PLATFORM_SERVICES: tuple[PlatformService, ...] = (
     PlatformService("consent", ("consent", "serve"),
                     lambda s: f"http://{s.http_host}:{s.consent_port}/ready"),
     *(
-        PlatformService(domain, ("projections", "run", domain),
-                        lambda s, n=n: f"http://127.0.0.1:{s.projection_web_port_base + n}/ready")
+        PlatformService(domain, ("projections", "run", domain), partial(_projector_ready, n))
         for n, domain in enumerate(("marketing", "analytics", "customer_service"), start=1)
     ),
     PlatformService("suppression", ("suppression", "serve"),

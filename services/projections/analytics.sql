@@ -3,14 +3,6 @@
 -- Idempotent; applied by the analytics role at every start. `{schema}` is `analytics` or a
 -- rebuild schema. Purposes without channels use channel '' (a primary key cannot hold NULL).
 
-CREATE TABLE IF NOT EXISTS {schema}.consumer_offsets (
-    topic       text NOT NULL,
-    partition   integer NOT NULL,
-    last_offset bigint NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (topic, partition)
-);
-
 CREATE TABLE IF NOT EXISTS {schema}.subjects (
     pseudonym         text PRIMARY KEY,
     kind              text NOT NULL,

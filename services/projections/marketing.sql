@@ -3,15 +3,6 @@
 -- `marketing_rebuild_<n>` while a rebuild fills fresh tables. Purposes without channels use
 -- channel '' in tables (a primary key cannot hold NULL); the view shows NULL.
 
--- the consumed position, written in the same transaction as the rows (the source of truth)
-CREATE TABLE IF NOT EXISTS {schema}.consumer_offsets (
-    topic       text NOT NULL,
-    partition   integer NOT NULL,
-    last_offset bigint NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (topic, partition)
-);
-
 CREATE TABLE IF NOT EXISTS {schema}.subjects (
     subject_id  text PRIMARY KEY,
     kind        text NOT NULL,

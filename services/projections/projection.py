@@ -44,7 +44,8 @@ class Projection(abc.ABC):
         self.catalog = catalog
 
     def ddl(self) -> str:
-        text = resources.files(__package__).joinpath(f"{self.domain}.sql").read_text("utf-8")
+        files = resources.files(__package__)
+        text = "\n".join(files.joinpath(name).read_text("utf-8") for name in ("offsets.sql", f"{self.domain}.sql"))
         return text.replace("{schema}", self.schema)
 
     async def prepare(self, conn: asyncpg.Connection) -> None:

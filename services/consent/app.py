@@ -11,11 +11,10 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry
 
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import ensure_topics, idempotent_producer
-from samtykke.adapters.metrics import instrument_http
+from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.postgres import apply_schema, create_pool
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
@@ -36,7 +35,7 @@ SCHEMA_LOCK = 0x5A_4D_54_00
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    registry = CollectorRegistry()
+    registry = service_registry()
     metrics = ConsentMetrics(registry)
 
     @contextlib.asynccontextmanager

@@ -3,19 +3,17 @@ name, partition number, outcome and dead-letter kind; never a subject id."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-PROPAGATION_BUCKETS = (
-    0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5,
-    0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0,
-)
+from samtykke.adapters.metrics import PROPAGATION_BUCKETS, service_registry
+
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
 class ProjectionMetrics:
     def __init__(self, domain: str) -> None:
         self.domain = domain
-        self.registry = CollectorRegistry()
+        self.registry = service_registry()
         self.events = Counter(
             "samtykke_projection_events_total",
             "Events consumed: applied, unchanged (duplicate, stale or not this domain's) or dead_letter",

@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry
 
 from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, load_schema
-from samtykke.adapters.metrics import instrument_http
+from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.domain.catalog import load_catalog
 from samtykke.domain.registers import RegisterBook
@@ -34,7 +33,7 @@ TICK_SECONDS = 1.0
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    registry = CollectorRegistry()
+    registry = service_registry()
     metrics = SuppressionMetrics(registry)
     index = SuppressionIndex(SuppressionRules(load_catalog()), RegisterBook(dict(settings.register_freshness_days)))
     schema_registry = SchemaRegistry(settings.registry_url)

@@ -119,7 +119,10 @@ class TopicFeed:
         try:
             record = await self._decode(tp.topic, message.value)
             if tp.topic == self._changes:
-                self._index.apply_consent(ConsentChanged.from_record(record), now)
+                change = ConsentChanged.from_record(record)
+                self._index.apply_consent(change, now)
+                if self.caught_up.is_set():  # a start-up replay is not propagation
+                    self._metrics.propagation.observe(max(0.0, now - change.recorded_at.timestamp()))
             else:
                 self._index.apply_subject(SubjectChanged.from_record(record), now)
             self._metrics.applied.labels(tp.topic).inc()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from samtykke.adapters.metrics import LATENCY_BUCKETS
+from samtykke.adapters.metrics import LATENCY_BUCKETS, PROPAGATION_BUCKETS
 from samtykke.domain.suppression import Reason
 
 
@@ -21,6 +21,11 @@ class SuppressionMetrics:
         self.check_latency = Histogram(
             "samtykke_suppression_check_seconds", "Time to decide a request, by endpoint (HTTP excluded)",
             ["endpoint"], registry=registry, buckets=LATENCY_BUCKETS,
+        )
+        self.propagation = Histogram(
+            "samtykke_suppression_propagation_seconds", "End-to-end propagation: event recorded_at to "
+            "applied to the index (live events only, not the start-up replay)", registry=registry,
+            buckets=PROPAGATION_BUCKETS,
         )
         self.index_lag = Gauge(
             "samtykke_suppression_index_lag_messages", "Messages on the topics not yet applied to the index",

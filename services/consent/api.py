@@ -43,7 +43,8 @@ IdempotencyKey = Annotated[
 ]
 
 
-def service(request: Request) -> ConsentService:
+async def service(request: Request) -> ConsentService:
+    # async: a plain `def` dependency would cost a thread-pool hop on every request
     svc: ConsentService = request.app.state.service
     return svc
 

@@ -153,36 +153,50 @@ async def ledger(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, An
     return history
 
 
+_LEDGER_TYPES = (
+    "uuid", "uuid", "text", "text", "text", "text", "bigint", "timestamptz", "timestamptz", "timestamptz",
+    "timestamptz", "text", "text", "text", "text", "text", "text",
+)
+_CURRENT_COLUMNS = (
+    "subject_id, purpose, channel, status, version, occurred_at, recorded_at, valid_until, last_used_at, "
+    "notice_version, source"
+)
+# One round trip for a whole batch: the ledger rows, the current state (the latest change per key,
+# since a batch may decide one key twice) and the outbox rows in the order of the changes.
+_SAVE_CHANGES = (
+    "WITH rows AS (SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_LEDGER_TYPES, start=1))
+    + f") WITH ORDINALITY AS r({_LEDGER_COLUMNS}, ord)), "
+    f"ledger AS (INSERT INTO consent.ledger ({_LEDGER_COLUMNS}) SELECT {_LEDGER_COLUMNS} FROM rows ORDER BY ord), "
+    f"current AS (INSERT INTO consent.consents ({_CURRENT_COLUMNS}) "
+    f"SELECT DISTINCT ON (subject_id, purpose, channel) {_CURRENT_COLUMNS} FROM rows "
+    "ORDER BY subject_id, purpose, channel, version DESC "
+    "ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET "
+    "status = EXCLUDED.status, version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at, "
+    "recorded_at = EXCLUDED.recorded_at, valid_until = EXCLUDED.valid_until, "
+    "last_used_at = EXCLUDED.last_used_at, notice_version = EXCLUDED.notice_version, "
+    "source = EXCLUDED.source) "
+    "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
+    "SELECT $18, o.key, $19, o.payload FROM unnest($20::text[], $21::jsonb[]) WITH ORDINALITY AS o(key, payload, ord) "
+    "ORDER BY o.ord"
+)
+
+
 async def save_changes(
     conn: asyncpg.Connection, changes: list[ConsentChanged], actor_ref: str | None, topic: str
 ) -> None:
-    """Upsert current state, append the ledger and the outbox: one statement each, one transaction."""
-    await conn.executemany(
-        "INSERT INTO consent.consents (subject_id, purpose, channel, status, version, occurred_at, "
-        "recorded_at, valid_until, last_used_at, notice_version, source) "
-        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET "
-        "status = EXCLUDED.status, version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at, "
-        "recorded_at = EXCLUDED.recorded_at, valid_until = EXCLUDED.valid_until, "
-        "last_used_at = EXCLUDED.last_used_at, notice_version = EXCLUDED.notice_version, "
-        "source = EXCLUDED.source",
-        [
-            (UUID(c.subject_id), c.purpose, c.channel or "", c.status, c.version, c.occurred_at,
-             c.recorded_at, c.valid_until, c.last_used_at, c.notice_version, c.source)
-            for c in changes
-        ],
+    """Append the ledger, upsert the current state and enqueue the events: one statement."""
+    rows = [
+        (UUID(c.event_id), UUID(c.subject_id), c.purpose, c.channel or "", c.status, c.previous_status,
+         c.version, c.occurred_at, c.recorded_at, c.valid_until, c.last_used_at, c.source, c.actor_kind,
+         actor_ref, c.notice_version, c.evidence_ref, c.correlation_id)
+        for c in changes
+    ]
+    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _LEDGER_TYPES]
+    await conn.execute(
+        _SAVE_CHANGES, *columns, topic, OUTBOX_CONSENT,
+        [c.subject_id for c in changes], [c.as_record() for c in changes],
     )
-    await conn.executemany(
-        f"INSERT INTO consent.ledger ({_LEDGER_COLUMNS}) "
-        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
-        [
-            (UUID(c.event_id), UUID(c.subject_id), c.purpose, c.channel or "", c.status,
-             c.previous_status, c.version, c.occurred_at, c.recorded_at, c.valid_until,
-             c.last_used_at, c.source, c.actor_kind, actor_ref, c.notice_version, c.evidence_ref,
-             c.correlation_id)
-            for c in changes
-        ],
-    )
-    await enqueue(conn, topic, OUTBOX_CONSENT, [(c.subject_id, c.as_record()) for c in changes])
 
 
 async def enqueue(

@@ -1,0 +1,383 @@
+"""The documents in schemas/ (AsyncAPI for the topics, OpenAPI for the HTTP services) say what the code does.
+
+The committed files must equal what `samtykke docs export` writes now; the AsyncAPI document must hold
+together, name every topic the code touches, and carry the partitions, topic configs, dead-letter
+headers and Avro schemas the code actually uses. No sockets: building the apps must not connect.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from samtykke import docs
+from samtykke.adapters import kafka
+from samtykke.cli import main
+from samtykke.consent import relay, store
+from samtykke.consent.app import create_app as consent_app
+from samtykke.consent.metrics import ConsentMetrics
+from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.projections.dead_letters import DeadLetterQueue, dead_letter_topic
+from samtykke.projections.domains import DOMAINS
+from samtykke.projections.messages import PoisonKind, PoisonMessage, RawMessage
+from samtykke.suppression import feed as suppression_feed
+from samtykke.suppression.metrics import SuppressionMetrics
+
+SETTINGS = docs.contract_settings()
+SUBJECT = "7d3f0a52-5b8e-4c1e-9a55-0c2b7f5e9d11"
+REGENERATE = "the documents in schemas/ drifted from the code: run `samtykke docs export` and commit the result"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_network() -> Iterator[None]:
+    """Unit tier: anything that tries to connect fails the test instead of waiting on a server."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a unit test tried to connect: {args!r}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", refuse)
+        patch.setattr(socket.socket, "connect_ex", refuse)
+        patch.setattr(socket, "create_connection", refuse)
+        yield
+
+
+@pytest.fixture(scope="module")
+def documents(no_network: None) -> dict[str, str]:
+    return docs.build_documents()
+
+
+@pytest.fixture(scope="module")
+def asyncapi(no_network: None) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((docs.SCHEMAS_DIR / docs.ASYNCAPI).read_text("utf-8"))
+    return loaded
+
+
+def resolve(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"only local references are expected, got {ref}"
+    node: Any = document
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict) and part in node, f"{ref} does not resolve"
+        node = node[part]
+    return node
+
+
+def references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from references(item)
+
+
+def channel_of(asyncapi: dict[str, Any], topic: str) -> dict[str, Any]:
+    found = [channel for channel in asyncapi["channels"].values() if channel["address"] == topic]
+    assert len(found) == 1, f"{topic}: {len(found)} channels"
+    return found[0]
+
+
+# -- the committed files are what the code exports ----------------------------------------------------
+
+
+def test_committed_documents_equal_the_export(documents: dict[str, str]) -> None:
+    drifts = docs.find_drift(documents, docs.SCHEMAS_DIR)
+    assert not drifts, REGENERATE + "\n" + "\n".join(drift.summary() for drift in drifts)
+
+
+def test_export_is_deterministic_and_ignores_the_environment(
+    documents: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMTYKKE_TOPIC_CHANGES", "somewhere.else")
+    monkeypatch.setenv("SAMTYKKE_TOPIC_PARTITIONS", "2")
+    assert docs.build_documents() == documents
+
+
+def test_building_an_app_for_its_document_runs_no_lifespan() -> None:
+    app = consent_app(SETTINGS)
+    assert app.openapi()["paths"]
+    assert not hasattr(app.state, "pool")  # the lifespan, which connects, sets it
+
+
+def test_openapi_documents_are_sorted_json(documents: dict[str, str]) -> None:
+    for service in docs.OPENAPI_SERVICES:
+        text = documents[f"openapi/{service}.json"]
+        parsed = json.loads(text)
+        assert parsed["openapi"].startswith("3.") and parsed["paths"]
+        assert text == json.dumps(parsed, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# -- the AsyncAPI document holds together --------------------------------------------------------------
+
+
+def test_asyncapi_is_structurally_valid(asyncapi: dict[str, Any]) -> None:
+    assert asyncapi["asyncapi"] == "3.0.0"
+    assert asyncapi["info"]["title"] and asyncapi["info"]["version"]
+    for ref in references(asyncapi):
+        resolve(asyncapi, ref)
+    messages = asyncapi["components"]["messages"]
+    for name, channel in asyncapi["channels"].items():
+        assert channel["address"] and channel["messages"], name
+        for message in channel["messages"].values():
+            assert message["$ref"].removeprefix("#/components/messages/") in messages, name
+    for name, operation in asyncapi["operations"].items():
+        assert operation["action"] in ("send", "receive"), name
+        channel_ref = operation["channel"]["$ref"]
+        channel = resolve(asyncapi, channel_ref)
+        for message in operation["messages"]:  # an operation's messages must be its channel's
+            prefix = f"{channel_ref}/messages/"
+            assert message["$ref"].startswith(prefix), name
+            assert message["$ref"].removeprefix(prefix) in channel["messages"], name
+    for name, message in messages.items():
+        assert message["payload"] and message["bindings"]["kafka"]["key"], name
+
+
+def test_asyncapi_has_no_yaml_aliases() -> None:
+    text = (docs.SCHEMAS_DIR / docs.ASYNCAPI).read_text("utf-8")
+    assert "&id0" not in text and "*id0" not in text
+
+
+def test_asyncapi_names_every_topic_the_code_uses(asyncapi: dict[str, Any]) -> None:
+    groups = {domain.group(SETTINGS) for domain in DOMAINS.values()}
+    expected = {SETTINGS.topic_changes, SETTINGS.topic_subjects, SETTINGS.suppression_dlq_topic,
+                *(dead_letter_topic(group) for group in groups)}
+    assert {channel["address"] for channel in asyncapi["channels"].values()} == expected
+
+    def operations(action: str, topic: str) -> list[dict[str, Any]]:
+        return [op for op in asyncapi["operations"].values()
+                if op["action"] == action and resolve(asyncapi, op["channel"]["$ref"])["address"] == topic]
+
+    for topic in (SETTINGS.topic_changes, SETTINGS.topic_subjects):
+        assert len(operations("send", topic)) == 1, f"{topic}: the consent service is its only producer"
+        receivers = operations("receive", topic)
+        consumer_groups = {op["bindings"]["kafka"]["groupId"]["enum"][0] for op in receivers if "bindings" in op}
+        assert consumer_groups == groups
+        assert len(receivers) == len(groups) + 1  # and the suppression service, without a group
+    for group in groups:
+        assert len(operations("send", dead_letter_topic(group))) == 1
+    assert len(operations("send", SETTINGS.suppression_dlq_topic)) == 1
+
+
+def test_keys_are_subject_ids_never_identifiers(asyncapi: dict[str, Any]) -> None:
+    for name in ("ConsentChanged", "SubjectChanged"):
+        key = asyncapi["components"]["messages"][name]["bindings"]["kafka"]["key"]
+        assert key["format"] == "uuid" and "subject id" in key["description"]
+    for channel in (SETTINGS.topic_changes, SETTINGS.topic_subjects):
+        assert "key = subject_id" in channel_of(asyncapi, channel)["description"]
+
+
+def test_embedded_avro_schemas_equal_the_avsc_files(asyncapi: dict[str, Any]) -> None:
+    sources = {path.stem: json.loads(path.read_text("utf-8")) for path in SETTINGS.schema_dir.glob("*.avsc")}
+    embedded = asyncapi["components"]["schemas"]
+    assert set(embedded) == set(sources)
+    for name, schema in sources.items():
+        assert embedded[name] == {"schemaFormat": docs.AVRO_FORMAT, "schema": schema}, name
+
+
+# -- partitions, configs, headers and keys are the code's ----------------------------------------------
+
+
+class RecordingAdmin:
+    created: list[Any] = []
+
+    def __init__(self, **options: object) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def list_topics(self) -> list[str]:
+        return []
+
+    async def create_topics(self, topics: list[Any]) -> None:
+        RecordingAdmin.created.extend(topics)
+
+
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> None:
+        self.sent.append((args, kwargs))
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append((args, kwargs))
+
+        async def acknowledged() -> None:
+            pass
+
+        return acknowledged()
+
+
+async def test_partitions_and_topic_configs_are_what_the_code_creates(
+    asyncapi: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    RecordingAdmin.created = []
+    monkeypatch.setattr(kafka, "AIOKafkaAdminClient", RecordingAdmin)
+    monkeypatch.setattr(suppression_feed, "AIOKafkaAdminClient", RecordingAdmin)
+    monkeypatch.setattr(suppression_feed, "idempotent_producer", lambda bootstrap: RecordingProducer())
+    dead_letters = [dead_letter_topic(domain.group(SETTINGS)) for domain in DOMAINS.values()]
+    await kafka.ensure_topics(SETTINGS.kafka_bootstrap, SETTINGS.topic_changes, SETTINGS.topic_subjects,
+                              SETTINGS.topic_partitions, extra=dead_letters)
+    feed = suppression_feed.TopicFeed(SETTINGS.kafka_bootstrap, SETTINGS.topic_changes, SETTINGS.topic_subjects,
+                                      {}, None, None, SETTINGS.suppression_dlq_topic)
+    await feed._dlq_producer()
+    created = {topic.name: topic for topic in RecordingAdmin.created}
+    assert set(created) == {channel["address"] for channel in asyncapi["channels"].values()}
+    for name, topic in created.items():
+        binding = channel_of(asyncapi, name)["bindings"]["kafka"]
+        assert binding["partitions"] == topic.num_partitions, name
+        assert binding["topicConfiguration"] == docs.topic_configuration(topic.topic_configs), name
+
+
+async def test_projector_dead_letter_headers_are_what_the_projector_sends(asyncapi: dict[str, Any]) -> None:
+    sent: list[Any] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        sent.append((topic, key, value, headers))
+
+    message = RawMessage(SETTINGS.topic_changes, 3, 41, SUBJECT.encode(), b"\x00junk", (("traceparent", b"x"),))
+    await DeadLetterQueue("samtykke.marketing.dlq", send).put(message, PoisonMessage(PoisonKind.UNDECODABLE, "bad"))
+    [(_, key, value, headers)] = sent
+    documented = asyncapi["components"]["messages"]["ProjectorDeadLetter"]["headers"]
+    assert [name for name, _ in headers] == [*documented["properties"], "traceparent"]
+    assert set(documented["required"]) == set(documented["properties"])
+    assert documented["properties"]["reason_kind"]["enum"] == [kind.value for kind in PoisonKind]
+    assert (key, value) == (message.key, message.value)
+
+
+async def test_suppression_dead_letter_headers_are_what_the_feed_sends(asyncapi: dict[str, Any]) -> None:
+    class Index:
+        def taint(self, key: str | None) -> None:
+            pass
+
+    class Message:
+        offset, key, value = 7, SUBJECT.encode(), b"\x00junk"
+
+    producer = RecordingProducer()
+    feed = suppression_feed.TopicFeed(SETTINGS.kafka_bootstrap, SETTINGS.topic_changes, SETTINGS.topic_subjects, {},
+                                      Index(), SuppressionMetrics(CollectorRegistry()), SETTINGS.suppression_dlq_topic)
+
+    async def ready_producer() -> RecordingProducer:
+        return producer
+
+    feed._dlq_producer = ready_producer
+    await feed._poison(suppression_feed.TopicPartition(SETTINGS.topic_changes, 2), Message(), ValueError("bad"))
+    [(args, kwargs)] = producer.sent
+    documented = asyncapi["components"]["messages"]["SuppressionDeadLetter"]["headers"]
+    assert [name for name, _ in kwargs["headers"]] == list(documented["properties"])
+    assert args == (SETTINGS.suppression_dlq_topic, Message.value) and kwargs["key"] == Message.key
+
+
+async def test_the_consent_service_keys_every_event_by_subject_id() -> None:
+    class Connection:
+        def __init__(self) -> None:
+            self.outbox: list[tuple[Any, ...]] = []
+
+        async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+            if "consent.outbox" in sql:
+                self.outbox.extend(rows)
+
+        async def execute(self, sql: str, *args: Any) -> None:
+            # a batch of changes is one statement: ..., topic, schema name, keys, payloads
+            if "consent.outbox" in sql:
+                topic, schema, keys, payloads = args[-4:]
+                self.outbox.extend((topic, k, schema, p) for k, p in zip(keys, payloads, strict=True))
+
+    now = datetime.now(UTC)
+    change = ConsentChanged(str(uuid4()), SUBJECT, "consumer", None, "DK", "direct_marketing", "sms", "granted", None, 1,
+                            now, now, None, "self_service", "subject", None, None, None)
+    subject = SubjectChanged(str(uuid4()), SUBJECT, "consumer", "DK", None, None, None, None, False, 1, now)
+    conn = Connection()
+    await store.save_changes(conn, [change], None, SETTINGS.topic_changes)
+    await store.enqueue_subject(conn, SETTINGS.topic_subjects, subject)
+    assert [(row[0], row[1]) for row in conn.outbox] == [(SETTINGS.topic_changes, SUBJECT),
+                                                         (SETTINGS.topic_subjects, SUBJECT)]
+
+    rows = [{"id": 1, "topic": topic, "message_key": key, "schema_name": schema, "payload": {}, "created_at": now}
+            for topic, key, schema, _ in conn.outbox]
+
+    class Pool:
+        def acquire(self) -> Pool:
+            return self
+
+        async def __aenter__(self) -> Pool:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            pass
+
+        async def fetch(self, sql: str, limit: int) -> list[dict[str, Any]]:
+            return rows
+
+        async def execute(self, sql: str, *args: object) -> None:
+            pass
+
+    class Encoder:
+        def encode(self, record: dict[str, Any]) -> bytes:
+            return b"avro"
+
+    producer = RecordingProducer()
+    outbox = relay.OutboxRelay(Pool(), lambda: producer, {"ConsentChanged": Encoder(), "SubjectChanged": Encoder()},
+                               ConsentMetrics(CollectorRegistry()), 500, 1.0, lambda: None)
+    outbox._producer = producer
+    assert await outbox.publish_batch() == 2
+    assert [(args[0], kwargs["key"]) for args, kwargs in producer.sent] == [
+        (SETTINGS.topic_changes, SUBJECT.encode()), (SETTINGS.topic_subjects, SUBJECT.encode())]
+    assert all("headers" not in kwargs for _, kwargs in producer.sent)  # the documents list none
+
+
+# -- drift is caught --------------------------------------------------------------------------------------
+
+
+def test_check_reports_an_edited_document_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["docs", "export", "--schemas", str(tmp_path)]) == 0
+    assert main(["docs", "check", "--schemas", str(tmp_path)]) == 0
+    document = tmp_path / "openapi" / "consent.json"
+    edited = json.loads(document.read_text("utf-8"))
+    del edited["paths"]["/v1/purposes"]
+    document.write_text(json.dumps(edited, indent=2, sort_keys=True) + "\n", "utf-8")
+    (tmp_path / docs.ASYNCAPI).unlink()
+    capsys.readouterr()
+
+    assert main(["docs", "check", "--schemas", str(tmp_path)]) == 1
+    report = capsys.readouterr().err
+    assert "openapi/consent.json: differs from the code" in report and '+    "/v1/purposes": {' in report
+    assert "asyncapi.yaml: missing" in report
+    assert "suppression.json" not in report
+    assert "samtykke docs export" in report
+
+
+def test_a_new_route_is_drift(documents: dict[str, str], tmp_path: Path) -> None:
+    shutil.copytree(docs.SCHEMAS_DIR / "openapi", tmp_path / "openapi")
+    app = consent_app(SETTINGS)
+
+    @app.get("/v1/undocumented")
+    async def undocumented() -> dict[str, str]:
+        return {}
+
+    exported = {"openapi/consent.json": docs.render_json(app.openapi())}
+    [drift] = docs.find_drift(exported, tmp_path)
+    assert drift.path == "openapi/consent.json" and not drift.missing
+    assert any(line.startswith("+") and "/v1/undocumented" in line for line in drift.diff)
+    assert docs.find_drift({"openapi/consent.json": documents["openapi/consent.json"]}, tmp_path) == []

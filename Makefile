@@ -4,20 +4,28 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: up test down status unit bench typecheck
+.PHONY: up test down status unit bench typecheck monitoring-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 ## up: install what is missing, start Kafka, the registry, PostgreSQL and the services, run the demo
 up: $(STAMP)
 	$(BIN)/samtykke up
 
+## monitoring-tools: Prometheus and promtool from Debian (the alert-rule tests and the
+## end-to-end metrics test run them); needs root or sudo once per machine
+monitoring-tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 ## test: install what is missing, type-check, start the real stack, run every test
-test: $(STAMP) typecheck
+test: $(STAMP) monitoring-tools typecheck
 	$(BIN)/samtykke stack up
 	$(BIN)/python -m pytest -q -rfE
 

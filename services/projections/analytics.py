@@ -66,7 +66,8 @@ class AnalyticsProjection(Projection):
             f"INSERT INTO {s}.consents AS t (pseudonym, purpose, channel, status, valid_until, version, "
             "occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (pseudonym, purpose, channel) "
             "DO UPDATE SET status = EXCLUDED.status, valid_until = EXCLUDED.valid_until, "
-            "version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at WHERE EXCLUDED.version > t.version",
+            "version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at, applied_at = clock_timestamp() "
+            "WHERE EXCLUDED.version > t.version",
             [(*self._fact_key(c)[:3], c.status, c.valid_until, c.version, c.occurred_at)
              for c in latest_changes(new).values()],
         )

@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS {schema}.consents (
     occurred_at timestamptz NOT NULL,
     PRIMARY KEY (pseudonym, purpose, channel)
 );
+-- when this row last changed here (the batch commits moments later): freshness for operators,
+-- and what the end-to-end benchmark measures propagation against. Added to tables created earlier.
+ALTER TABLE {schema}.consents ADD COLUMN IF NOT EXISTS applied_at timestamptz NOT NULL DEFAULT clock_timestamp();
 
 -- every change once, keyed by its version: the insert that succeeds is the one that counts
 CREATE TABLE IF NOT EXISTS {schema}.status_changes (

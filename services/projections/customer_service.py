@@ -49,7 +49,8 @@ class CustomerServiceProjection(Projection):
             "occurred_at = EXCLUDED.occurred_at, recorded_at = EXCLUDED.recorded_at, "
             "valid_until = EXCLUDED.valid_until, last_used_at = EXCLUDED.last_used_at, "
             "source = EXCLUDED.source, actor_kind = EXCLUDED.actor_kind, "
-            "notice_version = EXCLUDED.notice_version WHERE EXCLUDED.version > t.version",
+            "notice_version = EXCLUDED.notice_version, applied_at = clock_timestamp() "
+            "WHERE EXCLUDED.version > t.version",
             [
                 (c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.status, c.previous_status, c.version,
                  c.occurred_at, c.recorded_at, c.valid_until, c.last_used_at, c.source, c.actor_kind,

@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS {schema}.consents (
     notice_version  text,
     PRIMARY KEY (subject_id, purpose, channel)
 );
+-- when this row last changed here (the batch commits moments later): freshness for operators,
+-- and what the end-to-end benchmark measures propagation against. Added to tables created earlier.
+ALTER TABLE {schema}.consents ADD COLUMN IF NOT EXISTS applied_at timestamptz NOT NULL DEFAULT clock_timestamp();
 
 -- every change, once (duplicates are the same version of the same consent)
 CREATE TABLE IF NOT EXISTS {schema}.timeline (

@@ -56,7 +56,8 @@ class MarketingProjection(Projection):
             "status = EXCLUDED.status, in_force = EXCLUDED.in_force, valid_until = EXCLUDED.valid_until, "
             "lapse_date = EXCLUDED.lapse_date, country = EXCLUDED.country, kind = EXCLUDED.kind, "
             "account_id = EXCLUDED.account_id, version = EXCLUDED.version, "
-            "occurred_at = EXCLUDED.occurred_at WHERE EXCLUDED.version > t.version",
+            "occurred_at = EXCLUDED.occurred_at, applied_at = clock_timestamp() "
+            "WHERE EXCLUDED.version > t.version",
             [
                 (r.subject_id, r.purpose, r.channel, r.mechanism, r.status, r.in_force, r.valid_until,
                  r.lapse_date, r.country, r.kind, r.account_id, r.version, r.occurred_at)

@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS {schema}.consents (
     occurred_at timestamptz NOT NULL,
     PRIMARY KEY (subject_id, purpose, channel)
 );
+-- when this row last changed here (the batch commits moments later): freshness for operators,
+-- and what the end-to-end benchmark measures propagation against. Added to tables created earlier.
+ALTER TABLE {schema}.consents ADD COLUMN IF NOT EXISTS applied_at timestamptz NOT NULL DEFAULT clock_timestamp();
 CREATE INDEX IF NOT EXISTS consents_in_force ON {schema}.consents (purpose, channel) WHERE in_force;
 
 -- the catalog's opt-out purposes and their channels per kind (refreshed at every start)

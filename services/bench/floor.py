@@ -1,0 +1,81 @@
+"""The floor under any Kafka-to-PostgreSQL pipeline on this machine: a raw aiokafka producer
+sending at a steady rate, a raw consumer on every partition, one asyncpg upsert per fetched
+batch. No schema registry, no Avro, no HTTP, no consent rules: what Kafka and PostgreSQL
+themselves cost. Latency per message: produced -> its batch committed, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+import time
+import uuid
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from samtykke.adapters.settings import Settings
+
+PAYLOAD = 300  # bytes, about one Avro ConsentChanged
+
+
+async def _consume(consumer: AIOKafkaConsumer, conn: asyncpg.Connection, table: str, count: int,
+                   latencies: list[float]) -> None:
+    while len(latencies) < count:
+        batches = await consumer.getmany(timeout_ms=100, max_records=500)
+        records = [r for rs in batches.values() for r in rs]
+        if not records:
+            continue
+        await conn.execute(
+            f"INSERT INTO {table} AS t (key, version, payload) "
+            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[]) "
+            "ON CONFLICT (key) DO UPDATE SET version = EXCLUDED.version, payload = EXCLUDED.payload "
+            "WHERE EXCLUDED.version > t.version",
+            [r.key.decode() for r in records], [r.offset for r in records], [r.value for r in records])
+        now = time.time()
+        latencies.extend((now - struct.unpack_from("<d", r.value)[0]) * 1000 for r in records)
+
+
+async def floor(settings: Settings, rate: float, seconds: float) -> list[float]:
+    """Send `rate` messages/s for `seconds`; each one's produce -> committed upsert latency (ms)."""
+    tag = uuid.uuid4().hex[:8]
+    topic, table = f"bench-floor-{tag}", f"bench_floor_{tag}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
+    conn = await asyncpg.connect(settings.database_url)
+    await conn.execute(f"CREATE TABLE {table} (key text PRIMARY KEY, version bigint, payload bytea)")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=100)
+    count, latencies = int(rate * seconds), list[float]()
+    try:
+        await producer.start()
+        await consumer.start()
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        reader = asyncio.create_task(_consume(consumer, conn, table, count, latencies))
+        filler = os.urandom(PAYLOAD - 8)
+        keys = [str(uuid.uuid4()).encode() for _ in range(max(1, count // 10))]
+        pending = []
+        t0 = time.perf_counter()
+        for i in range(count):
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            value = struct.pack("<d", time.time()) + filler
+            pending.append(await producer.send(topic, value, key=keys[i % len(keys)]))
+        await asyncio.gather(*pending)
+        await asyncio.wait_for(reader, timeout=120)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        await conn.execute(f"DROP TABLE IF EXISTS {table}")
+        await conn.close()
+        with contextlib.suppress(Exception):
+            await admin.delete_topics([topic])
+        await admin.close()
+    return latencies

@@ -1,0 +1,78 @@
+"""Replay: how long the platform takes to rebuild every read model from a full topic history.
+
+N events (one SubjectChanged per ten ConsentChanged) go straight onto a fresh topic pair; a
+raw aiokafka consumer reads them all (the floor), then the three projectors and the suppression
+service start together from offset 0 and the clock runs until each has caught up: a projector
+when its committed offsets cover every message, the suppression service when `/ready` answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import asyncpg
+
+from samtykke.adapters.settings import Settings
+from samtykke.projections.bench import bench_platform, projector, raw_rate
+from samtykke.projections.domains import DOMAINS, Domain
+from samtykke.projections.progress import Progress
+from samtykke.projections.synthetic import SyntheticHistory, SyntheticProducer
+from samtykke.suppression.bench_tools import ServiceProcess
+
+
+async def _produce(settings: Settings, events: int) -> int:
+    history, producer = SyntheticHistory(), SyntheticProducer(settings, linger_ms=20)
+    subjects = max(1, events // 11)
+    await producer.start()
+    with Progress(events, "producing the history") as progress:
+        for _ in range(subjects):
+            await producer.send(history.subject())
+        for i in range(events - subjects):
+            await producer.send(history.change())
+            if i % 10_000 == 9_999:
+                progress.advance(10_000)
+        progress.advance(events - progress.done)
+        await producer.stop()
+    return events
+
+
+async def _projector_caught_up(domain: Domain, settings: Settings, total: int, started: float) -> float:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        async with projector(domain, settings):
+            while True:
+                with contextlib.suppress(asyncpg.UndefinedTableError):
+                    applied = await conn.fetchval(
+                        f"SELECT coalesce(sum(last_offset + 1), 0) FROM {domain.name}.consumer_offsets")
+                    if applied >= total:
+                        return time.perf_counter() - started
+                await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+async def _suppression_ready(settings: Settings, started: float) -> float:
+    async with ServiceProcess(settings, (settings.topic_changes, settings.topic_subjects),
+                              settings.suppression_port + 20):
+        return time.perf_counter() - started
+
+
+async def replay(settings: Settings, events: int) -> dict[str, float]:
+    """Seconds to catch up per read model (and `all`), beside the raw consumer reading the same."""
+    async with bench_platform(settings) as bench:
+        total = await _produce(bench, events)
+        raw_started = time.perf_counter()
+        await raw_rate(bench, total)
+        result = {"raw_aiokafka_read": time.perf_counter() - raw_started}
+        print(f"raw aiokafka consumer read {total:,} events in {result['raw_aiokafka_read']:.1f} s", flush=True)
+        started = time.perf_counter()
+        names = [*DOMAINS, "suppression"]
+        times = await asyncio.gather(
+            *(_projector_caught_up(d, bench, total, started) for d in DOMAINS.values()),
+            _suppression_ready(bench, started))
+        result |= dict(zip(names, times, strict=True))
+        result["all"] = max(times)
+        result["events"] = float(total)
+        return result

@@ -1,0 +1,41 @@
+"""The end-to-end benchmark's pure parts: which keys flip suppression, pool sizes, percentiles,
+and what counts as a sustained rate."""
+
+from __future__ import annotations
+
+import math
+
+from samtykke.bench.drive import KEYS, pool_size, requests_needed
+from samtykke.bench.e2e import passes, stats
+
+DESTINATIONS = ("marketing", "analytics", "customer_service", "suppression")
+
+
+def test_every_benchmark_key_is_an_opt_in_marketing_key_of_a_consumer() -> None:
+    assert len(KEYS) == len(set(KEYS)) == 10
+    assert {p for p, _ in KEYS} == {"direct_marketing", "third_party_marketing", "personalised_offers"}
+
+
+def test_the_pool_touches_no_key_twice_in_a_step() -> None:
+    # 1,000 changes/s for 20 s, 5 per request: 4,000 requests, two per subject
+    assert requests_needed(1000, 20, 5) == 4000
+    assert pool_size(1000, 20, 5) == 2000
+    assert pool_size(1000, 20, 3) * (len(KEYS) // 3) >= requests_needed(1000, 20, 3)
+
+
+def test_stats_are_nearest_rank_percentiles() -> None:
+    result = stats([float(v) for v in range(1, 101)])
+    assert (result["p50"], result["p95"], result["p99"], result["max"], result["n"]) == (51, 96, 100, 100, 100)
+    assert math.isnan(stats([])["p99"])
+
+
+def _step(p99: float, achieved: float, missing: int = 0) -> dict[str, object]:
+    return {"target_rate": 1000.0, "achieved_rate": achieved,
+            "destinations": {d: {"p99": p99, "missing": missing} for d in DESTINATIONS}}
+
+
+def test_a_rate_is_sustained_only_with_every_change_delivered_within_a_second() -> None:
+    assert passes(_step(p99=900, achieved=990))
+    assert not passes(_step(p99=1100, achieved=1000))
+    assert not passes(_step(p99=100, achieved=900))
+    assert not passes(_step(p99=100, achieved=1000, missing=1))

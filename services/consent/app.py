@@ -24,13 +24,17 @@ from . import api
 from samtykke.adapters.auth import require
 from .schemas import ERROR_RESPONSES
 from .metrics import ConsentMetrics
-from .relay import OutboxRelay, outbox_status
+from .relay import OutboxRelay, outbox_status, watch_outbox
 from .service import ConsentService, utcnow
 from .store import OUTBOX_CONSENT, OUTBOX_SUBJECT
 from .sweeper import LifecycleSweeper
 
 log = logging.getLogger(__name__)
 SCHEMA_LOCK = 0x5A_4D_54_00
+
+
+# how often the outbox backlog gauges are refreshed (a fraction of the alerts' `for:` windows)
+OUTBOX_SAMPLE_SECONDS = 2.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         sweeper = LifecycleSweeper(svc, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
         app.state.service, app.state.sweeper, app.state.pool = svc, sweeper, pool
-        tasks = [asyncio.create_task(relay.run(), name="relay"), asyncio.create_task(sweeper.run(), name="sweeper")]
+        tasks = [asyncio.create_task(relay.run(), name="relay"), asyncio.create_task(sweeper.run(), name="sweeper"),
+                 asyncio.create_task(watch_outbox(pool, metrics, OUTBOX_SAMPLE_SECONDS), name="outbox gauges")]
         try:
             yield
         finally:

@@ -112,9 +112,6 @@ class OutboxRelay:
                 await encoder.register()
 
     async def _wait_for_work(self) -> None:
-        status = await outbox_status(self._pool)
-        self._metrics.outbox_backlog.set(status["backlog"])
-        self._metrics.outbox_oldest_age.set(status["oldest_age_seconds"])
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
         except TimeoutError:
@@ -130,8 +127,6 @@ class OutboxRelay:
                 self._batch_size,
             )
             if not rows:
-                self._metrics.outbox_backlog.set(0)
-                self._metrics.outbox_oldest_age.set(0)
                 return 0
             futures = [
                 await producer.send(
@@ -166,3 +161,17 @@ async def outbox_status(pool: asyncpg.Pool) -> dict[str, Any]:
     assert row is not None
     age = (datetime.now(UTC) - row["oldest"]).total_seconds() if row["oldest"] else 0.0
     return {"backlog": row["backlog"], "oldest_age_seconds": round(age, 3)}
+
+
+async def watch_outbox(pool: asyncpg.Pool, metrics: ConsentMetrics, every: float) -> None:
+    """Keep the backlog gauges current on their own clock: a view the relay updated itself would
+    freeze exactly when the relay is stuck, which is when the outbox alerts must see it grow."""
+    while True:
+        try:
+            status = await outbox_status(pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("outbox status unavailable: %s", type(exc).__name__)
+        else:
+            metrics.outbox_backlog.set(status["backlog"])
+            metrics.outbox_oldest_age.set(status["oldest_age_seconds"])
+        await asyncio.sleep(every)

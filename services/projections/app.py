@@ -62,8 +62,9 @@ def faust_settings(domain: Domain, settings: Settings) -> dict[str, Any]:
         # from PostgreSQL; restarting only the agent coroutine would skip the batch in flight
         agent_supervisor="mode.supervisors.CrashingSupervisor",
         web_enabled=True,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        # /metrics, /healthz and /ready must answer probes and scrapes from outside the container
+        web_bind=settings.http_host,
+        web_host=settings.http_host,
         web_port=domain.web_port(settings),
         datadir=str(settings.state_dir / "faust" / domain.name),
     )

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
     from compose_check import (
         check_compose,
         check_dockerfile,
+        command_words,
+        effective_settings,
         interpolate,
         load_compose,
         published_ports,
@@ -25,13 +28,21 @@ except ImportError:
     from .compose_check import (  # type: ignore[no-redef]
         check_compose,
         check_dockerfile,
+        command_words,
+        effective_settings,
         interpolate,
         load_compose,
         published_ports,
     )
 
+from samtykke.adapters.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+PROJECTORS_AND_SUPPRESSION = (
+    "projector-marketing, projector-analytics, projector-customer-service, suppression"
+)
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +68,12 @@ def _problems(compose: dict[str, Any]) -> list[str]:
     return [problem for problem in check_compose(compose, ROOT) if problem not in baseline]
 
 
+def _mount_prometheus_config(compose: dict[str, Any], path: Path | str) -> None:
+    volumes = _service(compose, "prometheus")["volumes"]
+    volumes[:] = [v for v in volumes if ":/etc/prometheus/prometheus.yml" not in v]
+    volumes.append(f"{path}:/etc/prometheus/prometheus.yml:ro")
+
+
 # -- the real file -----------------------------------------------------------------
 
 
@@ -64,15 +81,41 @@ def test_real_compose_file_is_consistent(compose: dict[str, Any]) -> None:
     assert check_compose(compose, ROOT) == []
 
 
+SAMTYKKE_PORTS = {
+    "consent": 8000,
+    "projector-marketing": 8101,
+    "projector-analytics": 8102,
+    "projector-customer-service": 8103,
+    "suppression": 8200,
+}
+
+
 def test_platform_services_are_defined(compose: dict[str, Any]) -> None:
-    assert {"kafka", "registry", "postgres", "consent"} <= set(compose["services"])
+    assert set(compose["services"]) == {
+        "kafka", "registry", "postgres", "provision", *SAMTYKKE_PORTS, "prometheus", "grafana",
+    }
 
 
-def test_consent_uses_the_shared_samtykke_environment(compose: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("name", "port"), SAMTYKKE_PORTS.items())
+def test_services_publish_their_fixed_port_on_loopback(
+    compose: dict[str, Any], name: str, port: int
+) -> None:
+    assert _service(compose, name)["ports"] == [f"127.0.0.1:{port}:{port}"]
+
+
+@pytest.mark.parametrize("name", SAMTYKKE_PORTS)
+def test_samtykke_services_use_the_shared_environment(
+    compose: dict[str, Any], name: str
+) -> None:
     shared = compose["x-samtykke-env"]
-    consent_env = _service(compose, "consent")["environment"]
-    assert shared.items() <= consent_env.items()
-    assert consent_env["SAMTYKKE_CONSENT_PORT"] == 8000
+    assert shared.items() <= _service(compose, name)["environment"].items()
+
+
+def test_projectors_share_the_web_port_base(compose: dict[str, Any]) -> None:
+    for name in SAMTYKKE_PORTS:
+        if name.startswith("projector-"):
+            env = _service(compose, name)["environment"]
+            assert env["SAMTYKKE_PROJECTION_WEB_PORT_BASE"] == 8100
 
 
 def test_consent_waits_for_healthy_infrastructure(compose: dict[str, Any]) -> None:
@@ -84,10 +127,56 @@ def test_consent_waits_for_healthy_infrastructure(compose: dict[str, Any]) -> No
     }
 
 
-def test_identifier_keys_come_from_compose_variables(compose: dict[str, Any]) -> None:
-    env = compose["x-samtykke-env"]
-    for key in ("SAMTYKKE_IDENTIFIER_HASH_KEY", "SAMTYKKE_IDENTIFIER_ENCRYPTION_KEY"):
-        assert env[key].startswith(f"${{{key}:-")
+def test_projectors_wait_for_provisioning_to_complete(compose: dict[str, Any]) -> None:
+    for name in ("projector-marketing", "projector-analytics", "projector-customer-service"):
+        depends = _service(compose, name)["depends_on"]
+        assert depends["provision"] == {"condition": "service_completed_successfully"}
+
+
+def test_only_the_owner_processes_hold_the_owner_login(compose: dict[str, Any]) -> None:
+    with_login = {
+        name
+        for name, service in compose["services"].items()
+        if "@" in service.get("environment", {}).get("SAMTYKKE_DATABASE_URL", "")
+    }
+    assert with_login == {"consent", "provision"}
+
+
+def test_keys_come_from_compose_variables(compose: dict[str, Any]) -> None:
+    keys = {
+        "consent": ["SAMTYKKE_IDENTIFIER_HASH_KEY", "SAMTYKKE_IDENTIFIER_ENCRYPTION_KEY"],
+        "suppression": ["SAMTYKKE_IDENTIFIER_HASH_KEY"],
+        "projector-analytics": ["SAMTYKKE_ANALYTICS_PSEUDONYM_KEY"],
+        "projector-marketing": ["SAMTYKKE_PROJECTION_ROLE_PASSWORD"],
+    }
+    for name, variables in keys.items():
+        env = _service(compose, name)["environment"]
+        for key in variables:
+            assert env[key].startswith(f"${{{key}:-"), f"{name}: {key}"
+
+
+@pytest.mark.parametrize("name", ["projector-marketing", "projector-analytics",
+                                  "projector-customer-service"])
+def test_projector_web_server_binds_the_http_host(compose: dict[str, Any], name: str) -> None:
+    from samtykke.projections.app import faust_settings
+    from samtykke.projections.domains import DOMAINS
+
+    service = _service(compose, name)
+    settings = effective_settings(service, Settings)
+    assert isinstance(settings, Settings)
+    domain = DOMAINS[command_words(service)[-1]]
+    assert faust_settings(domain, settings)["web_bind"] == settings.http_host == "0.0.0.0"
+
+
+def test_monitoring_mounts_its_configuration(compose: dict[str, Any]) -> None:
+    assert {
+        "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+        "./deploy/prometheus/rules:/etc/prometheus/rules:ro",
+    } <= set(_service(compose, "prometheus")["volumes"])
+    assert {
+        "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro",
+        "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro",
+    } <= set(_service(compose, "grafana")["volumes"])
 
 
 # -- deliberate mistakes -------------------------------------------------------------
@@ -112,9 +201,126 @@ def test_dependency_on_missing_service_is_reported(compose: dict[str, Any]) -> N
 
 
 def test_waiting_for_health_without_healthcheck_is_reported(compose: dict[str, Any]) -> None:
-    del _service(compose, "registry")["healthcheck"]
+    del _service(compose, "prometheus")["healthcheck"]
     assert _problems(compose) == [
-        "consent: waits for registry to be healthy, but it has no healthcheck"
+        "grafana: waits for prometheus to be healthy, but it has no healthcheck",
+        "prometheus: long-running but has no healthcheck",
+    ]
+
+
+def test_long_running_service_without_restart_policy_is_reported(
+    compose: dict[str, Any],
+) -> None:
+    del _service(compose, "suppression")["restart"]
+    assert _problems(compose) == ["suppression: long-running but restart is 'no'"]
+
+
+def test_restarting_a_one_shot_service_is_reported(compose: dict[str, Any]) -> None:
+    _service(compose, "provision")["restart"] = "unless-stopped"
+    assert _problems(compose) == [
+        "provision: others wait for it to complete, but restart: unless-stopped reruns it"
+    ]
+
+
+def test_projector_not_waiting_for_provisioning_is_reported(compose: dict[str, Any]) -> None:
+    _service(compose, "projector-analytics")["depends_on"]["provision"] = {
+        "condition": "service_started"
+    }
+    assert _problems(compose) == [
+        "projector-analytics: runs `projections run` but does not wait for a "
+        "`projections provision` service to complete successfully"
+    ]
+
+
+def test_unknown_subcommand_is_reported(compose: dict[str, Any]) -> None:
+    _service(compose, "suppression")["command"] = ["suppression", "serv"]
+    assert _problems(compose) == [
+        "suppression: `samtykke suppression serv` is not a samtykke command: "
+        "argument ACTION: invalid choice: 'serv' (choose from 'serve', 'import-register', 'bench')",
+    ]
+
+
+def test_unknown_projection_domain_is_reported(compose: dict[str, Any]) -> None:
+    _service(compose, "projector-marketing")["command"] = ["projections", "run", "marketting"]
+    assert _problems(compose) == [
+        "projector-marketing: `samtykke projections run marketting` is not a samtykke command: "
+        "argument domain: invalid choice: 'marketting' "
+        "(choose from 'marketing', 'analytics', 'customer_service')"
+    ]
+
+
+def test_projector_port_follows_its_domain_index(compose: dict[str, Any]) -> None:
+    _service(compose, "projector-analytics")["command"] = ["projections", "run", "customer_service"]
+    assert _problems(compose) == [
+        "projector-analytics: publishes container port 8102 but listens on 8103",
+        "projector-analytics: healthcheck probes port 8102 but it listens on 8103",
+        "projector-analytics: prometheus job 'projector' in deploy/prometheus/prometheus.yml "
+        "scrapes port 8102, but it listens on 8103",
+    ]
+
+
+def test_web_port_base_moved_is_reported_everywhere(compose: dict[str, Any]) -> None:
+    _service(compose, "projector-customer-service")["environment"][
+        "SAMTYKKE_PROJECTION_WEB_PORT_BASE"
+    ] = 8200
+    assert _problems(compose) == [
+        "projector-customer-service: listens on 8203, which deploy/docker/Dockerfile "
+        "does not EXPOSE",
+        "projector-customer-service: publishes container port 8103 but listens on 8203",
+        "projector-customer-service: healthcheck probes port 8103 but it listens on 8203",
+        "projector-customer-service: prometheus job 'projector' in "
+        "deploy/prometheus/prometheus.yml scrapes port 8103, but it listens on 8203",
+    ]
+
+
+def test_service_prometheus_does_not_scrape_is_reported(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text(encoding="utf-8"))
+    config["scrape_configs"] = [
+        job for job in config["scrape_configs"] if job["job_name"] != "suppression"
+    ]
+    edited = tmp_path / "prometheus.yml"
+    edited.write_text(yaml.safe_dump(config))
+    _mount_prometheus_config(compose, edited)
+    assert _problems(compose) == [
+        f"suppression: prometheus does not scrape it: {edited} has no target suppression:8200"
+    ]
+
+
+def test_prometheus_config_mounted_but_missing_is_reported(compose: dict[str, Any]) -> None:
+    _mount_prometheus_config(compose, "./deploy/prometheus/missing.yml")
+    assert _problems(compose) == [
+        "prometheus: bind-mounted host path ./deploy/prometheus/missing.yml does not exist"
+    ]
+
+
+def test_identifier_hash_key_differing_between_services_is_reported(
+    compose: dict[str, Any],
+) -> None:
+    _service(compose, "suppression")["environment"]["SAMTYKKE_IDENTIFIER_HASH_KEY"] = "x" * 32
+    assert _problems(compose) == [
+        "suppression: SAMTYKKE_IDENTIFIER_HASH_KEY differs from consent's; the suppression "
+        "index matches the consent service's identifier hashes"
+    ]
+
+
+def test_projector_role_password_other_than_provisioned_is_reported(
+    compose: dict[str, Any],
+) -> None:
+    _service(compose, "provision")["environment"]["SAMTYKKE_PROJECTION_ROLE_PASSWORD"] = "other"
+    assert _problems(compose) == [
+        "provision: SAMTYKKE_PROJECTION_ROLE_PASSWORD differs from projector-marketing, "
+        "projector-analytics, projector-customer-service's; projectors log in with the "
+        "password provisioning set on their roles"
+    ]
+
+
+def test_image_tag_differing_for_the_shared_build_is_reported(compose: dict[str, Any]) -> None:
+    _service(compose, "suppression")["image"] = "samtykke:suppression"
+    assert _problems(compose) == [
+        "suppression: tags the shared build as 'samtykke:suppression', the others as "
+        "'samtykke:dev'"
     ]
 
 
@@ -181,23 +387,62 @@ def test_command_repeating_the_entrypoint_is_reported(compose: dict[str, Any]) -
 def test_endpoint_on_a_port_nobody_listens_on_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "consent")["environment"]["SAMTYKKE_KAFKA_BOOTSTRAP"] = "kafka:9094"
     assert _problems(compose) == [
-        "consent: SAMTYKKE_KAFKA_BOOTSTRAP: kafka does not listen on port 9094"
+        f"consent: SAMTYKKE_KAFKA_BOOTSTRAP differs from {PROJECTORS_AND_SUPPRESSION}'s; "
+        "every component uses the same Kafka, registry and topics",
+        "consent: SAMTYKKE_KAFKA_BOOTSTRAP: kafka does not listen on port 9094",
     ]
 
 
 def test_endpoint_left_at_localhost_is_reported(compose: dict[str, Any]) -> None:
     del _service(compose, "consent")["environment"]["SAMTYKKE_REGISTRY_URL"]
     assert _problems(compose) == [
+        f"consent: SAMTYKKE_REGISTRY_URL differs from {PROJECTORS_AND_SUPPRESSION}'s; "
+        "every component uses the same Kafka, registry and topics",
         "consent: SAMTYKKE_REGISTRY_URL: 127.0.0.1 inside a container is the container "
-        "itself, not a compose service"
+        "itself, not a compose service",
     ]
 
 
 def test_database_credentials_must_match_postgres(compose: dict[str, Any]) -> None:
     _service(compose, "postgres")["environment"]["POSTGRES_PASSWORD"] = "changed"
     assert _problems(compose) == [
+        "provision: SAMTYKKE_DATABASE_URL: password does not match the postgres service's "
+        "POSTGRES_PASSWORD",
         "consent: SAMTYKKE_DATABASE_URL: password does not match the postgres service's "
-        "POSTGRES_PASSWORD"
+        "POSTGRES_PASSWORD",
+    ]
+
+
+def test_projector_database_is_compared_without_a_login(compose: dict[str, Any]) -> None:
+    env = _service(compose, "projector-marketing")["environment"]
+    env["SAMTYKKE_DATABASE_URL"] = "postgresql://postgres:5432/other"
+    assert _problems(compose) == [
+        "projector-marketing: SAMTYKKE_DATABASE_URL differs from provision, consent, "
+        "projector-analytics, projector-customer-service's; every component uses one "
+        "PostgreSQL database",
+        "projector-marketing: SAMTYKKE_DATABASE_URL: database does not match the postgres "
+        "service's POSTGRES_DB",
+    ]
+
+
+def test_image_setting_naming_a_folder_outside_the_image_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "schemas").mkdir()
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python:3.11-slim\nWORKDIR /app\nCOPY schemas/ schemas/\n"
+        "ENV SAMTYKKE_SCHEMA_DIR=/app/schemas/avro \\\n    SAMTYKKE_STATE_DIR=/app/.state\n"
+    )
+    assert check_dockerfile(dockerfile, tmp_path) == [
+        "ENV SAMTYKKE_SCHEMA_DIR=/app/schemas/avro: schemas/avro is not in the build context",
+        "ENV SAMTYKKE_STATE_DIR=/app/.state: nothing in the image creates /app/.state",
+    ]
+
+
+def test_unknown_image_setting_is_reported(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM python:3.11-slim\nENV SAMTYKKE_SCHEMA_DIRECTORY=/app/schemas\n")
+    assert check_dockerfile(dockerfile, tmp_path) == [
+        "ENV SAMTYKKE_SCHEMA_DIRECTORY is not a Settings field"
     ]
 
 

@@ -17,7 +17,6 @@ rebuild) is one `add_*_commands` function plus its handlers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import importlib.util
 import sys
@@ -99,12 +98,9 @@ def platform_up(args: argparse.Namespace) -> int:
     from samtykke import demo
     from samtykke.devstack.platform import start_services
 
-    from samtykke.projections.provision import provision
-
     settings = get_settings()
     devstack.up(settings)
-    asyncio.run(provision(settings))  # the projectors' roles and schemas, idempotently
-    start_services(settings)
+    start_services(settings)  # provisions the projectors' roles and schemas first
     return 0 if args.no_demo else demo.main(settings)
 
 

@@ -6,6 +6,7 @@ Each entry says how to run a service (`samtykke <args>`) and where it answers `/
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -56,8 +57,11 @@ def _answers(url: str) -> bool:
 
 
 def start_services(settings: Settings, report: Report = print, timeout: float = 60.0) -> None:
+    from samtykke.projections.provision import provision
+
     layout = StackLayout.from_settings(settings)
     layout.ensure()
+    asyncio.run(provision(settings))  # the projectors' roles and schemas, idempotently
     for service in PLATFORM_SERVICES:
         process = _process(service, layout)
         url = service.ready_url(settings)

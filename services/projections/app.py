@@ -133,7 +133,7 @@ def run(domain_name: str, settings: Settings) -> NoReturn:
     asyncio.set_event_loop(loop)
     resources = loop.run_until_complete(ProjectorResources.open(domain, settings))
     app = create_app(domain, settings, resources)
-    log.info("%s projector: group %s, schema %s, web on 127.0.0.1:%d", domain.name, domain.group(settings),
-             resources.projection.schema, domain.web_port(settings))
+    log.info("%s projector: group %s, schema %s, web on %s:%d", domain.name, domain.group(settings),
+             resources.projection.schema, settings.http_host, domain.web_port(settings))
     worker = Worker(app, loop=loop, loglevel="INFO", quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

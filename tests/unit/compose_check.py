@@ -170,9 +170,22 @@ def settings_from_env(
     """The settings a process starts with (its variables over the defaults); None if invalid."""
     try:
         values, _ = settings_values(env, settings_cls)
-        return settings_cls.model_validate(values)  # validates without reading this process's env
+        return _without_ambient_env(settings_cls)(**values)
     except (ValidationError, ValueError):
         return None
+
+
+def _without_ambient_env(settings_cls: type[BaseSettings]) -> type[BaseSettings]:
+    """The settings class reading only what it is given: a SAMTYKKE_* variable of the process
+    running the check (a developer's port override) must not leak into the checked service."""
+
+    class Given(settings_cls):  # type: ignore[valid-type,misc]
+        @classmethod
+        def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any,
+                                       *_: Any, **__: Any) -> tuple[Any, ...]:
+            return (init_settings,)
+
+    return Given
 
 
 def _server_and_database(url: object) -> str:

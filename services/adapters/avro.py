@@ -111,26 +111,27 @@ class AvroDecoder:
     def __init__(self, registry: SchemaRegistry, reader_schema: str | None = None) -> None:
         self._registry = registry
         self._reader = fastavro.parse_schema(json.loads(reader_schema)) if reader_schema else None
-        self._writers: dict[int, Any] = {}
+        # per writer schema id: (writer, reader to resolve into, or None when they are the same:
+        # fastavro would otherwise compare the two parsed schemas on every message)
+        self._writers: dict[int, tuple[Any, Any]] = {}
 
     async def decode(self, data: bytes | None) -> dict[str, Any]:
         schema_id = self.schema_id(data)
-        writer = self._writers.get(schema_id)
-        if writer is None:
+        schemas = self._writers.get(schema_id)
+        if schemas is None:
             try:
                 text = await self._registry.schema_by_id(schema_id)
             except RegistryError as exc:
                 if exc.retriable:
                     raise
                 raise UndecodableMessage(f"unknown schema id {schema_id}") from exc
-            writer = self._writers[schema_id] = fastavro.parse_schema(json.loads(text))
-        return self.decode_with(writer, data)  # type: ignore[arg-type]
+            writer = fastavro.parse_schema(json.loads(text))
+            schemas = self._writers[schema_id] = (writer, None if writer == self._reader else self._reader)
+        return self.decode_with(*schemas, data=data)  # type: ignore[arg-type]
 
-    def decode_with(self, writer: Any, data: bytes) -> dict[str, Any]:
+    def decode_with(self, writer: Any, reader: Any = None, *, data: bytes) -> dict[str, Any]:
         try:
-            record = fastavro.schemaless_reader(
-                io.BytesIO(data[_HEADER.size :]), writer, self._reader or writer
-            )
+            record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
         except Exception as exc:  # fastavro raises assorted errors on corrupt bodies
             raise UndecodableMessage(f"corrupt Avro body: {type(exc).__name__}: {exc}") from exc
         if not isinstance(record, dict):

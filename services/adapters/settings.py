@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     analytics_pseudonym_key: str = Field(default="dev-only-analytics-pseudonym-key", min_length=16)
     projection_batch_size: int = Field(default=500, ge=1, le=10_000)
     projection_batch_seconds: float = Field(default=0.05, gt=0)
+    # a rebuild reads a backlog, never waits for events: bigger batches, fewer round trips
+    projection_rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000)
     # each projector serves /metrics, /healthz, /ready on web_port_base + its index (1, 2, 3)
     projection_web_port_base: int = 18100
     # consumer groups are `<prefix>.<domain>`, dead letters `<prefix>.<domain>.dlq`; a second

@@ -92,7 +92,7 @@ async def rebuild(domain: Domain, settings: Settings, keep_old: bool = False) ->
         producer = idempotent_producer(settings.kafka_bootstrap)
         await producer.start()
         replay = TopicReplay(settings.kafka_bootstrap, [settings.topic_changes, settings.topic_subjects],
-                             settings.projection_batch_size)
+                             settings.projection_rebuild_batch_size)
         try:
             await replay.start()
             dead_letters = DeadLetterQueue(dead_letter_topic(domain.group(settings)), _sender(producer))

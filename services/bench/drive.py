@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from samtykke.domain.catalog import load_catalog
 from samtykke.domain.model import Mechanism, SubjectKind
+
+from .http import HttpError, KeepAliveClient
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 Key = tuple[str, str, str | None]  # subject id, purpose, channel
@@ -50,18 +50,11 @@ class StepLoad:
         return len(self.events) / max(self.last_done - self.first_sent, 1e-9)
 
 
-def client(url: str) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    return httpx.AsyncClient(base_url=url, headers=ADMIN, limits=limits, timeout=60)
-
-
-async def _decide(http: httpx.AsyncClient, subject_id: str, keys: list[tuple[str, str | None]],
+async def _decide(http: KeepAliveClient, subject_id: str, keys: list[tuple[str, str | None]],
                   action: str) -> list[dict[str, Any]]:
     body = {"decisions": [{"purpose": p, "channel": c, "action": action} for p, c in keys],
             "source": "app", "actor": {"kind": "subject"}}
-    response = await http.post(f"/v1/subjects/{subject_id}/consents", json=body)
-    response.raise_for_status()
-    changes: list[dict[str, Any]] = response.json()["changes"]
+    changes: list[dict[str, Any]] = (await http.post(f"/v1/subjects/{subject_id}/consents", body))["changes"]
     return changes
 
 
@@ -70,16 +63,17 @@ async def subject_pool(url: str, size: int, concurrency: int = 8) -> list[str]:
     subjects: list[str] = []
     queue = iter(range(size))
 
-    async def worker(http: httpx.AsyncClient) -> None:
+    async def worker(http: KeepAliveClient) -> None:
         for _ in queue:
-            response = await http.post("/v1/subjects", json={"kind": "consumer", "country": "DK"})
-            response.raise_for_status()
-            subject_id = response.json()["subject_id"]
+            subject_id = (await http.post("/v1/subjects", {"kind": "consumer", "country": "DK"}))["subject_id"]
             await _decide(http, subject_id, KEYS, "grant")
             subjects.append(subject_id)
 
-    async with client(url) as http:
+    http = KeepAliveClient(url, ADMIN, connections=concurrency)
+    try:
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    finally:
+        await http.aclose()
     return subjects
 
 
@@ -103,14 +97,14 @@ async def run_step(url: str, subjects: list[str], action: str, rate: float, seco
     interval = per_request / rate
     tasks: set[asyncio.Task[None]] = set()
 
-    async def one(i: int, http: httpx.AsyncClient) -> None:
+    async def one(i: int, http: KeepAliveClient) -> None:
         subject_id = subjects[i // per_subject]
         part = i % per_subject
         keys = KEYS[part * per_request:(part + 1) * per_request]
         started = time.perf_counter()
         try:
             changes = await _decide(http, subject_id, keys, action)
-        except httpx.HTTPError as exc:
+        except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
             kind = type(exc).__name__
             load.errors[kind] = load.errors.get(kind, 0) + 1
             return
@@ -120,7 +114,8 @@ async def run_step(url: str, subjects: list[str], action: str, rate: float, seco
         for change in changes:
             load.events[change["event_id"]] = (subject_id, change["purpose"], change["channel"])
 
-    async with client(url) as http:
+    http = KeepAliveClient(url, ADMIN, connections=64)
+    try:
         t0 = time.perf_counter()
         load.first_sent = time.time()
         for i in range(total):
@@ -130,4 +125,6 @@ async def run_step(url: str, subjects: list[str], action: str, rate: float, seco
             task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.gather(*tasks)
+    finally:
+        await http.aclose()
     return load

@@ -15,6 +15,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def rollback_only(conn: asyncpg.Connection) -> None:
+    """A cheaper pool reset than asyncpg's (UNLISTEN, advisory unlock, CLOSE ALL, RESET ALL on every
+    release: a round trip and four statements per request) for pools whose users leave no session
+    state behind, or undo it themselves: only an abandoned transaction is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import ensure_topics, idempotent_producer
 from samtykke.adapters.metrics import instrument_http, service_registry
-from samtykke.adapters.postgres import apply_schema, create_pool
+from samtykke.adapters.postgres import apply_schema, create_pool, rollback_only
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+        # the relay undoes its LISTEN and advisory lock itself (or closes the connection)
+        pool = await create_pool(settings.database_url, min_size=2, max_size=20, reset=rollback_only)
         sql = resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
         await apply_schema(pool, sql, SCHEMA_LOCK)
         schema_registry = SchemaRegistry(settings.registry_url)

@@ -70,9 +70,9 @@ class OutboxRelay:
 
     async def _lead(self) -> None:
         async with self._pool.acquire() as listener:
-            await listener.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK)
-            await listener.add_listener("consent_outbox", self._notified)
             try:
+                await listener.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK)
+                await listener.add_listener("consent_outbox", self._notified)
                 await self._ensure_ready()
                 while True:
                     self._wake.clear()  # before reading, so a NOTIFY during the batch is not lost
@@ -80,8 +80,14 @@ class OutboxRelay:
                     if published < self._batch_size:
                         await self._wait_for_work()
             finally:
-                await listener.remove_listener("consent_outbox", self._notified)
-                await listener.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
+                try:
+                    await listener.remove_listener("consent_outbox", self._notified)
+                    await listener.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
+                except BaseException:
+                    # the pool does no full reset: a connection that may still hold the relay
+                    # lock must never be handed to anyone else
+                    listener.terminate()
+                    raise
 
     async def _drop_producer(self) -> None:
         """A producer that failed is replaced: its buffers may hold sends we will redo."""

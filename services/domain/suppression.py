@@ -117,6 +117,16 @@ class SuppressionRules:
             kind.value: tuple(c.value for c in direct.channels.get(kind, ())) if direct else ()
             for kind in SubjectKind
         }
+        # every marketing (purpose, channel) a kind of subject has, planned once: the change feed
+        # decides all of them twice for every event it applies
+        self.marketing_plans: dict[str, tuple[CheckPlan, ...]] = {
+            kind.value: tuple(
+                self.plan(purpose, channel)
+                for purpose in catalog.purposes.values() if purpose.marketing and purpose.applies_to(kind)
+                for channel in (tuple(c.value for c in purpose.channels[kind]) if purpose.per_channel else (None,))
+            )
+            for kind in SubjectKind
+        }
 
     def apply_consent(
         self, state: SubjectState, purpose: str, channel: str | None, status: str, version: int,
@@ -228,15 +238,8 @@ def suppressed_entries(
     """The subject's explicit suppressions: every marketing (purpose, channel) it blocks for a
     reason other than a mere absence of consent. This is what the export and change feed list."""
     entries: dict[ConsentKey, tuple[Reason, ...]] = {}
-    kind = SubjectKind(state.kind)
-    for purpose in rules.catalog.purposes.values():
-        if not purpose.marketing or not purpose.applies_to(kind):
-            continue
-        channels: tuple[str | None, ...] = (
-            tuple(c.value for c in purpose.channels[kind]) if purpose.per_channel else (None,)
-        )
-        for channel in channels:
-            verdict = rules.decide(state, purpose, channel, at, registers)
-            if not verdict.allowed and verdict.reasons != (Reason.NO_CONSENT,):
-                entries[(purpose.code, channel)] = verdict.reasons
+    for plan in rules.marketing_plans[state.kind]:
+        verdict = rules.decide_planned(state, plan, at, registers)
+        if not verdict.allowed and verdict.reasons != (Reason.NO_CONSENT,):
+            entries[(plan.purpose.code, plan.channel)] = verdict.reasons
     return entries

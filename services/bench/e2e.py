@@ -36,6 +36,24 @@ from .replay import replay
 P99_LIMIT_MS = 1000.0
 
 
+class SubjectPool:
+    """Every change must flip a decision: a step withdraws the keys of subjects that hold them
+    granted, or, when too few are left, grants them again to subjects that withdrew. With twice
+    the largest step's subjects in the pool one of the two always has enough."""
+
+    def __init__(self, subjects: list[str]) -> None:
+        self.granted, self.withdrawn = list(subjects), list[str]()
+
+    def take(self, count: int) -> tuple[str, list[str]]:
+        if len(self.granted) >= count:
+            taken, self.granted = self.granted[:count], self.granted[count:]
+            self.withdrawn += taken
+            return "withdraw", taken
+        taken, self.withdrawn = self.withdrawn[:count], self.withdrawn[count:]
+        self.granted += taken
+        return "grant", taken
+
+
 def stats(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     if not ordered:
@@ -84,8 +102,7 @@ def _meter(settings: Settings, platform: RunningPlatform) -> ProcessMeter:
 
 
 async def _step(platform: RunningPlatform, feed: SuppressionFeed, meter: ProcessMeter, subjects: list[str],
-                n: int, rate: float, seconds: float, per_request: int) -> dict[str, Any]:
-    action = "withdraw" if n % 2 == 0 else "grant"
+                action: str, n: int, rate: float, seconds: float, per_request: int) -> dict[str, Any]:
     print(f"\nstep {n + 1}: {action} at {rate:,.0f} changes/s for {seconds:.0f} s "
           f"({per_request} per request)", flush=True)
     meter.start()
@@ -146,13 +163,14 @@ async def run(settings: Settings, rates: list[float], seconds: float, per_reques
     if rates:
         async with running_platform(settings, str(out_dir / "logs")) as platform:
             size = max(pool_size(r, seconds, per_request) for r in rates)
-            print(f"set-up: {size:,} consumers, each granted {len(KEYS)} marketing keys", flush=True)
-            subjects = await subject_pool(platform.consent_url, size)
+            print(f"set-up: {2 * size:,} consumers, each granted {len(KEYS)} marketing keys", flush=True)
+            pool = SubjectPool(await subject_pool(platform.consent_url, 2 * size))
             feed = SuppressionFeed(platform.suppression_url)
             await _settle(platform, feed)
             meter = _meter(settings, platform)
             for n, rate in enumerate(rates):
-                step = await _step(platform, feed, meter, subjects, n, rate, seconds, per_request)
+                action, subjects = pool.take(pool_size(rate, seconds, per_request))
+                step = await _step(platform, feed, meter, subjects, action, n, rate, seconds, per_request)
                 results["steps"].append(step)
                 print(step_report(step), flush=True)
                 if saturation and not passes(step):

@@ -39,3 +39,16 @@ def test_a_rate_is_sustained_only_with_every_change_delivered_within_a_second() 
     assert not passes(_step(p99=1100, achieved=1000))
     assert not passes(_step(p99=100, achieved=900))
     assert not passes(_step(p99=100, achieved=1000, missing=1))
+
+
+def test_every_step_flips_decisions_even_when_rates_grow() -> None:
+    from samtykke.bench.e2e import SubjectPool
+
+    pool = SubjectPool([f"s{i}" for i in range(10)])  # twice the largest step (5)
+    seen: dict[str, str] = {f"s{i}": "granted" for i in range(10)}
+    for need in (3, 4, 5, 5, 2):
+        action, subjects = pool.take(need)
+        assert len(subjects) == need
+        before = "granted" if action == "withdraw" else "withdrawn"
+        assert all(seen[s] == before for s in subjects), (action, subjects)
+        seen.update({s: "withdrawn" if action == "withdraw" else "granted" for s in subjects})

@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: up test down status unit bench typecheck monitoring-tools
+.PHONY: up test down status unit bench bench-e2e typecheck monitoring-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ status: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/samtykke bench consent
+
+## bench-e2e: the whole platform end to end beside the raw floor: rates up to saturation, then a
+## replay of 1,000,000 events (about 10 minutes; results in .state/bench/)
+bench-e2e: $(STAMP)
+	$(BIN)/samtykke bench e2e --saturation --rates 500,1000,1250,1500,2000,3000 --seconds 15 --replay 1000000
 
 ## typecheck: mypy --strict on the package (services/ is importable as samtykke only
 ## through the install mapping, so mypy sees it through a link in .state/)

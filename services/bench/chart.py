@@ -24,7 +24,8 @@ def draw(results: dict[str, Any], path: Path) -> None:
             values = [(s["floor"] if name == "floor" else s["destinations"][name])[quantile] for s in steps]
             ax.plot(rates, values, marker="o", color=colour, label=name,
                     linestyle="--" if name == "floor" else "-")
-        ax.axhline(250 if quantile == "p99" else 0, color="grey", linewidth=0.8, linestyle=":")
+        if quantile == "p99":
+            ax.axhline(250, color="grey", linewidth=0.8, linestyle=":", label="250 ms objective")
         ax.set_title(f"{quantile} commit -> destination")
         ax.set_xlabel("consent changes / s (target)")
         ax.set_yscale("log")

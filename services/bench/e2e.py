@@ -180,7 +180,11 @@ async def run(settings: Settings, rates: list[float], seconds: float, per_reques
         results["saturation_rate"] = max(sustained, default=0.0) if saturation else None
     if replay_events:
         print(f"\nreplay: {replay_events:,} events into every read model", flush=True)
-        results["replay"] = await replay(settings, replay_events)
+        try:
+            results["replay"] = await replay(settings, replay_events)
+        except Exception as exc:  # keep the rate figures: report the replay's failure beside them
+            results["replay_error"] = f"{type(exc).__name__}: {exc}"
+            print(f"replay failed: {results['replay_error']}", flush=True)
     return results
 
 
@@ -199,6 +203,8 @@ def summary(results: dict[str, Any]) -> str:
         per = ", ".join(f"{k} {v:.1f} s" for k, v in r.items() if k not in ("all", "events", "raw_aiokafka_read"))
         lines.append(f"  replay of {r['events']:,.0f} events: all read models {r['all']:.1f} s ({per}); "
                      f"raw aiokafka read {r['raw_aiokafka_read']:.1f} s")
+    if "replay_error" in results:
+        lines.append(f"  replay FAILED: {results['replay_error']}")
     return "\n".join(lines)
 
 
@@ -214,4 +220,4 @@ def main(settings: Settings, rates: list[float], seconds: float, per_request: in
     if results["steps"]:
         draw(results, out_dir / f"e2e-{stamp}.png")
         print(f"chart:   {out_dir / f'e2e-{stamp}.png'}")
-    return 0
+    return 1 if "replay_error" in results else 0

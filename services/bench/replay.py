@@ -45,7 +45,13 @@ async def _rebuilt(domain: Domain, settings: Settings, started: float) -> float:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "samtykke.cli", "projections", "rebuild", domain.name, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, errors = await process.communicate()
+    try:
+        _, errors = await process.communicate()
+    except BaseException:  # cancelled because another read model failed: leave no rebuild behind
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
     if process.returncode != 0:
         raise RuntimeError(f"rebuild of {domain.name} failed: {errors.decode()[-2000:]}")
     return time.perf_counter() - started
@@ -67,9 +73,15 @@ async def replay(settings: Settings, events: int) -> dict[str, float]:
         print(f"raw aiokafka consumer read {total:,} events in {result['raw_aiokafka_read']:.1f} s", flush=True)
         started = time.perf_counter()
         names = [*DOMAINS, "suppression"]
-        times = await asyncio.gather(
-            *(_rebuilt(d, bench, started) for d in DOMAINS.values()),
-            _suppression_ready(bench, started))
+        tasks = [asyncio.create_task(job) for job in (
+            *(_rebuilt(d, bench, started) for d in DOMAINS.values()), _suppression_ready(bench, started))]
+        try:
+            times = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         result |= dict(zip(names, times, strict=True))
         result["all"] = max(times)
         result["events"] = float(total)

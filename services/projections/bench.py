@@ -166,12 +166,12 @@ async def bench_platform(settings: Settings) -> AsyncIterator[Settings]:
             await kafka.delete_topics([bench.topic_changes, bench.topic_subjects, *extra])
         await kafka.close()
         admin = await asyncpg.connect(settings.database_url)
-        for attempt in range(20):  # backends of the processes just stopped may still be exiting
+        for attempt in range(60):  # backends of the processes just stopped may still be exiting
             try:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 break
             except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
-                if attempt == 19:
+                if attempt == 59:
                     raise
                 await asyncio.sleep(0.5)
         await admin.close()

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from samtykke import devstack
 from samtykke.adapters.settings import Settings
+from samtykke.projections.bench import quantile
 
 from .chart import draw
 from .drive import KEYS, pool_size, run_step, subject_pool
@@ -101,23 +103,41 @@ def _meter(settings: Settings, platform: RunningPlatform) -> ProcessMeter:
     return ProcessMeter({**platform.pids, **pids, me: os.getpid()}, alone=frozenset({me}))
 
 
+async def _buckets(url: str, name: str) -> list[tuple[float, float]]:
+    """A histogram's cumulative buckets (upper bound, count) from a service's /metrics."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return [(float(sample.labels["le"]), sample.value) for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == f"{name}_bucket"]
+
+
+def _relay_p99_ms(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> float:
+    """p99 of the relay's commit -> Kafka acknowledgement over a step (bucket-interpolated)."""
+    earlier = dict(before)
+    delta = [(le, count - earlier.get(le, 0.0)) for le, count in after]
+    return quantile(delta, 0.99) * 1000 if delta and delta[-1][1] > 0 else float("nan")
+
+
 async def _step(platform: RunningPlatform, feed: SuppressionFeed, meter: ProcessMeter, subjects: list[str],
                 action: str, n: int, rate: float, seconds: float, per_request: int) -> dict[str, Any]:
     print(f"\nstep {n + 1}: {action} at {rate:,.0f} changes/s for {seconds:.0f} s "
           f"({per_request} per request)", flush=True)
+    relay = "samtykke_relay_publish_latency_seconds"
+    relay_before = await _buckets(platform.consent_url, relay)
     meter.start()
     sampler = asyncio.create_task(_sample(meter))
     load = await run_step(platform.consent_url, subjects, action, rate, seconds, per_request)
     sampler.cancel()
     processes = meter.stop()
     seen = await arrivals(platform.settings, feed, load, timeout=max(30.0, seconds))
+    relay_p99 = _relay_p99_ms(relay_before, await _buckets(platform.consent_url, relay))
     floor_ms = await floor(platform.settings, rate, seconds)
     return {
         "target_rate": rate, "seconds": seconds, "action": action, "per_request": per_request,
         "achieved_rate": round(load.achieved_rate, 1), "changes": len(load.events),
         "requests": stats(load.request_ms), "errors": load.errors,
         "destinations": {d: stats(seen.latencies_ms(d)) | {"missing": seen.missing(d)} for d in DESTINATIONS},
-        "floor": stats(floor_ms), "processes": processes,
+        "floor": stats(floor_ms), "processes": processes, "relay_publish_p99_ms": relay_p99,
     }
 
 
@@ -150,6 +170,8 @@ def step_report(step: dict[str, Any]) -> str:
     f = step["floor"]
     lines.append(f"{'floor: aiokafka -> asyncpg upsert':34} {f['p50']:7.1f} {f['p95']:7.1f} {f['p99']:7.1f} "
                  f"{f['max']:7.1f} {'':8}   (baseline, same rate)")
+    lines.append(f"{'of which commit -> on Kafka (relay)':34} {'':7} {'':7} {step['relay_publish_p99_ms']:7.1f}"
+                 "           (from the relay's histogram)")
     lines.append(f"{'process (during the load)':34} {'cpu %':>7} {'rss MiB':>8}")
     lines += [f"{name:34} {u['cpu_percent']:7.0f} {u['rss_mib']:8.0f}" for name, u in step["processes"].items()]
     return "\n".join(lines)

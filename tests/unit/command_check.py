@@ -42,7 +42,7 @@ def samtykke_command_problem(words: Sequence[str]) -> str | None:
 def command_port(words: Sequence[str], settings: BaseSettings) -> int | None:
     """The port `samtykke <words>` serves HTTP on (/metrics, /healthz, /ready); None if none."""
     if list(words[:2]) == ["projections", "run"] and len(words) > 2 and words[2] in DOMAINS:
-        return DOMAINS[words[2]].web_port(cast(Settings, settings))
+        return int(DOMAINS[words[2]].web_port(cast(Settings, settings)))
     fields = type(settings).model_fields
     field = next((f"{word}_port" for word in words if f"{word}_port" in fields), None)
     return int(getattr(settings, field)) if field else None

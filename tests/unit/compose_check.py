@@ -27,56 +27,34 @@ from pydantic_settings import BaseSettings
 
 from samtykke.adapters.settings import Settings
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from command_check import samtykke_command_problem
-    from compose_endpoints_check import check_endpoints
-    from compose_ports_check import (
-        check_kafka_advertised_listeners,
-        check_ports,
-        check_prometheus_targets,
-        listening_ports,
-    )
-    from compose_service_check import (
-        Service,
-        command_words,
-        dependencies,
-        environment,
-        is_samtykke_service,
-        mounts,
-        samtykke_processes,
-        services,
-    )
-    from dockerfile_check import check_dockerfile, dockerfile_entrypoint, dockerfile_exposed
-    from settings_check import env_prefix, settings_problems, shared_settings_problems
-except ImportError:
-    from .command_check import samtykke_command_problem  # type: ignore[no-redef]
-    from .compose_endpoints_check import check_endpoints  # type: ignore[no-redef]
-    from .compose_ports_check import (  # type: ignore[no-redef]
-        check_kafka_advertised_listeners,
-        check_ports,
-        check_prometheus_targets,
-        listening_ports,
-    )
-    from .compose_service_check import (  # type: ignore[no-redef]
-        Service,
-        command_words,
-        dependencies,
-        environment,
-        is_samtykke_service,
-        mounts,
-        samtykke_processes,
-        services,
-    )
-    from .dockerfile_check import (  # type: ignore[no-redef]
-        check_dockerfile,
-        dockerfile_entrypoint,
-        dockerfile_exposed,
-    )
-    from .settings_check import (  # type: ignore[no-redef]
-        env_prefix,
-        settings_problems,
-        shared_settings_problems,
-    )
+from .command_check import samtykke_command_problem
+from .compose_endpoints_check import check_endpoints
+from .compose_ports_check import (
+    check_kafka_advertised_listeners,
+    check_ports,
+    check_prometheus_targets,
+    listening_ports,
+)
+from .compose_service_check import (
+    Service,
+    command_words,
+    dependencies,
+    environment,
+    is_samtykke_service,
+    mounts,
+    samtykke_processes,
+    services,
+)
+from .dockerfile_check import (
+    check_dockerfile,
+    dockerfile_entrypoint,
+    dockerfile_exposed,
+)
+from .settings_check import (
+    env_prefix,
+    settings_problems,
+    shared_settings_problems,
+)
 
 LONG_RUNNING_RESTARTS = frozenset({"always", "unless-stopped", "on-failure"})
 

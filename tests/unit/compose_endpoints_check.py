@@ -15,28 +15,16 @@ from pydantic_settings import BaseSettings
 
 from samtykke.adapters.settings import Settings
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from compose_ports_check import LOOPBACK_HOSTS, listening_ports
-    from compose_service_check import (
-        Service,
-        dependencies,
-        environment,
-        image_name,
-        samtykke_processes,
-        services,
-    )
-    from settings_check import env_name
-except ImportError:
-    from .compose_ports_check import LOOPBACK_HOSTS, listening_ports  # type: ignore[no-redef]
-    from .compose_service_check import (  # type: ignore[no-redef]
-        Service,
-        dependencies,
-        environment,
-        image_name,
-        samtykke_processes,
-        services,
-    )
-    from .settings_check import env_name  # type: ignore[no-redef]
+from .compose_ports_check import LOOPBACK_HOSTS, listening_ports
+from .compose_service_check import (
+    Service,
+    dependencies,
+    environment,
+    image_name,
+    samtykke_processes,
+    services,
+)
+from .settings_check import env_name
 
 DEFAULT_URL_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432}
 ENDPOINT_FIELDS = ("kafka_bootstrap", "registry_url", "database_url")

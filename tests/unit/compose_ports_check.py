@@ -19,40 +19,22 @@ from pydantic_settings import BaseSettings
 
 from samtykke.adapters.settings import Settings
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from command_check import command_port, samtykke_command_problem
-    from compose_service_check import (
-        Service,
-        command_words,
-        effective_settings,
-        environment,
-        healthcheck_ports,
-        image_name,
-        is_samtykke_service,
-        mounts,
-        published_container_ports,
-        published_ports,
-        samtykke_processes,
-        services,
-    )
-    from settings_check import env_prefix
-except ImportError:
-    from .command_check import command_port, samtykke_command_problem  # type: ignore[no-redef]
-    from .compose_service_check import (  # type: ignore[no-redef]
-        Service,
-        command_words,
-        effective_settings,
-        environment,
-        healthcheck_ports,
-        image_name,
-        is_samtykke_service,
-        mounts,
-        published_container_ports,
-        published_ports,
-        samtykke_processes,
-        services,
-    )
-    from .settings_check import env_prefix  # type: ignore[no-redef]
+from .command_check import command_port, samtykke_command_problem
+from .compose_service_check import (
+    Service,
+    command_words,
+    effective_settings,
+    environment,
+    healthcheck_ports,
+    image_name,
+    is_samtykke_service,
+    mounts,
+    published_container_ports,
+    published_ports,
+    samtykke_processes,
+    services,
+)
+from .settings_check import env_prefix
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # ports an image listens on when nothing in its environment says otherwise

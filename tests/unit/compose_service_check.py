@@ -13,12 +13,8 @@ from typing import Any, NamedTuple
 
 from pydantic_settings import BaseSettings
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from command_check import samtykke_command_problem
-    from settings_check import env_prefix, settings_from_env
-except ImportError:
-    from .command_check import samtykke_command_problem  # type: ignore[no-redef]
-    from .settings_check import env_prefix, settings_from_env  # type: ignore[no-redef]
+from .command_check import samtykke_command_problem
+from .settings_check import env_prefix, settings_from_env
 
 Service = Mapping[str, Any]
 

@@ -17,10 +17,7 @@ from pydantic_settings import BaseSettings
 
 from samtykke.adapters.settings import Settings
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from settings_check import env_prefix, settings_problems
-except ImportError:
-    from .settings_check import env_prefix, settings_problems  # type: ignore[no-redef]
+from .settings_check import env_prefix, settings_problems
 
 
 def dockerfile_instructions(dockerfile: Path) -> list[tuple[str, str]]:

@@ -21,40 +21,22 @@ from pydantic_settings import BaseSettings
 
 from samtykke.adapters.settings import Settings
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from dockerfile_check import Image
-    from k8s_manifests_check import (
-        WORKLOADS,
-        Document,
-        Manifests,
-        containers,
-        selected_deployments,
-    )
-    from k8s_ports_check import check_ports, check_services
-    from k8s_workload_check import (
-        Process,
-        check_config_keys,
-        check_workloads,
-        workload_processes,
-    )
-    from settings_check import shared_settings_problems
-except ImportError:
-    from .dockerfile_check import Image  # type: ignore[no-redef]
-    from .k8s_manifests_check import (  # type: ignore[no-redef]
-        WORKLOADS,
-        Document,
-        Manifests,
-        containers,
-        selected_deployments,
-    )
-    from .k8s_ports_check import check_ports, check_services  # type: ignore[no-redef]
-    from .k8s_workload_check import (  # type: ignore[no-redef]
-        Process,
-        check_config_keys,
-        check_workloads,
-        workload_processes,
-    )
-    from .settings_check import shared_settings_problems  # type: ignore[no-redef]
+from .dockerfile_check import Image
+from .k8s_manifests_check import (
+    WORKLOADS,
+    Document,
+    Manifests,
+    containers,
+    selected_deployments,
+)
+from .k8s_ports_check import check_ports, check_services
+from .k8s_workload_check import (
+    Process,
+    check_config_keys,
+    check_workloads,
+    workload_processes,
+)
+from .settings_check import shared_settings_problems
 
 
 def check_manifests(

@@ -7,28 +7,16 @@ annotations must name that port, and every Service must target one.
 
 from __future__ import annotations
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from command_check import command_port
-    from k8s_manifests_check import (
-        Body,
-        Document,
-        Manifests,
-        containers,
-        pod_metadata,
-        selected_deployments,
-    )
-    from k8s_workload_check import Process
-except ImportError:
-    from .command_check import command_port  # type: ignore[no-redef]
-    from .k8s_manifests_check import (  # type: ignore[no-redef]
-        Body,
-        Document,
-        Manifests,
-        containers,
-        pod_metadata,
-        selected_deployments,
-    )
-    from .k8s_workload_check import Process  # type: ignore[no-redef]
+from .command_check import command_port
+from .k8s_manifests_check import (
+    Body,
+    Document,
+    Manifests,
+    containers,
+    pod_metadata,
+    selected_deployments,
+)
+from .k8s_workload_check import Process
 
 PROBE_PATHS = {"readinessProbe": "/ready", "livenessProbe": "/healthz"}
 SCRAPE_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}

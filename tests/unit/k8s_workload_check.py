@@ -15,43 +15,26 @@ from typing import NamedTuple
 
 from pydantic_settings import BaseSettings
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from command_check import samtykke_command_problem
-    from dockerfile_check import Image
-    from k8s_manifests_check import (
-        WORKLOADS,
-        Body,
-        Document,
-        Manifests,
-        config_data,
-        container_env,
-        containers,
-        pod_metadata,
-        pod_spec,
-        selects,
-    )
-    from settings_check import env_name, env_prefix, settings_from_env, settings_problems
-except ImportError:
-    from .command_check import samtykke_command_problem  # type: ignore[no-redef]
-    from .dockerfile_check import Image  # type: ignore[no-redef]
-    from .k8s_manifests_check import (  # type: ignore[no-redef]
-        WORKLOADS,
-        Body,
-        Document,
-        Manifests,
-        config_data,
-        container_env,
-        containers,
-        pod_metadata,
-        pod_spec,
-        selects,
-    )
-    from .settings_check import (  # type: ignore[no-redef]
-        env_name,
-        env_prefix,
-        settings_from_env,
-        settings_problems,
-    )
+from .command_check import samtykke_command_problem
+from .dockerfile_check import Image
+from .k8s_manifests_check import (
+    WORKLOADS,
+    Body,
+    Document,
+    Manifests,
+    config_data,
+    container_env,
+    containers,
+    pod_metadata,
+    pod_spec,
+    selects,
+)
+from .settings_check import (
+    env_name,
+    env_prefix,
+    settings_from_env,
+    settings_problems,
+)
 
 RESOURCES = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
 

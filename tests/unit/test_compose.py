@@ -14,24 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from compose_check import check_compose, load_compose
-    from compose_service_check import (
-        command_words,
-        effective_settings,
-        interpolate,
-        published_ports,
-    )
-    from dockerfile_check import check_dockerfile
-except ImportError:
-    from .compose_check import check_compose, load_compose  # type: ignore[no-redef]
-    from .compose_service_check import (  # type: ignore[no-redef]
-        command_words,
-        effective_settings,
-        interpolate,
-        published_ports,
-    )
-    from .dockerfile_check import check_dockerfile  # type: ignore[no-redef]
+from .compose_check import check_compose, load_compose
+from .compose_service_check import (
+    command_words,
+    effective_settings,
+    interpolate,
+    published_ports,
+)
+from .dockerfile_check import check_dockerfile
 
 from samtykke.adapters.settings import Settings
 

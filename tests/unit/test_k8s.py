@@ -19,17 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
-try:  # tests/unit as a plain folder on sys.path (pytest's default), or as a package
-    from k8s_check import check_manifests
-    from k8s_manifests_check import Document, Manifests, containers, load_manifests
-except ImportError:
-    from .k8s_check import check_manifests  # type: ignore[no-redef]
-    from .k8s_manifests_check import (  # type: ignore[no-redef]
-        Document,
-        Manifests,
-        containers,
-        load_manifests,
-    )
+from .k8s_check import check_manifests
+from .k8s_manifests_check import (
+    Document,
+    Manifests,
+    containers,
+    load_manifests,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

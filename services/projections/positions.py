@@ -25,10 +25,30 @@ log = logging.getLogger(__name__)
 StoredPositions = Callable[[set[TP]], Awaitable[Mapping[TP, int | None]]]
 
 
+# Faust's consumer asks the broker for at least 1 byte, waiting up to 1.5 s: under a steady
+# flow every fetch returns with a message or two, and the consumer thread spends its time
+# sending fetch requests (~30 % of a projector's CPU at 500 changes/s). Asking for a batch's
+# worth, waiting at most a fraction of the 50 ms batch window, fetches far less often.
+FETCH_MIN_BYTES = 16 * 1024
+FETCH_MAX_WAIT_MS = 20
+
+
+class BatchFetchingThread(faust_kafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka reads these when it starts its fetcher; Faust passes no way to set them
+        consumer._fetch_min_bytes = FETCH_MIN_BYTES
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
 class StoredPositionConsumer(faust_kafka.Consumer):
     def __init__(self, *args: Any, stored_positions: StoredPositions, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stored_positions = stored_positions
+
+    def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
+        return BatchFetchingThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         assigned = self.assignment()

@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml
 up: $(STAMP)
 	$(BIN)/samtykke up
 
-## monitoring-tools: Prometheus and promtool from Debian (the alert-rule tests and the
-## end-to-end metrics test run them); needs root or sudo once per machine
+## monitoring-tools: Prometheus and promtool (the alert-rule tests and the end-to-end metrics
+## test run them) and kubectl (the manifests test renders deploy/k8s with its kustomize), from
+## Debian when missing; needs root or sudo once per machine
 monitoring-tools:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v kubectl >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  PACKAGES="$$(command -v promtool >/dev/null && command -v prometheus >/dev/null || echo prometheus)"; \
+	  PACKAGES="$$PACKAGES $$(command -v kubectl >/dev/null || echo kubernetes-client)"; \
 	  $$SUDO apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PACKAGES >/dev/null; }
 
 ## test: install what is missing, type-check, start the real stack, run every test
 test: $(STAMP) monitoring-tools typecheck

@@ -8,15 +8,14 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from samtykke.domain.consent import Decision, RuleViolation
 from samtykke.domain.model import Country
 from samtykke.domain.identifiers import InvalidIdentifier, normalise_email, normalise_national_id, normalise_phone
 
 from samtykke.adapters.auth import Principal, require
+from samtykke.adapters.problems import install_problem_handlers, problem
 from .errors import Conflict, RulesBroken, SubjectNotFound
 from .schemas import (
     ERROR_RESPONSES,
@@ -151,44 +150,21 @@ async def access_export(subject_id: UUID, svc: Service, _: Principal = Depends(r
     )
 
 
-def _problem(status: int, error: str, problems: list[tuple[str, str]], subject_id: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"error": error, "problems": [{"field": f, "rule": r} for f, r in problems]}
-    if subject_id:
-        body["subject_id"] = subject_id
-    return JSONResponse(body, status_code=status)
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Every failure the client can fix is a 4xx naming the field and the rule."""
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _problem(422, "validation_failed", [(_field(tuple(e["loc"])), e["msg"]) for e in exc.errors()])
+    install_problem_handlers(app)
 
     @app.exception_handler(RulesBroken)
     async def _rules(_: Request, exc: RulesBroken) -> JSONResponse:
-        return _problem(422, "rule_violated", [(v.field, v.rule) for v in exc.violations])
+        return problem(422, "rule_violated", [(v.field, v.rule) for v in exc.violations])
 
     @app.exception_handler(SubjectNotFound)
     async def _missing(_: Request, exc: SubjectNotFound) -> JSONResponse:
-        return _problem(404, "subject_not_found", [("subject_id", "no subject with this id")])
+        return problem(404, "subject_not_found", [("subject_id", "no subject with this id")])
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return _problem(409, "conflict", [("subject", str(exc))], exc.subject_id)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        field = "Authorization" if exc.status_code in (401, 403) else "request"
-        return JSONResponse(
-            {"error": "http_error", "problems": [{"field": field, "rule": str(exc.detail)}]},
-            status_code=exc.status_code, headers=getattr(exc, "headers", None),
-        )
+        return problem(409, "conflict", [("subject", str(exc))], subject_id=exc.subject_id or None)
 
 
 __all__ = ["install_error_handlers", "router"]

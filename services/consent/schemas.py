@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from samtykke.adapters import problems
 from samtykke.domain.model import ActorKind, Channel, ConsentAction, Country, Source, SubjectKind
 
 # No NUL (PostgreSQL text cannot hold it), bounded length.
@@ -149,15 +150,8 @@ class AccessExportOut(BaseModel):
     catalog_version: str
 
 
-class Problem(BaseModel):
-    field: str
-    rule: str
-
-
-class ErrorOut(BaseModel):
-    error: str
-    problems: list[Problem] = []
-    subject_id: str | None = None
+class ErrorOut(problems.ErrorOut):
+    subject_id: str | None = None  # the subject a conflict concerns
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

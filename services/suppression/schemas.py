@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from samtykke.adapters.problems import ErrorOut
 from samtykke.domain.model import Channel
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
@@ -126,14 +127,6 @@ class RegisterImportOut(BaseModel):
     error: str | None = None
 
 
-class Problem(BaseModel):
-    field: str
-    rule: str
-
-
-class ErrorOut(BaseModel):
-    error: str
-    problems: list[Problem] = []
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from samtykke import devstack
 from samtykke.adapters.settings import Settings
-from samtykke.projections.bench import quantile
+from samtykke.projections.bench import histogram_buckets, quantile
 
 from .chart import draw
 from .drive import KEYS, pool_size, run_step, subject_pool
@@ -103,14 +102,6 @@ def _meter(settings: Settings, platform: RunningPlatform) -> ProcessMeter:
     return ProcessMeter({**platform.pids, **pids, me: os.getpid()}, alone=frozenset({me}))
 
 
-async def _buckets(url: str, name: str) -> list[tuple[float, float]]:
-    """A histogram's cumulative buckets (upper bound, count) from a service's /metrics."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        text = (await http.get(f"{url}/metrics")).text
-    return [(float(sample.labels["le"]), sample.value) for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == f"{name}_bucket"]
-
-
 def _relay_p99_ms(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> float:
     """p99 of the relay's commit -> Kafka acknowledgement over a step (bucket-interpolated)."""
     earlier = dict(before)
@@ -123,14 +114,14 @@ async def _step(platform: RunningPlatform, feed: SuppressionFeed, meter: Process
     print(f"\nstep {n + 1}: {action} at {rate:,.0f} changes/s for {seconds:.0f} s "
           f"({per_request} per request)", flush=True)
     relay = "samtykke_relay_publish_latency_seconds"
-    relay_before = await _buckets(platform.consent_url, relay)
+    relay_before = await histogram_buckets(platform.consent_url, relay)
     meter.start()
     sampler = asyncio.create_task(_sample(meter))
     load = await run_step(platform.consent_url, subjects, action, rate, seconds, per_request)
     sampler.cancel()
     processes = meter.stop()
     seen = await arrivals(platform.settings, feed, load, timeout=max(30.0, seconds))
-    relay_p99 = _relay_p99_ms(relay_before, await _buckets(platform.consent_url, relay))
+    relay_p99 = _relay_p99_ms(relay_before, await histogram_buckets(platform.consent_url, relay))
     floor_ms = await floor(platform.settings, rate, seconds)
     return {
         "target_rate": rate, "seconds": seconds, "action": action, "per_request": per_request,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from samtykke.adapters.settings import Settings
-from samtykke.projections.bench import bench_platform
+from samtykke.projections.bench import bench_platform, child_env
 from samtykke.projections.domains import DOMAINS
 
 # the settings a child process needs to land on the benchmark's database, topics and ports
@@ -58,8 +58,8 @@ async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[Ru
     })
     async with bench_platform(base) as bench:
         bench = bench.model_copy(update={"suppression_dlq_topic": f"{bench.topic_changes}.suppression.dlq"})
-        env = dict(os.environ, **{f"SAMTYKKE_{n.upper()}": str(getattr(bench, n)) for n in _CARRIED},
-                   SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS="30", SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE="100000000")
+        env = child_env(bench, _CARRIED) | {
+            "SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS": "30", "SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE": "100000000"}
         host = "http://127.0.0.1"
         services = {
             "consent": (("consent", "serve"), f"{host}:{bench.consent_port}"),

@@ -10,12 +10,11 @@ fresh tables in and exited, the suppression service when `/ready` answers.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 
 from samtykke.adapters.settings import Settings
-from samtykke.projections.bench import bench_platform, raw_rate
+from samtykke.projections.bench import bench_platform, child_env, raw_rate
 from samtykke.projections.domains import DOMAINS, Domain
 from samtykke.projections.progress import Progress
 from samtykke.projections.synthetic import SyntheticHistory, SyntheticProducer
@@ -39,9 +38,8 @@ async def _produce(settings: Settings, events: int) -> int:
 
 
 async def _rebuilt(domain: Domain, settings: Settings, started: float) -> float:
-    names = ("kafka_bootstrap", "registry_url", "database_url", "topic_changes", "topic_subjects",
-             "projection_group_prefix")
-    env = dict(os.environ, **{f"SAMTYKKE_{n.upper()}": str(getattr(settings, n)) for n in names})
+    env = child_env(settings, ("kafka_bootstrap", "registry_url", "database_url", "topic_changes", "topic_subjects",
+                               "projection_group_prefix"))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "samtykke.cli", "projections", "rebuild", domain.name, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

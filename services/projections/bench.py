@@ -19,8 +19,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterable
 
 import asyncpg
 import httpx
@@ -37,11 +36,16 @@ from .provision import provision
 from .synthetic import SyntheticHistory, SyntheticProducer
 
 
+def child_env(settings: Settings, names: Iterable[str]) -> dict[str, str]:
+    """This process's environment plus the named settings, for a `samtykke` child process that
+    must land on the benchmark's database, topics and ports."""
+    return dict(os.environ, **{f"SAMTYKKE_{n.upper()}": str(getattr(settings, n)) for n in names})
+
+
 @contextlib.asynccontextmanager
 async def projector(domain: Domain, settings: Settings) -> AsyncIterator[str]:
-    names = ("kafka_bootstrap", "registry_url", "database_url", "topic_changes", "topic_subjects",
-             "projection_web_port_base", "projection_group_prefix", "projection_batch_size")
-    env = dict(os.environ, **{f"SAMTYKKE_{n.upper()}": str(getattr(settings, n)) for n in names})
+    env = child_env(settings, ("kafka_bootstrap", "registry_url", "database_url", "topic_changes", "topic_subjects",
+                               "projection_web_port_base", "projection_group_prefix", "projection_batch_size"))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "samtykke.cli", "projections", "run", domain.name, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
@@ -106,11 +110,16 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower
 
 
-async def projector_latency(url: str) -> tuple[float, float, int]:
-    async with httpx.AsyncClient() as client:
+async def histogram_buckets(url: str, name: str) -> list[tuple[float, float]]:
+    """A histogram's cumulative buckets (upper bound, count) from a service's /metrics."""
+    async with httpx.AsyncClient(timeout=10) as client:
         text = (await client.get(f"{url}/metrics")).text
-    buckets = [(float(s.labels["le"]), s.value) for f in text_string_to_metric_families(text)
-               for s in f.samples if s.name == "samtykke_projection_propagation_seconds_bucket"]
+    return [(float(s.labels["le"]), s.value) for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name == f"{name}_bucket"]
+
+
+async def projector_latency(url: str) -> tuple[float, float, int]:
+    buckets = await histogram_buckets(url, "samtykke_projection_propagation_seconds")
     return quantile(buckets, 0.5) * 1000, quantile(buckets, 0.99) * 1000, int(buckets[-1][1])
 
 

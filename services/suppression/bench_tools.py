@@ -1,11 +1,11 @@
 """Measuring tools for the suppression benchmark: the service as a child process, an open-loop
-driver, and a minimal keep-alive HTTP client (so the client, not the server, is not the bottleneck)."""
+driver, and single checks over the benchmarks' minimal keep-alive HTTP client (so the client,
+not the server, is not the bottleneck)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import time
@@ -16,6 +16,7 @@ from types import TracebackType
 import httpx
 
 from samtykke.adapters.settings import Settings
+from samtykke.bench.http import KeepAliveClient
 
 
 class ServiceProcess:
@@ -85,26 +86,11 @@ async def drive_open_loop(step: Callable[[int], Awaitable[None]], rate: int, sec
 
 async def raw_http_check(host: str, port: int, ids: list[str], connections: int) -> Callable[[int], Awaitable[None]]:
     """A step that sends one `POST /v1/check` over a pool of keep-alive connections."""
-    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(await asyncio.open_connection(host, port))
+    client = KeepAliveClient(f"http://{host}:{port}", {"Authorization": "Bearer dev-marketing"}, connections)
 
     async def step(i: int) -> None:
-        body = json.dumps({"subject_id": ids[i * 7919 % len(ids)], "purpose": "direct_marketing",
-                           "channel": "sms"}).encode()
-        request = (f"POST /v1/check HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer dev-marketing\r\n"
-                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-        reader, writer = await pool.get()
-        try:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            payload = await reader.readexactly(length)
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"check failed: {head[:40]!r} {payload[:200]!r}")
-        finally:
-            pool.put_nowait((reader, writer))
+        await client.post("/v1/check", {"subject_id": ids[i * 7919 % len(ids)], "purpose": "direct_marketing",
+                                        "channel": "sms"})
 
     return step
 

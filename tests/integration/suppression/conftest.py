@@ -16,7 +16,7 @@ from samtykke.adapters.settings import Settings
 from samtykke.suppression.app import create_app
 from samtykke.suppression.feed import TopicFeed
 
-from ..conftest import ADMIN, RunningConsent, ServerThread, free_port
+from ..conftest import RunningConsent, ServerThread, free_port
 
 MARKETING = {"Authorization": "Bearer dev-marketing"}
 

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from samtykke.adapters.kafka import idempotent_producer
 
-from ..conftest import ADMIN, RunningConsent
+from ..conftest import RunningConsent
 from .conftest import RunningSuppression
 from .helpers import decide, register
 

@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## up: install what is missing, start Kafka, the registry, PostgreSQL and the services, run the demo
 up: $(STAMP)
-	$(BIN)/samtykke up
+	$(BIN)/samtykke up --demo
 
 ## monitoring-tools: Prometheus and promtool (the alert-rule tests and the end-to-end metrics
 ## test run them) and kubectl (the manifests test renders deploy/k8s with its kustomize), from
@@ -43,15 +43,13 @@ status: $(STAMP)
 	$(BIN)/samtykke stack status
 
 bench: $(STAMP)
-	$(BIN)/samtykke bench consent
+	$(BIN)/python -m benchmarks consent
 
 ## bench-e2e: the whole platform end to end beside the raw floor: rates up to saturation, then a
 ## replay of 1,000,000 events (about 10 minutes; results in .state/bench/)
 bench-e2e: $(STAMP)
-	$(BIN)/samtykke bench e2e --saturation --rates 500,1000,1250,1500,2000,3000 --seconds 15 --replay 1000000
+	$(BIN)/python -m benchmarks e2e --saturation --rates 500,1000,1250,1500,2000,3000 --seconds 15 --replay 1000000
 
-## typecheck: mypy --strict on the package (services/ is importable as samtykke only
-## through the install mapping, so mypy sees it through a link in .state/)
+## typecheck: mypy --strict on the package (paths and options in pyproject.toml)
 typecheck: $(STAMP)
-	mkdir -p .state/typecheck && ln -sfn ../../services .state/typecheck/samtykke
-	MYPYPATH=.state/typecheck $(BIN)/python -m mypy -p samtykke
+	$(BIN)/python -m mypy

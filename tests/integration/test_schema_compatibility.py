@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from samtykke.adapters.avro import RegistryError, SchemaRegistry
-from samtykke.adapters.settings import REPO_ROOT
+from samtykke.adapters.settings import PACKAGED_SCHEMAS
 
-SCHEMAS = REPO_ROOT / "schemas" / "avro"
+SCHEMAS = PACKAGED_SCHEMAS
 NAMES = sorted(p.stem for p in SCHEMAS.glob("*.avsc"))
 
 

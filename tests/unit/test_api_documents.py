@@ -59,7 +59,7 @@ def documents(no_network: None) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def asyncapi(no_network: None) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((docs.SCHEMAS_DIR / docs.ASYNCAPI).read_text("utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load((docs.schemas_dir() / docs.ASYNCAPI).read_text("utf-8"))
     return loaded
 
 
@@ -95,7 +95,7 @@ def channel_of(asyncapi: dict[str, Any], topic: str) -> dict[str, Any]:
 
 
 def test_committed_documents_equal_the_export(documents: dict[str, str]) -> None:
-    drifts = docs.find_drift(documents, docs.SCHEMAS_DIR)
+    drifts = docs.find_drift(documents, docs.schemas_dir())
     assert not drifts, REGENERATE + "\n" + "\n".join(drift.summary() for drift in drifts)
 
 
@@ -147,7 +147,7 @@ def test_asyncapi_is_structurally_valid(asyncapi: dict[str, Any]) -> None:
 
 
 def test_asyncapi_has_no_yaml_aliases() -> None:
-    text = (docs.SCHEMAS_DIR / docs.ASYNCAPI).read_text("utf-8")
+    text = (docs.schemas_dir() / docs.ASYNCAPI).read_text("utf-8")
     assert "&id0" not in text and "*id0" not in text
 
 
@@ -369,7 +369,7 @@ def test_check_reports_an_edited_document_by_name(tmp_path: Path, capsys: pytest
 
 
 def test_a_new_route_is_drift(documents: dict[str, str], tmp_path: Path) -> None:
-    shutil.copytree(docs.SCHEMAS_DIR / "openapi", tmp_path / "openapi")
+    shutil.copytree(docs.schemas_dir() / "openapi", tmp_path / "openapi")
     app = consent_app(SETTINGS)
 
     @app.get("/v1/undocumented")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from samtykke.bench.drive import KEYS, pool_size, requests_needed
-from samtykke.bench.e2e import passes, stats
+from benchmarks.drive import KEYS, pool_size, requests_needed
+from benchmarks.e2e import passes, stats
 
 DESTINATIONS = ("marketing", "analytics", "customer_service", "suppression")
 
@@ -42,7 +42,7 @@ def test_a_rate_is_sustained_only_with_every_change_delivered_within_a_second() 
 
 
 def test_every_step_flips_decisions_even_when_rates_grow() -> None:
-    from samtykke.bench.e2e import SubjectPool
+    from benchmarks.e2e import SubjectPool
 
     pool = SubjectPool([f"s{i}" for i in range(10)])  # twice the largest step (5)
     seen: dict[str, str] = {f"s{i}": "granted" for i in range(10)}

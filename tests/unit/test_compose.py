@@ -224,7 +224,7 @@ def test_unknown_subcommand_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "suppression")["command"] = ["suppression", "serv"]
     assert _problems(compose) == [
         "suppression: `samtykke suppression serv` is not a samtykke command: "
-        "argument ACTION: invalid choice: 'serv' (choose from 'serve', 'import-register', 'bench')",
+        "argument ACTION: invalid choice: 'serv' (choose from 'serve', 'import-register')",
     ]
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from samtykke.adapters.settings import Settings
-from samtykke.projections.bench import bench_platform, child_env
+from benchmarks.projections import bench_platform, child_env
 from samtykke.projections.domains import DOMAINS
 
 # the settings a child process needs to land on the benchmark's database, topics and ports

@@ -13,7 +13,22 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# the Avro schemas ship inside the package, so an installed copy needs no checkout
+PACKAGED_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "avro"
+
+
+def checkout_root(start: Path | None = None) -> Path | None:
+    """The samtykke checkout holding `start` (default: the working directory), if any."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "services" / "samtykke").is_dir():
+            return folder
+    return None
+
+
+def default_state_dir() -> Path:
+    """`.state/` of the checkout we run in, so a sub-folder shares it; else of the working directory."""
+    return (checkout_root() or Path.cwd().resolve()) / ".state"
 
 SCOPES = frozenset(
     {"consent:write", "consent:read", "suppression:check", "suppression:export", "admin"}
@@ -33,9 +48,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAMTYKKE_", extra="ignore")
 
     # where the local stack keeps downloads, data and logs (ignored by git)
-    state_dir: Path = REPO_ROOT / ".state"
-    # the .avsc sources (the container image sets its own copy)
-    schema_dir: Path = REPO_ROOT / "schemas" / "avro"
+    state_dir: Path = Field(default_factory=default_state_dir)
+    # the .avsc sources (packaged with samtykke; schemas/avro in a checkout points at them)
+    schema_dir: Path = PACKAGED_SCHEMAS
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"

@@ -16,7 +16,7 @@ from types import TracebackType
 import httpx
 
 from samtykke.adapters.settings import Settings
-from samtykke.bench.http import KeepAliveClient
+from benchmarks.http import KeepAliveClient
 
 
 class ServiceProcess:

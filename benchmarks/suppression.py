@@ -33,11 +33,11 @@ from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.registers import RegisterBook
 from samtykke.domain.suppression import Reason, SuppressionRules
 
-from .bench_tools import ServiceProcess, drive_open_loop, percentile, raw_http_check
-from .gate import SuppressionGate
-from .index import SuppressionIndex
-from .metrics import SuppressionMetrics
-from .targets import TargetParser
+from benchmarks.service_process import ServiceProcess, drive_open_loop, percentile, raw_http_check
+from samtykke.suppression.gate import SuppressionGate
+from samtykke.suppression.index import SuppressionIndex
+from samtykke.suppression.metrics import SuppressionMetrics
+from samtykke.suppression.targets import TargetParser
 
 CHUNK = 10_000
 

@@ -14,11 +14,11 @@ import sys
 import time
 
 from samtykke.adapters.settings import Settings
-from samtykke.projections.bench import bench_platform, child_env, raw_rate
+from benchmarks.projections import bench_platform, child_env, raw_rate
 from samtykke.projections.domains import DOMAINS, Domain
 from samtykke.projections.progress import Progress
-from samtykke.projections.synthetic import SyntheticHistory, SyntheticProducer
-from samtykke.suppression.bench_tools import ServiceProcess
+from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
+from benchmarks.service_process import ServiceProcess
 
 
 async def _produce(settings: Settings, events: int) -> int:

@@ -1,9 +1,8 @@
-"""`samtykke projections ...`: run a projector, rebuild a domain, provision roles, benchmark.
+"""`samtykke projections ...`: run a projector, rebuild a domain, provision roles.
 
     samtykke projections run DOMAIN          (DOMAIN: marketing | analytics | customer_service)
     samtykke projections rebuild DOMAIN      fresh tables from the start of the topics, then switch
     samtykke projections provision           roles and schemas (owner login)
-    samtykke projections bench               events/s on a 100,000-event backlog; latency at 200/s
 """
 
 from __future__ import annotations
@@ -52,14 +51,6 @@ def provision_all(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench(args: argparse.Namespace) -> int:
-    from .bench import main
-
-    _logging()
-    main(get_settings(), events=args.events, rate=args.rate, seconds=args.seconds)
-    return 0
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = commands.add_parser("projections", help="the marketing, analytics and customer-service projectors")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -77,9 +68,3 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     provision.add_argument("domains", nargs="*", type=domain_name, metavar="DOMAIN",
                            help="only these domains (default: all)")
     provision.set_defaults(handler=provision_all)
-
-    bench_parser = actions.add_parser("bench", help="projector throughput and latency beside a raw consumer")
-    bench_parser.add_argument("--events", type=int, default=100_000, help="backlog size")
-    bench_parser.add_argument("--rate", type=float, default=200.0, help="steady changes/s for latency")
-    bench_parser.add_argument("--seconds", type=float, default=20.0, help="duration of the steady phase")
-    bench_parser.set_defaults(handler=bench)

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from samtykke.adapters.settings import REPO_ROOT, Settings
+from samtykke.adapters.settings import Settings, checkout_root
 
-SCHEMAS_DIR = REPO_ROOT / "schemas"
 ASYNCAPI = "asyncapi.yaml"
 OPENAPI_SERVICES = ("consent", "suppression")
 AVRO_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
@@ -370,12 +369,17 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+def schemas_dir() -> Path:
+    """The checkout's schemas/ folder (the working directory's when outside a checkout)."""
+    return (checkout_root() or Path.cwd()) / "schemas"
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = commands.add_parser("docs", help="the topic (AsyncAPI) and HTTP (OpenAPI) documents in schemas/")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, handler, text in (("export", export, "write the documents from the code"),
                                 ("check", check, "exit 1 if a document differs from what the code exports")):
         action = actions.add_parser(name, help=text)
-        action.add_argument("--schemas", type=Path, default=SCHEMAS_DIR,
+        action.add_argument("--schemas", type=Path, default=schemas_dir(),
                             help="folder holding the documents (default: the repository's schemas/)")
         action.set_defaults(handler=handler)

@@ -1,8 +1,9 @@
 """Where the local stack keeps things, and which addresses it serves.
 
 Everything the stack downloads, stores, logs or records as a pid lives under
-`settings.state_dir`, resolved against the repository root (the folder holding
-pyproject.toml) so that running the CLI from a sub-folder uses the same state.
+`settings.state_dir` (by default `.state/` of the checkout the command runs in).
+The files the stack renders or builds from (the broker's pom, its config
+template, the log4j2 config) ship inside this package, in `files/`.
 """
 
 from __future__ import annotations
@@ -12,18 +13,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from samtykke.adapters.settings import Settings
-
-
-def find_repo_root() -> Path:
-    """The folder holding pyproject.toml: next to this package when installed
-    editable, otherwise the nearest one above the working directory."""
-    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
-        for folder in (start, *start.parents):
-            if (folder / "pyproject.toml").is_file() and (folder / "deploy" / "local").is_dir():
-                return folder
-    raise FileNotFoundError(
-        "cannot find the samtykke repository root (a folder with pyproject.toml and deploy/local)"
-    )
 
 
 @dataclass(frozen=True)
@@ -82,19 +71,15 @@ def without_password(url: str) -> str:
 class StackLayout:
     """Absolute paths of the stack's state, derived once from the settings."""
 
-    repo_root: Path
     state_dir: Path
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StackLayout:
-        root = find_repo_root()
-        state = settings.state_dir
-        state = state if state.is_absolute() else root / state
-        return cls(repo_root=root, state_dir=state.resolve())
+        return cls(state_dir=settings.state_dir.resolve())
 
     @property
-    def deploy_dir(self) -> Path:
-        return self.repo_root / "deploy" / "local"
+    def files_dir(self) -> Path:
+        return Path(__file__).resolve().parent / "files"
 
     @property
     def logs_dir(self) -> Path:

@@ -69,7 +69,7 @@ def start_services(settings: Settings, report: Report = print, timeout: float = 
             report(f"{service.name}: already running")
             continue
         started = time.monotonic()
-        process.spawn([sys.executable, "-m", "samtykke.cli", *service.args], cwd=layout.repo_root)
+        process.spawn([sys.executable, "-m", "samtykke.cli", *service.args], cwd=layout.state_dir.parent)
         deadline = started + timeout
         while not _answers(url):
             if not process.is_alive():

@@ -1,8 +1,7 @@
-"""`samtykke suppression …`: serve the service, import a register file through its API, benchmark it.
+"""`samtykke suppression …`: serve the service, import a register file through its API.
 
     samtykke suppression serve
     samtykke suppression import-register FILE --register NIX --published 2026-11-01 [--url URL] [--key KEY]
-    samtykke suppression bench [--subjects 1000000] [--single-rate 2000] [--single-seconds 10]
 """
 
 from __future__ import annotations
@@ -47,13 +46,6 @@ def import_register(args: argparse.Namespace) -> int:
     return 0 if job["state"] == "done" else 1
 
 
-def bench(args: argparse.Namespace) -> int:
-    from samtykke.suppression import bench as benchmark
-
-    print(benchmark.main(get_settings(), args.subjects, args.single_rate, args.single_seconds))
-    return 0
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = commands.add_parser("suppression", help="the suppression service")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -66,9 +58,3 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     load.add_argument("--url", default=None, help="suppression service URL (default: the local one)")
     load.add_argument("--key", default="dev-admin", help="API key with the admin scope")
     load.set_defaults(handler=import_register)
-
-    measure = actions.add_parser("bench", help="bulk and single checks beside a PostgreSQL = ANY($1) baseline")
-    measure.add_argument("--subjects", type=int, default=1_000_000, help="indexed subjects = bulk list size")
-    measure.add_argument("--single-rate", type=int, default=2000, help="single checks per second (open loop)")
-    measure.add_argument("--single-seconds", type=float, default=10.0, help="duration of the single-check run")
-    measure.set_defaults(handler=bench)

@@ -24,9 +24,8 @@ import httpx
 
 from samtykke import devstack
 from samtykke.adapters.settings import Settings
-from samtykke.projections.bench import histogram_buckets, quantile
+from benchmarks.projections import histogram_buckets, quantile
 
-from .chart import draw
 from .drive import KEYS, pool_size, run_step, subject_pool
 from .floor import floor
 from .observe import DESTINATIONS, DOMAIN_TABLES, SuppressionFeed, arrivals
@@ -231,6 +230,8 @@ def main(settings: Settings, rates: list[float], seconds: float, per_request: in
     print(summary(results))
     print(f"\nresults: {out_dir / f'e2e-{stamp}.json'}")
     if results["steps"]:
+        from .chart import draw  # matplotlib only when a chart is drawn
+
         draw(results, out_dir / f"e2e-{stamp}.png")
         print(f"chart:   {out_dir / f'e2e-{stamp}.png'}")
     return 1 if "replay_error" in results else 0

@@ -30,10 +30,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from samtykke.adapters.kafka import ensure_topics
 from samtykke.adapters.settings import Settings
 
-from .dead_letters import dead_letter_topic
-from .domains import DOMAINS, Domain
-from .provision import provision
-from .synthetic import SyntheticHistory, SyntheticProducer
+from samtykke.projections.dead_letters import dead_letter_topic
+from samtykke.projections.domains import DOMAINS, Domain
+from samtykke.projections.provision import provision
+from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
 
 
 def child_env(settings: Settings, names: Iterable[str]) -> dict[str, str]:

@@ -9,8 +9,6 @@ rebuild) is one `add_*_commands` function plus its handlers.
     samtykke stack start PART | stop PART      (PART: postgres, kafka, registry)
     samtykke consent serve                     the consent service (API, outbox relay, sweeper)
     samtykke demo                              one consent change, shown decoded from Kafka
-    samtykke bench consent                     consent API throughput beside a bare asyncpg baseline
-    samtykke bench e2e                         commit -> every domain and suppression, beside the raw floor
     samtykke docs export | check               the AsyncAPI and OpenAPI documents in schemas/, from the code
 """
 
@@ -101,7 +99,7 @@ def platform_up(args: argparse.Namespace) -> int:
     settings = get_settings()
     devstack.up(settings)
     start_services(settings)  # provisions the projectors' roles and schemas first
-    return 0 if args.no_demo else demo.main(settings)
+    return demo.main(settings) if args.demo else 0
 
 
 def platform_down(args: argparse.Namespace) -> int:
@@ -126,25 +124,9 @@ def run_demo(args: argparse.Namespace) -> int:
     return demo.main(get_settings())
 
 
-def bench_consent(args: argparse.Namespace) -> int:
-    from samtykke.bench import consent_api
-
-    consent_api.main(get_settings(), args.seconds, args.clients)
-    return 0
-
-
-def bench_e2e(args: argparse.Namespace) -> int:
-    from samtykke.bench import e2e
-
-    settings = get_settings()
-    rates = [float(r) for r in args.rates.split(",") if r] if not args.replay_only else []
-    return e2e.main(settings, rates, args.seconds, args.per_request, args.saturation, args.replay,
-                    args.out or settings.state_dir / "bench")
-
-
 def add_platform_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    up = commands.add_parser("up", help="start the stack and every service, then run the demo")
-    up.add_argument("--no-demo", action="store_true", help="start only")
+    up = commands.add_parser("up", help="start the stack and every service (writes no data)")
+    up.add_argument("--demo", action="store_true", help="then run the demo (one change on the demo subject)")
     up.set_defaults(handler=platform_up)
     commands.add_parser("down", help="stop every service and the stack").set_defaults(handler=platform_down)
     commands.add_parser("demo", help="one consent change, shown decoded from Kafka").set_defaults(handler=run_demo)
@@ -153,25 +135,6 @@ def add_platform_commands(commands: argparse._SubParsersAction[argparse.Argument
     consent_actions = consent.add_subparsers(dest="action", required=True, metavar="ACTION")
     consent_actions.add_parser("serve", help="HTTP API + outbox relay + lifecycle sweeper").set_defaults(
         handler=consent_serve)
-
-    bench = commands.add_parser("bench", help="benchmarks with a same-run baseline")
-    bench_actions = bench.add_subparsers(dest="action", required=True, metavar="BENCHMARK")
-    consent_bench = bench_actions.add_parser("consent", help="consent API writes vs bare asyncpg INSERTs")
-    consent_bench.add_argument("--seconds", type=float, default=10.0, help="duration of each measure")
-    consent_bench.add_argument("--clients", type=int, default=16, help="concurrent clients")
-    consent_bench.set_defaults(handler=bench_consent)
-    e2e = bench_actions.add_parser("e2e", help="the whole platform at a steady change rate, beside the raw floor")
-    e2e.add_argument("--rates", default="1000", help="changes/s, comma-separated (default 1000)")
-    e2e.add_argument("--seconds", type=float, default=20.0, help="duration of each rate")
-    e2e.add_argument("--per-request", type=int, default=5, choices=range(1, 11), metavar="1-10",
-                     help="decisions per consent API request (one subject's preference update)")
-    e2e.add_argument("--saturation", action="store_true",
-                     help="walk the rates upwards, stop at the first not sustained (p99 > 1 s)")
-    e2e.add_argument("--replay", type=int, default=0, metavar="EVENTS",
-                     help="also time rebuilding every read model from this many events")
-    e2e.add_argument("--replay-only", action="store_true", help="only the replay")
-    e2e.add_argument("--out", type=Path, default=None, help="results folder (default .state/bench)")
-    e2e.set_defaults(handler=bench_e2e)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,13 @@
 """`samtykke demo`: one consent change through the running platform, shown wherever it lands.
 
-A subject is registered and grants direct marketing by SMS and personalised offers; the demo
-prints the change decoded from Kafka, then waits for it in the marketing, analytics and
-customer-service tables and in the suppression decision, with the time each took.
+The demo subject grants direct marketing by SMS and personalised offers; the demo prints the
+change decoded from Kafka, then waits for it in the marketing, analytics and customer-service
+tables and in the suppression decision, with the time each took.
+
+Only this command writes demo data, and always to one subject, recognisable as such: e-mail
+`demo@samtykke.invalid` (a reserved domain), account `demo`, notice version `demo`. It is
+registered by the first run and reused by every later one, so running the demo again records
+one more change, never another person.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from samtykke.adapters.settings import Settings
 from samtykke.domain.projection import pseudonym
 
 WRITER = {"Authorization": "Bearer dev-writer"}
+DEMO_EMAIL = "demo@samtykke.invalid"
+DEMO_ACCOUNT = "demo"
 CHECKER = {"Authorization": "Bearer dev-marketing"}
 
 
@@ -73,13 +80,11 @@ async def run(settings: Settings) -> int:
     base = f"http://{settings.http_host}"
     try:
         async with httpx.AsyncClient(base_url=f"{base}:{settings.consent_port}", headers=WRITER, timeout=30) as api:
-            subject = (await api.post("/v1/subjects", json={
-                "kind": "consumer", "country": "DK", "identifiers": {"phone": "+45 12 34 56 78"}})).json()
-            sid = subject["subject_id"]
-            print(f"registered subject {sid} (phone kept encrypted; only a keyed hash leaves)")
+            sid = await _demo_subject(api)
             body = {"decisions": [{"purpose": "direct_marketing", "channel": "sms", "action": "grant"},
                                   {"purpose": "personalised_offers", "action": "grant"}],
-                    "source": "self_service", "actor": {"kind": "subject"}, "notice_version": "dm-2026-01"}
+                    "source": "self_service", "actor": {"kind": "subject"}, "notice_version": "demo",
+                    "correlation_id": "samtykke-demo"}
             started = time.perf_counter()
             (await api.post(f"/v1/subjects/{sid}/consents", json=body)).raise_for_status()
         print("granted direct_marketing/sms and personalised_offers; following the change:")
@@ -107,6 +112,20 @@ async def run(settings: Settings) -> int:
         await consumer.stop()
         await registry.aclose()
         await db.close()
+
+
+async def _demo_subject(api: httpx.AsyncClient) -> str:
+    """The one demo subject: found by its e-mail's keyed hash, registered on the first run."""
+    found = (await api.post("/v1/subjects/lookup", json={"email": DEMO_EMAIL})).json()["subject_ids"]
+    if found:
+        print(f"demo subject {found[0]} (registered by an earlier demo)")
+        return str(found[0])
+    response = await api.post("/v1/subjects", json={
+        "kind": "consumer", "country": "DK", "account_id": DEMO_ACCOUNT, "identifiers": {"email": DEMO_EMAIL}})
+    response.raise_for_status()
+    sid = str(response.json()["subject_id"])
+    print(f"registered the demo subject {sid} (e-mail kept encrypted; only a keyed hash leaves)")
+    return sid
 
 
 async def _allowed(settings: Settings, subject_id: str) -> str | None:

@@ -1,7 +1,11 @@
-"""PostgreSQL 15 from Debian's packages, as a private cluster inside the state folder.
+"""PostgreSQL 15 from Debian's packages, as a private cluster of this checkout.
 
 PostgreSQL refuses to run as root, so when the stack runs as root every server
-command goes through `runuser -u postgres`. pg_ctl manages the postmaster and
+command goes through `runuser -u postgres`. That user cannot enter a checkout in a
+private folder (a home folder, `mktemp -d`), so a root stack keeps the cluster, its
+socket and its log in `/var/lib/postgresql/samtykke/<key>/` (the key is a digest of the
+state folder's path, so every checkout has its own); a non-root stack keeps them in
+`.state/postgres/`, with the log in `.state/logs/`. pg_ctl manages the postmaster and
 its pidfile; this module adds the config, the login role and the database named
 in `settings.database_url`, created idempotently on every start.
 """
@@ -9,6 +13,7 @@ in `settings.database_url`, created idempotently on every start.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import pwd
 import shutil
@@ -24,6 +29,8 @@ from samtykke.devstack.process import (
 )
 
 BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+# Debian's home of the postgres user: root stacks keep their clusters under it
+ROOT_CLUSTERS = Path("/var/lib/postgresql/samtykke")
 CONFIG_NAME = "samtykke.conf"
 # local socket: only the server's own OS user (peer); TCP: password (scram)
 HBA_RULES = "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n"
@@ -54,11 +61,16 @@ class PostgresCluster:
     def __init__(self, settings: Settings, layout: StackLayout) -> None:
         self.url = settings.database_url
         self.target = database_address(settings)
-        self.home = layout.state_dir / "postgres"
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            key = hashlib.sha256(str(layout.state_dir).encode()).hexdigest()[:16]
+            self.home = ROOT_CLUSTERS / key
+            self.log_path = self.home / "postgres.log"
+        else:
+            self.home = layout.state_dir / "postgres"
+            self.log_path = layout.log_path(self.name)
         self.data_dir = self.home / "data"
         self.socket_dir = self.home / "socket"
-        self.log_path = layout.log_path(self.name)
-        self.as_root = os.geteuid() == 0
         self.os_user = "postgres" if self.as_root else pwd.getpwuid(os.geteuid()).pw_name
 
     @property

@@ -1,7 +1,7 @@
 """Apache Kafka as a single KRaft node (broker + controller) on 127.0.0.1.
 
-The broker classpath comes from Maven Central via deploy/local/pom.xml, the
-config is rendered from deploy/local/server.properties.template on every start
+The broker classpath comes from Maven Central via files/pom.xml, the
+config is rendered from files/server.properties.template on every start
 (so port changes in the settings apply), and the log directory is formatted only
 once: a restart keeps every topic and offset.
 """
@@ -67,9 +67,9 @@ class KafkaBroker:
         self.lib_dir = self.home / "lib"
         self.data_dir = self.home / "data"
         self.config_path = self.home / "server.properties"
-        self.template_path = layout.deploy_dir / "server.properties.template"
-        self.pom_path = layout.deploy_dir / "pom.xml"
-        self.log4j_config = layout.deploy_dir / "log4j2.yaml"
+        self.template_path = layout.files_dir / "server.properties.template"
+        self.pom_path = layout.files_dir / "pom.xml"
+        self.log4j_config = layout.files_dir / "log4j2.yaml"
         self.logs_dir = layout.logs_dir
         self.log_path = layout.log_path(self.name)
         # the rendered config path is unique to this state folder, so a broker

@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: up test down status unit bench bench-e2e typecheck monitoring-tools
+.PHONY: up test down status unit lint bench bench-e2e typecheck monitoring-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ monitoring-tools:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PACKAGES >/dev/null; }
 
 ## test: install what is missing, type-check, start the real stack, run every test
-test: $(STAMP) monitoring-tools typecheck
+test: $(STAMP) monitoring-tools lint typecheck
 	$(BIN)/samtykke stack up
 	$(BIN)/python -m pytest -q -rfE
 
@@ -49,6 +49,11 @@ bench: $(STAMP)
 ## replay of 1,000,000 events (about 10 minutes; results in .state/bench/)
 bench-e2e: $(STAMP)
 	$(BIN)/python -m benchmarks e2e --saturation --rates 500,1000,1250,1500,2000,3000 --seconds 15 --replay 1000000
+
+## lint: ruff (lint, import order, format), configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 
 ## typecheck: mypy --strict on the package (paths and options in pyproject.toml)
 typecheck: $(STAMP)

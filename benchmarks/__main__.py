@@ -33,8 +33,15 @@ def e2e(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     rates = [float(r) for r in args.rates.split(",") if r] if not args.replay_only else []
-    return end_to_end.main(settings, rates, args.seconds, args.per_request, args.saturation, args.replay,
-                           args.out or settings.state_dir / "bench")
+    return end_to_end.main(
+        settings,
+        rates,
+        args.seconds,
+        args.per_request,
+        args.saturation,
+        args.replay,
+        args.out or settings.state_dir / "bench",
+    )
 
 
 def projections(args: argparse.Namespace) -> int:
@@ -64,12 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     whole = actions.add_parser("e2e", help="the whole platform at a steady change rate, beside the raw floor")
     whole.add_argument("--rates", default="1000", help="changes/s, comma-separated (default 1000)")
     whole.add_argument("--seconds", type=float, default=20.0, help="duration of each rate")
-    whole.add_argument("--per-request", type=int, default=5, choices=range(1, 11), metavar="1-10",
-                       help="decisions per consent API request (one subject's preference update)")
-    whole.add_argument("--saturation", action="store_true",
-                       help="walk the rates upwards, stop at the first not sustained (p99 > 1 s)")
-    whole.add_argument("--replay", type=int, default=0, metavar="EVENTS",
-                       help="also time rebuilding every read model from this many events")
+    whole.add_argument(
+        "--per-request",
+        type=int,
+        default=5,
+        choices=range(1, 11),
+        metavar="1-10",
+        help="decisions per consent API request (one subject's preference update)",
+    )
+    whole.add_argument(
+        "--saturation", action="store_true", help="walk the rates upwards, stop at the first not sustained (p99 > 1 s)"
+    )
+    whole.add_argument(
+        "--replay",
+        type=int,
+        default=0,
+        metavar="EVENTS",
+        help="also time rebuilding every read model from this many events",
+    )
     whole.add_argument("--replay-only", action="store_true", help="only the replay")
     whole.add_argument("--out", type=Path, default=None, help="results folder (default .state/bench)")
     whole.set_defaults(handler=e2e)

@@ -13,13 +13,11 @@ import asyncio
 import contextlib
 import os
 import random
-
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-
 
 import asyncpg
 import httpx
@@ -67,12 +65,22 @@ async def _drive(workers: int, seconds: float, step: Callable[[int], Awaitable[i
 
 @contextlib.asynccontextmanager
 async def consent_process(settings: Settings, database_url: str, port: int) -> AsyncIterator[str]:
-    env = dict(os.environ, SAMTYKKE_DATABASE_URL=database_url, SAMTYKKE_CONSENT_PORT=str(port),
-               SAMTYKKE_TOPIC_CHANGES=f"bench-{port}.consent.changes",
-               SAMTYKKE_TOPIC_SUBJECTS=f"bench-{port}.consent.subjects")
+    env = dict(
+        os.environ,
+        SAMTYKKE_DATABASE_URL=database_url,
+        SAMTYKKE_CONSENT_PORT=str(port),
+        SAMTYKKE_TOPIC_CHANGES=f"bench-{port}.consent.changes",
+        SAMTYKKE_TOPIC_SUBJECTS=f"bench-{port}.consent.subjects",
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "samtykke.cli", "consent", "serve", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "samtykke.cli",
+        "consent",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -95,12 +103,20 @@ async def measure_api(url: str, subjects: int, workers: int, seconds: float, bat
     async with httpx.AsyncClient(base_url=url, headers=HEADERS, limits=limits, timeout=60) as client:
         ids = []
         for _ in range(subjects):
-            ids.append((await client.post("/v1/subjects", json={"kind": "consumer", "country": "DK"})).json()["subject_id"])
+            ids.append(
+                (await client.post("/v1/subjects", json={"kind": "consumer", "country": "DK"})).json()["subject_id"]
+            )
         rng = random.Random(7)
 
         async def step(_: int) -> int:
-            decisions = [{"purpose": "direct_marketing", "channel": rng.choice(CHANNELS),
-                          "action": rng.choice(["grant", "withdraw"])} for _ in range(batch)]
+            decisions = [
+                {
+                    "purpose": "direct_marketing",
+                    "channel": rng.choice(CHANNELS),
+                    "action": rng.choice(["grant", "withdraw"]),
+                }
+                for _ in range(batch)
+            ]
             body = {"decisions": decisions, "source": "app", "actor": {"kind": "subject"}, "notice_version": "b1"}
             response = await client.post(f"/v1/subjects/{rng.choice(ids)}/consents", json=body)
             if response.status_code != 201:
@@ -118,8 +134,10 @@ async def measure_baseline(database_url: str, workers: int, seconds: float, batc
         "CREATE TABLE IF NOT EXISTS bench_baseline (id bigserial PRIMARY KEY, event_id uuid, subject_id uuid, "
         "purpose text, channel text, status text, version bigint, occurred_at timestamptz, source text)"
     )
-    sql = ("INSERT INTO bench_baseline (event_id, subject_id, purpose, channel, status, version, occurred_at, source) "
-           "VALUES ($1, $2, 'direct_marketing', $3, 'granted', 1, now(), 'app')")
+    sql = (
+        "INSERT INTO bench_baseline (event_id, subject_id, purpose, channel, status, version, occurred_at, source) "
+        "VALUES ($1, $2, 'direct_marketing', $3, 'granted', 1, now(), 'app')"
+    )
 
     async def step(_: int) -> int:
         rows = [(uuid.uuid4(), uuid.uuid4(), random.choice(CHANNELS)) for _ in range(batch)]

@@ -25,9 +25,12 @@ Key = tuple[str, str, str | None]  # subject id, purpose, channel
 def marketing_keys() -> list[tuple[str, str | None]]:
     """The opt-in marketing (purpose, channel) pairs of a consumer: a change to one flips suppression."""
     catalog = load_catalog()
-    return [(p.code, c.value if c else None) for p in catalog.purposes.values()
-            if p.marketing and p.mechanism is Mechanism.OPT_IN and p.decidable and p.applies_to(SubjectKind.CONSUMER)
-            for c in (p.channels[SubjectKind.CONSUMER] or [None])]
+    return [
+        (p.code, c.value if c else None)
+        for p in catalog.purposes.values()
+        if p.marketing and p.mechanism is Mechanism.OPT_IN and p.decidable and p.applies_to(SubjectKind.CONSUMER)
+        for c in (p.channels[SubjectKind.CONSUMER] or [None])
+    ]
 
 
 KEYS = marketing_keys()
@@ -36,6 +39,7 @@ KEYS = marketing_keys()
 @dataclass
 class StepLoad:
     """What one step sent: per change its event id and key; per request the client's view."""
+
     action: str
     rate: float
     seconds: float
@@ -50,10 +54,14 @@ class StepLoad:
         return len(self.events) / max(self.last_done - self.first_sent, 1e-9)
 
 
-async def _decide(http: KeepAliveClient, subject_id: str, keys: list[tuple[str, str | None]],
-                  action: str) -> list[dict[str, Any]]:
-    body = {"decisions": [{"purpose": p, "channel": c, "action": action} for p, c in keys],
-            "source": "app", "actor": {"kind": "subject"}}
+async def _decide(
+    http: KeepAliveClient, subject_id: str, keys: list[tuple[str, str | None]], action: str
+) -> list[dict[str, Any]]:
+    body = {
+        "decisions": [{"purpose": p, "channel": c, "action": action} for p, c in keys],
+        "source": "app",
+        "actor": {"kind": "subject"},
+    }
     changes: list[dict[str, Any]] = (await http.post(f"/v1/subjects/{subject_id}/consents", body))["changes"]
     return changes
 
@@ -87,8 +95,9 @@ def pool_size(rate: float, seconds: float, per_request: int) -> int:
     return -(-requests_needed(rate, seconds, per_request) // per_subject)
 
 
-async def run_step(url: str, subjects: list[str], action: str, rate: float, seconds: float,
-                   per_request: int) -> StepLoad:
+async def run_step(
+    url: str, subjects: list[str], action: str, rate: float, seconds: float, per_request: int
+) -> StepLoad:
     """Send `rate` changes/s for `seconds`: one request every per_request/rate s, whatever the
     earlier ones are doing (open loop), so a slow server shows as latency, not as a lower rate."""
     load = StepLoad(action, rate, seconds)
@@ -100,7 +109,7 @@ async def run_step(url: str, subjects: list[str], action: str, rate: float, seco
     async def one(i: int, http: KeepAliveClient) -> None:
         subject_id = subjects[i // per_subject]
         part = i % per_subject
-        keys = KEYS[part * per_request:(part + 1) * per_request]
+        keys = KEYS[part * per_request : (part + 1) * per_request]
         started = time.perf_counter()
         try:
             changes = await _decide(http, subject_id, keys, action)

@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
+from benchmarks.projections import histogram_buckets, quantile
 from samtykke import devstack
 from samtykke.adapters.settings import Settings
-from benchmarks.projections import histogram_buckets, quantile
 
 from .drive import KEYS, pool_size, run_step, subject_pool
 from .floor import floor
@@ -58,6 +58,7 @@ def stats(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     if not ordered:
         return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan"), "n": 0}
+
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -65,12 +66,29 @@ def stats(values: list[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), host.processor())
-    memory = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), 0)
-    return {"cores": os.cpu_count(), "cpu": model, "memory_gib": round(memory / 2**30, 1),
-            "python": host.python_version(), "kernel": host.release()}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        host.processor(),
+    )
+    memory = next(
+        (
+            int(line.split()[1]) * 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        0,
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(memory / 2**30, 1),
+        "python": host.python_version(),
+        "kernel": host.release(),
+    }
 
 
 async def _settle(platform: RunningPlatform, feed: SuppressionFeed, timeout: float = 300) -> None:
@@ -108,10 +126,20 @@ def _relay_p99_ms(before: list[tuple[float, float]], after: list[tuple[float, fl
     return quantile(delta, 0.99) * 1000 if delta and delta[-1][1] > 0 else float("nan")
 
 
-async def _step(platform: RunningPlatform, feed: SuppressionFeed, meter: ProcessMeter, subjects: list[str],
-                action: str, n: int, rate: float, seconds: float, per_request: int) -> dict[str, Any]:
-    print(f"\nstep {n + 1}: {action} at {rate:,.0f} changes/s for {seconds:.0f} s "
-          f"({per_request} per request)", flush=True)
+async def _step(
+    platform: RunningPlatform,
+    feed: SuppressionFeed,
+    meter: ProcessMeter,
+    subjects: list[str],
+    action: str,
+    n: int,
+    rate: float,
+    seconds: float,
+    per_request: int,
+) -> dict[str, Any]:
+    print(
+        f"\nstep {n + 1}: {action} at {rate:,.0f} changes/s for {seconds:.0f} s ({per_request} per request)", flush=True
+    )
     relay = "samtykke_relay_publish_latency_seconds"
     relay_before = await histogram_buckets(platform.consent_url, relay)
     meter.start()
@@ -123,11 +151,18 @@ async def _step(platform: RunningPlatform, feed: SuppressionFeed, meter: Process
     relay_p99 = _relay_p99_ms(relay_before, await histogram_buckets(platform.consent_url, relay))
     floor_ms = await floor(platform.settings, rate, seconds)
     return {
-        "target_rate": rate, "seconds": seconds, "action": action, "per_request": per_request,
-        "achieved_rate": round(load.achieved_rate, 1), "changes": len(load.events),
-        "requests": stats(load.request_ms), "errors": load.errors,
+        "target_rate": rate,
+        "seconds": seconds,
+        "action": action,
+        "per_request": per_request,
+        "achieved_rate": round(load.achieved_rate, 1),
+        "changes": len(load.events),
+        "requests": stats(load.request_ms),
+        "errors": load.errors,
         "destinations": {d: stats(seen.latencies_ms(d)) | {"missing": seen.missing(d)} for d in DESTINATIONS},
-        "floor": stats(floor_ms), "processes": processes, "relay_publish_p99_ms": relay_p99,
+        "floor": stats(floor_ms),
+        "processes": processes,
+        "relay_publish_p99_ms": relay_p99,
     }
 
 
@@ -147,31 +182,51 @@ def passes(step: dict[str, Any]) -> bool:
 
 def step_report(step: dict[str, Any]) -> str:
     req = step["requests"]
-    lines = [f"achieved {step['achieved_rate']:,.0f} changes/s ({step['changes']:,} changes; request p50 "
-             f"{req['p50']:.0f} ms, p99 {req['p99']:.0f} ms; errors {step['errors'] or 'none'})",
-             f"{'commit -> destination (ms)':34} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'missing':>8}"
-             f"   p99 / floor p99"]
+    lines = [
+        f"achieved {step['achieved_rate']:,.0f} changes/s ({step['changes']:,} changes; request p50 "
+        f"{req['p50']:.0f} ms, p99 {req['p99']:.0f} ms; errors {step['errors'] or 'none'})",
+        f"{'commit -> destination (ms)':34} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'missing':>8}"
+        f"   p99 / floor p99",
+    ]
     floor_p99 = step["floor"]["p99"]
     for name in DESTINATIONS:
         d = step["destinations"][name]
         table = f"{name}.consents" if name in DOMAIN_TABLES else "suppression decision"
-        lines.append(f"{table:34} {d['p50']:7.1f} {d['p95']:7.1f} {d['p99']:7.1f} {d['max']:7.1f} "
-                     f"{d['missing']:8}   {d['p99'] / max(floor_p99, 1e-9):.1f}x")
+        lines.append(
+            f"{table:34} {d['p50']:7.1f} {d['p95']:7.1f} {d['p99']:7.1f} {d['max']:7.1f} "
+            f"{d['missing']:8}   {d['p99'] / max(floor_p99, 1e-9):.1f}x"
+        )
     f = step["floor"]
-    lines.append(f"{'floor: aiokafka -> asyncpg upsert':34} {f['p50']:7.1f} {f['p95']:7.1f} {f['p99']:7.1f} "
-                 f"{f['max']:7.1f} {'':8}   (baseline, same rate)")
-    lines.append(f"{'of which commit -> on Kafka (relay)':34} {'':7} {'':7} {step['relay_publish_p99_ms']:7.1f}"
-                 "           (from the relay's histogram)")
+    lines.append(
+        f"{'floor: aiokafka -> asyncpg upsert':34} {f['p50']:7.1f} {f['p95']:7.1f} {f['p99']:7.1f} "
+        f"{f['max']:7.1f} {'':8}   (baseline, same rate)"
+    )
+    lines.append(
+        f"{'of which commit -> on Kafka (relay)':34} {'':7} {'':7} {step['relay_publish_p99_ms']:7.1f}"
+        "           (from the relay's histogram)"
+    )
     lines.append(f"{'process (during the load)':34} {'cpu %':>7} {'rss MiB':>8}")
     lines += [f"{name:34} {u['cpu_percent']:7.0f} {u['rss_mib']:8.0f}" for name, u in step["processes"].items()]
     return "\n".join(lines)
 
 
-async def run(settings: Settings, rates: list[float], seconds: float, per_request: int, saturation: bool,
-              replay_events: int, out_dir: Path) -> dict[str, Any]:
+async def run(
+    settings: Settings,
+    rates: list[float],
+    seconds: float,
+    per_request: int,
+    saturation: bool,
+    replay_events: int,
+    out_dir: Path,
+) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    results: dict[str, Any] = {"started_at": started_at, "machine": machine(), "steps": [],
-                               "per_request": per_request, "p99_limit_ms": P99_LIMIT_MS}
+    results: dict[str, Any] = {
+        "started_at": started_at,
+        "machine": machine(),
+        "steps": [],
+        "per_request": per_request,
+        "p99_limit_ms": P99_LIMIT_MS,
+    }
     if rates:
         async with running_platform(settings, str(out_dir / "logs")) as platform:
             size = max(pool_size(r, seconds, per_request) for r in rates)
@@ -205,23 +260,34 @@ def summary(results: dict[str, Any]) -> str:
     for s in results["steps"]:
         sup, fl = s["destinations"]["suppression"], s["floor"]
         worst = max(s["destinations"][d]["p99"] for d in DOMAIN_TABLES)
-        lines.append(f"  {s['target_rate']:6,.0f}/s: suppression p99 {sup['p99']:6.1f} ms, slowest domain p99 "
-                     f"{worst:6.1f} ms, floor p99 {fl['p99']:6.1f} ms ({sup['p99'] / max(fl['p99'], 1e-9):.1f}x), "
-                     f"achieved {s['achieved_rate']:,.0f}/s {'ok' if passes(s) else 'NOT sustained'}")
+        lines.append(
+            f"  {s['target_rate']:6,.0f}/s: suppression p99 {sup['p99']:6.1f} ms, slowest domain p99 "
+            f"{worst:6.1f} ms, floor p99 {fl['p99']:6.1f} ms ({sup['p99'] / max(fl['p99'], 1e-9):.1f}x), "
+            f"achieved {s['achieved_rate']:,.0f}/s {'ok' if passes(s) else 'NOT sustained'}"
+        )
     if results.get("saturation_rate") is not None:
         lines.append(f"  saturation: {results['saturation_rate']:,.0f} changes/s sustained (p99 <= 1 s everywhere)")
     if "replay" in results:
         r = results["replay"]
         per = ", ".join(f"{k} {v:.1f} s" for k, v in r.items() if k not in ("all", "events", "raw_aiokafka_read"))
-        lines.append(f"  replay of {r['events']:,.0f} events: all read models {r['all']:.1f} s ({per}); "
-                     f"raw aiokafka read {r['raw_aiokafka_read']:.1f} s")
+        lines.append(
+            f"  replay of {r['events']:,.0f} events: all read models {r['all']:.1f} s ({per}); "
+            f"raw aiokafka read {r['raw_aiokafka_read']:.1f} s"
+        )
     if "replay_error" in results:
         lines.append(f"  replay FAILED: {results['replay_error']}")
     return "\n".join(lines)
 
 
-def main(settings: Settings, rates: list[float], seconds: float, per_request: int, saturation: bool,
-         replay_events: int, out_dir: Path) -> int:
+def main(
+    settings: Settings,
+    rates: list[float],
+    seconds: float,
+    per_request: int,
+    saturation: bool,
+    replay_events: int,
+    out_dir: Path,
+) -> int:
     devstack.up(settings)
     results = asyncio.run(run(settings, rates, seconds, per_request, saturation, replay_events, out_dir))
     stamp = results["started_at"].replace(":", "").replace("-", "")[:15]

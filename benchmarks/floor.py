@@ -22,8 +22,9 @@ from samtykke.adapters.settings import Settings
 PAYLOAD = 300  # bytes, about one Avro ConsentChanged
 
 
-async def _consume(consumer: AIOKafkaConsumer, conn: asyncpg.Connection, table: str, count: int,
-                   latencies: list[float]) -> None:
+async def _consume(
+    consumer: AIOKafkaConsumer, conn: asyncpg.Connection, table: str, count: int, latencies: list[float]
+) -> None:
     while len(latencies) < count:
         batches = await consumer.getmany(timeout_ms=100, max_records=500)
         records = [r for rs in batches.values() for r in rs]
@@ -34,7 +35,10 @@ async def _consume(consumer: AIOKafkaConsumer, conn: asyncpg.Connection, table: 
             "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[]) "
             "ON CONFLICT (key) DO UPDATE SET version = EXCLUDED.version, payload = EXCLUDED.payload "
             "WHERE EXCLUDED.version > t.version",
-            [r.key.decode() for r in records], [r.offset for r in records], [r.value for r in records])
+            [r.key.decode() for r in records],
+            [r.offset for r in records],
+            [r.value for r in records],
+        )
         now = time.time()
         latencies.extend((now - struct.unpack_from("<d", r.value)[0]) * 1000 for r in records)
 
@@ -49,8 +53,9 @@ async def floor(settings: Settings, rate: float, seconds: float) -> list[float]:
     conn = await asyncpg.connect(settings.database_url)
     await conn.execute(f"CREATE TABLE {table} (key text PRIMARY KEY, version bigint, payload bytea)")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
     count, latencies = int(rate * seconds), list[float]()
     try:
         await producer.start()

@@ -42,14 +42,17 @@ class KeepAliveClient:
     async def post(self, path: str, body: Any) -> Any:
         """POST a JSON body; the decoded JSON response, or HttpError for a non-2xx status."""
         payload = json.dumps(body).encode()
-        request = (f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\n{self._head}"
-                   f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\n{self._head}"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode() + payload
         reader, writer = await self._connection()
         try:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                          if line[:15].lower() == b"content-length:")
+            length = next(
+                int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:"
+            )
             data = await reader.readexactly(length)
         except BaseException:
             writer.close()  # the connection's state is unknown: never reuse it

@@ -30,6 +30,7 @@ FEED_ACTION = {"withdraw": "added", "grant": "removed"}
 @dataclass
 class Arrivals:
     """Per destination: key -> epoch seconds it arrived; and the commit times."""
+
     committed: dict[Key, float]
     arrived: dict[str, dict[Key, float]] = field(default_factory=lambda: {d: {} for d in DESTINATIONS})
 
@@ -45,20 +46,30 @@ class Arrivals:
 
 
 async def committed(conn: asyncpg.Connection, load: StepLoad) -> dict[Key, float]:
-    rows = await conn.fetch("SELECT event_id::text AS id, recorded_at FROM consent.ledger "
-                            "WHERE event_id = ANY($1::uuid[])", list(load.events))
+    rows = await conn.fetch(
+        "SELECT event_id::text AS id, recorded_at FROM consent.ledger WHERE event_id = ANY($1::uuid[])",
+        list(load.events),
+    )
     return {load.events[r["id"]]: r["recorded_at"].timestamp() for r in rows}
 
 
-async def _domain_rows(conn: asyncpg.Connection, domain: str, subjects: list[str], key_of: dict[str, str],
-                       since: datetime) -> dict[Key, float]:
+async def _domain_rows(
+    conn: asyncpg.Connection, domain: str, subjects: list[str], key_of: dict[str, str], since: datetime
+) -> dict[Key, float]:
     column = "pseudonym" if domain == "analytics" else "subject_id"
     rows = await conn.fetch(
         f"SELECT {column} AS who, purpose, channel, applied_at FROM {domain}.consents "
-        f"WHERE {column} = ANY($1) AND applied_at >= $2", [key_of[s] for s in subjects], since)
+        f"WHERE {column} = ANY($1) AND applied_at >= $2",
+        [key_of[s] for s in subjects],
+        since,
+    )
     back = {v: k for k, v in key_of.items()}
-    return {(back[r["who"]], r["purpose"], r["channel"] if r["channel"] != NO_CHANNEL else None):
-            r["applied_at"].timestamp() for r in rows}
+    return {
+        (back[r["who"]], r["purpose"], r["channel"] if r["channel"] != NO_CHANNEL else None): r[
+            "applied_at"
+        ].timestamp()
+        for r in rows
+    }
 
 
 class SuppressionFeed:
@@ -77,8 +88,9 @@ class SuppressionFeed:
             page = response.json()
             self._cursor = page["next_cursor"]
             for c in page["changes"]:
-                self.seen[(c["action"], (c["subject_id"], c["purpose"], c["channel"]))] = (
-                    datetime.fromisoformat(c["at"]).timestamp())
+                self.seen[(c["action"], (c["subject_id"], c["purpose"], c["channel"]))] = datetime.fromisoformat(
+                    c["at"]
+                ).timestamp()
             if len(page["changes"]) < 10_000:
                 return
 
@@ -102,8 +114,8 @@ async def arrivals(settings: Settings, feed: SuppressionFeed, load: StepLoad, ti
                 result.arrived[domain] = await _domain_rows(conn, domain, subjects, key_of, since)
             await feed.read()
             result.arrived["suppression"] = {
-                k: at for k in result.committed
-                if (at := feed.seen.get((action, k), 0.0)) >= load.first_sent - 1}
+                k: at for k in result.committed if (at := feed.seen.get((action, k), 0.0)) >= load.first_sent - 1
+            }
             if result.complete() or time.monotonic() > deadline:
                 return result
             await asyncio.sleep(0.5)

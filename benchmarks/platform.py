@@ -18,14 +18,25 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from samtykke.adapters.settings import Settings
 from benchmarks.projections import bench_platform, child_env
+from samtykke.adapters.settings import Settings
 from samtykke.projections.domains import DOMAINS
 
 # the settings a child process needs to land on the benchmark's database, topics and ports
-_CARRIED = ("kafka_bootstrap", "registry_url", "database_url", "topic_changes", "topic_subjects",
-            "topic_partitions", "projection_web_port_base", "projection_group_prefix", "consent_port",
-            "suppression_port", "suppression_dlq_topic", "http_host")
+_CARRIED = (
+    "kafka_bootstrap",
+    "registry_url",
+    "database_url",
+    "topic_changes",
+    "topic_subjects",
+    "topic_partitions",
+    "projection_web_port_base",
+    "projection_group_prefix",
+    "consent_port",
+    "suppression_port",
+    "suppression_dlq_topic",
+    "http_host",
+)
 
 
 @dataclass
@@ -53,13 +64,18 @@ async def _wait_ready(name: str, process: asyncio.subprocess.Process, url: str, 
 @contextlib.asynccontextmanager
 async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[RunningPlatform]:
     """Consent, projectors and suppression on a fresh database and topic pair; all stopped after."""
-    base = settings.model_copy(update={
-        "consent_port": settings.consent_port + 10, "suppression_port": settings.suppression_port + 10,
-    })
+    base = settings.model_copy(
+        update={
+            "consent_port": settings.consent_port + 10,
+            "suppression_port": settings.suppression_port + 10,
+        }
+    )
     async with bench_platform(base) as bench:
         bench = bench.model_copy(update={"suppression_dlq_topic": f"{bench.topic_changes}.suppression.dlq"})
         env = child_env(bench, _CARRIED) | {
-            "SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS": "30", "SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE": "100000000"}
+            "SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS": "30",
+            "SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE": "100000000",
+        }
         host = "http://127.0.0.1"
         services = {
             "consent": (("consent", "serve"), f"{host}:{bench.consent_port}"),
@@ -72,11 +88,16 @@ async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[Ru
             for name, (args, url) in services.items():
                 with open(os.path.join(log_dir, f"{name}.log"), "wb") as log:
                     processes[name] = await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "samtykke.cli", *args, env=env, stdout=log, stderr=log)
+                        sys.executable, "-m", "samtykke.cli", *args, env=env, stdout=log, stderr=log
+                    )
                 # the consent service creates the topics' schemas; start the rest once it answers
                 await _wait_ready(name, processes[name], url, timeout=120)
-            yield RunningPlatform(bench, services["consent"][1], services["suppression"][1],
-                                  {name: p.pid for name, p in processes.items()})
+            yield RunningPlatform(
+                bench,
+                services["consent"][1],
+                services["suppression"][1],
+                {name: p.pid for name, p in processes.items()},
+            )
         finally:
             for process in processes.values():
                 if process.returncode is None:

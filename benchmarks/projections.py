@@ -27,13 +27,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
 from samtykke.adapters.kafka import ensure_topics
 from samtykke.adapters.settings import Settings
-
 from samtykke.projections.dead_letters import dead_letter_topic
 from samtykke.projections.domains import DOMAINS, Domain
 from samtykke.projections.provision import provision
-from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
 
 
 def child_env(settings: Settings, names: Iterable[str]) -> dict[str, str]:
@@ -44,11 +43,30 @@ def child_env(settings: Settings, names: Iterable[str]) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def projector(domain: Domain, settings: Settings) -> AsyncIterator[str]:
-    env = child_env(settings, ("kafka_bootstrap", "registry_url", "database_url", "topic_changes", "topic_subjects",
-                               "projection_web_port_base", "projection_group_prefix", "projection_batch_size"))
+    env = child_env(
+        settings,
+        (
+            "kafka_bootstrap",
+            "registry_url",
+            "database_url",
+            "topic_changes",
+            "topic_subjects",
+            "projection_web_port_base",
+            "projection_group_prefix",
+            "projection_batch_size",
+        ),
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "samtykke.cli", "projections", "run", domain.name, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "samtykke.cli",
+        "projections",
+        "run",
+        domain.name,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         yield f"http://127.0.0.1:{domain.web_port(settings)}"
     finally:
@@ -63,8 +81,9 @@ async def applied_rate(domain: Domain, settings: Settings, total: int) -> float:
     try:
         async with projector(domain, settings):
             while True:
-                applied = int(await conn.fetchval(
-                    f"SELECT coalesce(sum(last_offset + 1), 0) FROM {domain.name}.consumer_offsets"))
+                applied = int(
+                    await conn.fetchval(f"SELECT coalesce(sum(last_offset + 1), 0) FROM {domain.name}.consumer_offsets")
+                )
                 now = time.perf_counter()
                 if first is None and applied > 0:
                     first = (now, applied)
@@ -78,8 +97,9 @@ async def applied_rate(domain: Domain, settings: Settings, total: int) -> float:
 @contextlib.asynccontextmanager
 async def raw_consumer(settings: Settings, topics: list[str], from_end: bool) -> AsyncIterator[AIOKafkaConsumer]:
     """The baseline: a plain aiokafka consumer on every partition, no group, no decoding."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                max_poll_records=5000, fetch_max_wait_ms=5)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, max_poll_records=5000, fetch_max_wait_ms=5
+    )
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -105,7 +125,9 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     rank, lower, below = q * total, 0.0, 0.0
     for upper, count in buckets:
         if count >= rank:
-            return lower + (upper - lower) * (rank - below) / max(count - below, 1e-9) if upper != float("inf") else lower
+            return (
+                lower + (upper - lower) * (rank - below) / max(count - below, 1e-9) if upper != float("inf") else lower
+            )
         lower, below = upper, count
     return lower
 
@@ -114,8 +136,12 @@ async def histogram_buckets(url: str, name: str) -> list[tuple[float, float]]:
     """A histogram's cumulative buckets (upper bound, count) from a service's /metrics."""
     async with httpx.AsyncClient(timeout=10) as client:
         text = (await client.get(f"{url}/metrics")).text
-    return [(float(s.labels["le"]), s.value) for f in text_string_to_metric_families(text)
-            for s in f.samples if s.name == f"{name}_bucket"]
+    return [
+        (float(s.labels["le"]), s.value)
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == f"{name}_bucket"
+    ]
 
 
 async def projector_latency(url: str) -> tuple[float, float, int]:
@@ -127,6 +153,7 @@ async def steady(settings: Settings, history: SyntheticHistory, rate: float, sec
     """Produce `rate` changes/s for `seconds`; the raw consumer's latencies in ms (produce -> receive)."""
     count, latencies = int(rate * seconds), list[float]()
     async with raw_consumer(settings, [settings.topic_changes], from_end=True) as consumer:
+
         async def receive() -> None:
             while len(latencies) < count:
                 for records in (await consumer.getmany(timeout_ms=100)).values():
@@ -158,11 +185,15 @@ async def bench_platform(settings: Settings) -> AsyncIterator[Settings]:
     admin = await asyncpg.connect(settings.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    bench = settings.model_copy(update={
-        "database_url": settings.database_url.rsplit("/", 1)[0] + f"/{name}",
-        "topic_changes": f"bench-{tag}.consent.changes", "topic_subjects": f"bench-{tag}.consent.subjects",
-        "projection_group_prefix": f"bench-{tag}", "projection_web_port_base": settings.projection_web_port_base + 10,
-    })
+    bench = settings.model_copy(
+        update={
+            "database_url": settings.database_url.rsplit("/", 1)[0] + f"/{name}",
+            "topic_changes": f"bench-{tag}.consent.changes",
+            "topic_subjects": f"bench-{tag}.consent.subjects",
+            "projection_group_prefix": f"bench-{tag}",
+            "projection_web_port_base": settings.projection_web_port_base + 10,
+        }
+    )
     extra = [dead_letter_topic(d.group(bench)) for d in DOMAINS.values()]
     await ensure_topics(bench.kafka_bootstrap, bench.topic_changes, bench.topic_subjects, bench.topic_partitions, extra)
     await provision(bench)
@@ -193,7 +224,7 @@ async def run(settings: Settings, events: int, rate: float, seconds: float) -> s
         await producer.start()
         for _ in range(events // 10):
             await producer.send(history.subject())
-        for i in range(events):
+        for _ in range(events):
             await producer.send(history.change())
         await producer.stop()
         total = events + events // 10
@@ -213,21 +244,40 @@ async def run(settings: Settings, events: int, rate: float, seconds: float) -> s
     return report(events, total, raw, rates, rate, seconds, raw_latencies, latencies, settings)
 
 
-def report(events: int, total: int, raw: float, rates: dict[str, float], rate: float, seconds: float,
-           raw_latencies: list[float], latencies: dict[str, tuple[float, float, int]], settings: Settings) -> str:
-    lines = [f"backlog: {events:,} ConsentChanged + {events // 10:,} SubjectChanged = {total:,} events, "
-             f"{settings.topic_partitions} partitions per topic",
-             f"{'measure':34} {'events/s':>10}   ratio to raw consumer",
-             f"{'raw aiokafka consumer (no decode)':34} {raw:10,.0f}   (baseline)"]
+def report(
+    events: int,
+    total: int,
+    raw: float,
+    rates: dict[str, float],
+    rate: float,
+    seconds: float,
+    raw_latencies: list[float],
+    latencies: dict[str, tuple[float, float, int]],
+    settings: Settings,
+) -> str:
+    lines = [
+        f"backlog: {events:,} ConsentChanged + {events // 10:,} SubjectChanged = {total:,} events, "
+        f"{settings.topic_partitions} partitions per topic",
+        f"{'measure':34} {'events/s':>10}   ratio to raw consumer",
+        f"{'raw aiokafka consumer (no decode)':34} {raw:10,.0f}   (baseline)",
+    ]
     lines += [f"{name + ' projector':34} {r:10,.0f}   {r / raw:.3f}x" for name, r in rates.items()]
     raw_p50, raw_p99 = percentile(raw_latencies, 0.5), percentile(raw_latencies, 0.99)
-    lines += ["", f"steady {rate:.0f} changes/s for {seconds:.0f} s: propagation recorded_at -> committed row",
-              f"{'measure':34} {'p50 ms':>8} {'p99 ms':>8} {'events':>7}   p50 ratio to raw consumer",
-              f"{'raw aiokafka consumer (receive)':34} {raw_p50:8.1f} {raw_p99:8.1f} {len(raw_latencies):7}   (baseline)"]
-    lines += [f"{name + ' projector':34} {p50:8.1f} {p99:8.1f} {n:7}   {p50 / max(raw_p50, 1e-9):.1f}x"
-              for name, (p50, p99, n) in latencies.items()]
-    lines.append(f"(batch size {settings.projection_batch_size}, batch window {settings.projection_batch_seconds * 1000:.0f} ms, "
-                 f"{os.cpu_count()} cores; projector percentiles interpolated within histogram buckets)")
+    lines += [
+        "",
+        f"steady {rate:.0f} changes/s for {seconds:.0f} s: propagation recorded_at -> committed row",
+        f"{'measure':34} {'p50 ms':>8} {'p99 ms':>8} {'events':>7}   p50 ratio to raw consumer",
+        f"{'raw aiokafka consumer (receive)':34} {raw_p50:8.1f} {raw_p99:8.1f} {len(raw_latencies):7}   (baseline)",
+    ]
+    lines += [
+        f"{name + ' projector':34} {p50:8.1f} {p99:8.1f} {n:7}   {p50 / max(raw_p50, 1e-9):.1f}x"
+        for name, (p50, p99, n) in latencies.items()
+    ]
+    lines.append(
+        f"(batch size {settings.projection_batch_size}, "
+        f"batch window {settings.projection_batch_seconds * 1000:.0f} ms, "
+        f"{os.cpu_count()} cores; projector percentiles interpolated within histogram buckets)"
+    )
     return "\n".join(lines)
 
 

@@ -13,12 +13,12 @@ import asyncio
 import sys
 import time
 
-from samtykke.adapters.settings import Settings
 from benchmarks.projections import bench_platform, child_env, raw_rate
+from benchmarks.service_process import ServiceProcess
+from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
+from samtykke.adapters.settings import Settings
 from samtykke.projections.domains import DOMAINS, Domain
 from samtykke.projections.progress import Progress
-from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
-from benchmarks.service_process import ServiceProcess
 
 
 async def _produce(settings: Settings, events: int) -> int:
@@ -38,11 +38,28 @@ async def _produce(settings: Settings, events: int) -> int:
 
 
 async def _rebuilt(domain: Domain, settings: Settings, started: float) -> float:
-    env = child_env(settings, ("kafka_bootstrap", "registry_url", "database_url", "topic_changes", "topic_subjects",
-                               "projection_group_prefix"))
+    env = child_env(
+        settings,
+        (
+            "kafka_bootstrap",
+            "registry_url",
+            "database_url",
+            "topic_changes",
+            "topic_subjects",
+            "projection_group_prefix",
+        ),
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "samtykke.cli", "projections", "rebuild", domain.name, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "samtykke.cli",
+        "projections",
+        "rebuild",
+        domain.name,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         _, errors = await process.communicate()
     except BaseException:  # cancelled because another read model failed: leave no rebuild behind
@@ -56,8 +73,9 @@ async def _rebuilt(domain: Domain, settings: Settings, started: float) -> float:
 
 
 async def _suppression_ready(settings: Settings, started: float) -> float:
-    async with ServiceProcess(settings, (settings.topic_changes, settings.topic_subjects),
-                              settings.suppression_port + 20):
+    async with ServiceProcess(
+        settings, (settings.topic_changes, settings.topic_subjects), settings.suppression_port + 20
+    ):
         return time.perf_counter() - started
 
 
@@ -71,8 +89,10 @@ async def replay(settings: Settings, events: int) -> dict[str, float]:
         print(f"raw aiokafka consumer read {total:,} events in {result['raw_aiokafka_read']:.1f} s", flush=True)
         started = time.perf_counter()
         names = [*DOMAINS, "suppression"]
-        tasks = [asyncio.create_task(job) for job in (
-            *(_rebuilt(d, bench, started) for d in DOMAINS.values()), _suppression_ready(bench, started))]
+        tasks = [
+            asyncio.create_task(job)
+            for job in (*(_rebuilt(d, bench, started) for d in DOMAINS.values()), _suppression_ready(bench, started))
+        ]
         try:
             times = await asyncio.gather(*tasks)
         except BaseException:

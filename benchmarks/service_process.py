@@ -15,8 +15,8 @@ from types import TracebackType
 
 import httpx
 
-from samtykke.adapters.settings import Settings
 from benchmarks.http import KeepAliveClient
+from samtykke.adapters.settings import Settings
 
 
 class ServiceProcess:
@@ -24,18 +24,30 @@ class ServiceProcess:
 
     def __init__(self, settings: Settings, topics: tuple[str, str], port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self._env = dict(os.environ, SAMTYKKE_TOPIC_CHANGES=topics[0], SAMTYKKE_TOPIC_SUBJECTS=topics[1],
-                         SAMTYKKE_SUPPRESSION_PORT=str(port), SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS="30",
-                         SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE="100000000",
-                         SAMTYKKE_SUPPRESSION_DLQ_TOPIC=f"{topics[0]}.dlq")
+        self._env = dict(
+            os.environ,
+            SAMTYKKE_TOPIC_CHANGES=topics[0],
+            SAMTYKKE_TOPIC_SUBJECTS=topics[1],
+            SAMTYKKE_SUPPRESSION_PORT=str(port),
+            SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS="30",
+            SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE="100000000",
+            SAMTYKKE_SUPPRESSION_DLQ_TOPIC=f"{topics[0]}.dlq",
+        )
         self._process: asyncio.subprocess.Process | None = None
         self.ready_after = 0.0
 
     async def __aenter__(self) -> ServiceProcess:
         started = time.perf_counter()
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "samtykke.cli", "suppression", "serve", env=self._env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            sys.executable,
+            "-m",
+            "samtykke.cli",
+            "suppression",
+            "serve",
+            env=self._env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         async with httpx.AsyncClient(base_url=self.url) as client:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
@@ -89,8 +101,9 @@ async def raw_http_check(host: str, port: int, ids: list[str], connections: int)
     client = KeepAliveClient(f"http://{host}:{port}", {"Authorization": "Bearer dev-marketing"}, connections)
 
     async def step(i: int) -> None:
-        await client.post("/v1/check", {"subject_id": ids[i * 7919 % len(ids)], "purpose": "direct_marketing",
-                                        "channel": "sms"})
+        await client.post(
+            "/v1/check", {"subject_id": ids[i * 7919 % len(ids)], "purpose": "direct_marketing", "channel": "sms"}
+        )
 
     return step
 

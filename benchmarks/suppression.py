@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
+from benchmarks.service_process import ServiceProcess, drive_open_loop, percentile, raw_http_check
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import ensure_topics, idempotent_producer
 from samtykke.adapters.settings import Settings
@@ -32,8 +33,6 @@ from samtykke.domain.catalog import load_catalog
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.registers import RegisterBook
 from samtykke.domain.suppression import Reason, SuppressionRules
-
-from benchmarks.service_process import ServiceProcess, drive_open_loop, percentile, raw_http_check
 from samtykke.suppression.gate import SuppressionGate
 from samtykke.suppression.index import SuppressionIndex
 from samtykke.suppression.metrics import SuppressionMetrics
@@ -48,16 +47,38 @@ def events(n: int, hash_key: bytes) -> tuple[list[str], list[SubjectChanged], li
     subjects, changes = [], []
     for i, sid in enumerate(ids):
         phone = parser.keyed("phone", f"+452{i:07d}")
-        subjects.append(SubjectChanged(str(uuid.uuid4()), sid, "consumer", "DK", None, phone, None, None, False, 1, now))
+        subjects.append(
+            SubjectChanged(str(uuid.uuid4()), sid, "consumer", "DK", None, phone, None, None, False, 1, now)
+        )
         status = "withdrawn" if i % 10 == 0 else "granted"
-        changes.append(ConsentChanged(
-            str(uuid.uuid4()), sid, "consumer", None, "DK", "direct_marketing", "sms", status, None, 1, now, now,
-            now + timedelta(days=300) if status == "granted" else None, "import", "system", "b1", None, None))
+        changes.append(
+            ConsentChanged(
+                str(uuid.uuid4()),
+                sid,
+                "consumer",
+                None,
+                "DK",
+                "direct_marketing",
+                "sms",
+                status,
+                None,
+                1,
+                now,
+                now,
+                now + timedelta(days=300) if status == "granted" else None,
+                "import",
+                "system",
+                "b1",
+                None,
+                None,
+            )
+        )
     return ids, subjects, changes
 
 
-async def publish(settings: Settings, topics: tuple[str, str], subjects: list[SubjectChanged],
-                  changes: list[ConsentChanged]) -> float:
+async def publish(
+    settings: Settings, topics: tuple[str, str], subjects: list[SubjectChanged], changes: list[ConsentChanged]
+) -> float:
     await ensure_topics(settings.kafka_bootstrap, topics[0], topics[1], 6)
     registry = SchemaRegistry(settings.registry_url)
     producer = idempotent_producer(settings.kafka_bootstrap, linger_ms=20, max_batch_size=1024 * 1024)
@@ -69,7 +90,9 @@ async def publish(settings: Settings, topics: tuple[str, str], subjects: list[Su
             await encoder.register()
             pending = []
             for item in items:
-                pending.append(await producer.send(topic, encoder.encode(item.as_record()), key=item.subject_id.encode()))
+                pending.append(
+                    await producer.send(topic, encoder.encode(item.as_record()), key=item.subject_id.encode())
+                )
                 if len(pending) >= 20_000:
                     await asyncio.gather(*pending)
                     pending.clear()
@@ -87,19 +110,25 @@ async def baseline_table(settings: Settings, ids: list[str]) -> str:
     await admin.close()
     url = urlsplit(settings.database_url)._replace(path=f"/{name}").geturl()
     conn = await asyncpg.connect(url)
-    await conn.execute("CREATE TABLE consent_state (subject_id text PRIMARY KEY, purpose text, channel text, "
-                       "status text, valid_until timestamptz)")
+    await conn.execute(
+        "CREATE TABLE consent_state (subject_id text PRIMARY KEY, purpose text, channel text, "
+        "status text, valid_until timestamptz)"
+    )
     until = datetime.now(UTC) + timedelta(days=300)
-    rows = [(sid, "direct_marketing", "sms", "withdrawn" if i % 10 == 0 else "granted",
-             None if i % 10 == 0 else until) for i, sid in enumerate(ids)]
+    rows = [
+        (sid, "direct_marketing", "sms", "withdrawn" if i % 10 == 0 else "granted", None if i % 10 == 0 else until)
+        for i, sid in enumerate(ids)
+    ]
     await conn.copy_records_to_table("consent_state", records=rows)
     await conn.execute("ANALYZE consent_state")
     await conn.close()
     return str(url)
 
 
-BASELINE_BLOCKED = ("SELECT subject_id FROM consent_state WHERE subject_id = ANY($1) AND purpose = 'direct_marketing' "
-                    "AND channel = 'sms' AND NOT (status = 'granted' AND (valid_until IS NULL OR valid_until > now()))")
+BASELINE_BLOCKED = (
+    "SELECT subject_id FROM consent_state WHERE subject_id = ANY($1) AND purpose = 'direct_marketing' "
+    "AND channel = 'sms' AND NOT (status = 'granted' AND (valid_until IS NULL OR valid_until > now()))"
+)
 
 
 async def bulk_baseline(url: str, ids: list[str]) -> tuple[float, int]:
@@ -114,20 +143,27 @@ async def bulk_baseline(url: str, ids: list[str]) -> tuple[float, int]:
 
 async def bulk_http(url: str, ids: list[str]) -> tuple[float, int]:
     body = ("subject_id\n" + "\n".join(ids) + "\n").encode()
-    async with httpx.AsyncClient(base_url=url, timeout=600, headers={"Authorization": "Bearer dev-marketing"}) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=600, headers={"Authorization": "Bearer dev-marketing"}
+    ) as client:
         started = time.perf_counter()
-        response = await client.post("/v1/check/stream", params={"purpose": "direct_marketing", "channel": "sms"},
-                                     content=body, headers={"Content-Type": "text/csv"})
+        response = await client.post(
+            "/v1/check/stream",
+            params={"purpose": "direct_marketing", "channel": "sms"},
+            content=body,
+            headers={"Content-Type": "text/csv"},
+        )
         elapsed = time.perf_counter() - started
     response.raise_for_status()
     return elapsed, response.text.count("\n")
 
 
-def bulk_in_process(ids: list[str], subjects: list[SubjectChanged], changes: list[ConsentChanged],
-                    hash_key: bytes) -> tuple[float, int]:
+def bulk_in_process(
+    ids: list[str], subjects: list[SubjectChanged], changes: list[ConsentChanged], hash_key: bytes
+) -> tuple[float, int]:
     index = SuppressionIndex(SuppressionRules(load_catalog()), RegisterBook({}))
     now = time.time()
-    for subject, change in zip(subjects, changes):
+    for subject, change in zip(subjects, changes, strict=False):
         index.apply_subject(subject, now)
         index.apply_consent(change, now)
     gate = SuppressionGate(index, lambda: 0.0, lambda: True, 5.0, False, SuppressionMetrics(CollectorRegistry()))
@@ -142,7 +178,9 @@ def bulk_in_process(ids: list[str], subjects: list[SubjectChanged], changes: lis
     return time.perf_counter() - started, blocked
 
 
-async def single_checks(url: str, pg_url: str, ids: list[str], rate: int, seconds: float) -> list[tuple[str, list[float]]]:
+async def single_checks(
+    url: str, pg_url: str, ids: list[str], rate: int, seconds: float
+) -> list[tuple[str, list[float]]]:
     host, port = urlsplit(url).hostname or "127.0.0.1", urlsplit(url).port or 80
     http = await raw_http_check(host, port, ids, connections=16)
     pool = await asyncpg.create_pool(pg_url, min_size=16, max_size=16)
@@ -153,8 +191,10 @@ async def single_checks(url: str, pg_url: str, ids: list[str], rate: int, second
         await pool.fetch(BASELINE_BLOCKED, [next(sample)])
 
     try:
-        results = [("HTTP POST /v1/check", await drive_open_loop(http, rate, seconds)),
-                   ("PostgreSQL = ANY($1), 1 id", await drive_open_loop(pg, rate, seconds))]
+        results = [
+            ("HTTP POST /v1/check", await drive_open_loop(http, rate, seconds)),
+            ("PostgreSQL = ANY($1), 1 id", await drive_open_loop(pg, rate, seconds)),
+        ]
     finally:
         await pool.close()
     return results
@@ -173,24 +213,37 @@ async def run(settings: Settings, n: int, rate: int, seconds: float) -> str:
     async with ServiceProcess(settings, empty, settings.suppression_port + 51) as idle:
         idle_rss = idle.rss()
     async with ServiceProcess(settings, topics, settings.suppression_port + 50) as service:
-        lines.append(f"replay at start: {2 * n:,} events in {service.ready_after:.1f}s "
-                     f"({2 * n / service.ready_after:,.0f} events/s until /ready)")
+        lines.append(
+            f"replay at start: {2 * n:,} events in {service.ready_after:.1f}s "
+            f"({2 * n / service.ready_after:,.0f} events/s until /ready)"
+        )
         per_subject = (service.rss() - idle_rss) / n
-        lines.append(f"resident memory: {service.rss() / 2**20:,.0f} MiB loaded vs {idle_rss / 2**20:,.0f} MiB empty "
-                     f"= {per_subject:,.0f} bytes per indexed subject")
+        lines.append(
+            f"resident memory: {service.rss() / 2**20:,.0f} MiB loaded vs {idle_rss / 2**20:,.0f} MiB empty "
+            f"= {per_subject:,.0f} bytes per indexed subject"
+        )
         http_s, http_blocked = await bulk_http(service.url, ids)
         single = await single_checks(service.url, pg_url, ids, rate, seconds)
     local_s, local_blocked = bulk_in_process(ids, subjects, changes, key)
     base_s, base_blocked = await bulk_baseline(pg_url, ids)
-    assert http_blocked == local_blocked == base_blocked == n // 10 + (n % 10 > 0), (http_blocked, local_blocked, base_blocked)
+    assert http_blocked == local_blocked == base_blocked == n // 10 + (n % 10 > 0), (
+        http_blocked,
+        local_blocked,
+        base_blocked,
+    )
     lines.append(f"\nbulk check of {n:,} subject ids ({base_blocked:,} blocked)   ids/s    ratio to baseline")
-    for name, s in (("HTTP /v1/check/stream (CSV in, blocked out)", http_s),
-                    ("in-process index (parse + decide)", local_s), ("PostgreSQL = ANY($1), 10,000 per query", base_s)):
+    for name, s in (
+        ("HTTP /v1/check/stream (CSV in, blocked out)", http_s),
+        ("in-process index (parse + decide)", local_s),
+        ("PostgreSQL = ANY($1), 10,000 per query", base_s),
+    ):
         lines.append(f"  {name:46} {n / s:>10,.0f}   {base_s / s:.2f}x" + ("  (baseline)" if s is base_s else ""))
     lines.append(f"\nsingle checks at {rate:,}/s for {seconds:.0f}s (open loop)   sent   p50 ms  p99 ms  max ms")
     for name, latencies in single:
-        lines.append(f"  {name:44} {len(latencies):>7,} {percentile(latencies, 0.5):7.2f} "
-                     f"{percentile(latencies, 0.99):7.2f} {max(latencies):7.2f}")
+        lines.append(
+            f"  {name:44} {len(latencies):>7,} {percentile(latencies, 0.5):7.2f} "
+            f"{percentile(latencies, 0.99):7.2f} {max(latencies):7.2f}"
+        )
     await cleanup(settings, pg_url, [*topics, *empty])
     return "\n".join(lines)
 
@@ -212,4 +265,3 @@ async def cleanup(settings: Settings, pg_url: str, topics: list[str]) -> None:
 def main(settings: Settings, subjects: int, rate: int, seconds: float) -> str:
     report: str = asyncio.run(run(settings, subjects, rate, seconds))
     return report
-

@@ -17,9 +17,14 @@ from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.model import SubjectKind
 
 CATALOG = load_catalog()
-KINDS = {"consumer": [(p.code, c.value if c else None) for p in CATALOG.purposes.values()
-                      if p.decidable and p.applies_to(SubjectKind.CONSUMER)
-                      for c in (p.channels[SubjectKind.CONSUMER] or [None])]}
+KINDS = {
+    "consumer": [
+        (p.code, c.value if c else None)
+        for p in CATALOG.purposes.values()
+        if p.decidable and p.applies_to(SubjectKind.CONSUMER)
+        for c in (p.channels[SubjectKind.CONSUMER] or [None])
+    ]
+}
 STATUSES = ("granted", "withdrawn", "revoked")
 
 
@@ -34,10 +39,19 @@ class SyntheticHistory:
     def subject(self) -> SubjectChanged:
         subject_id = str(uuid.UUID(int=self._rng.getrandbits(128)))
         self.subjects.append(subject_id)
-        return SubjectChanged(event_id=str(uuid.uuid4()), subject_id=subject_id, kind="consumer",
-                              country=self._rng.choice(("DK", "SE", "NO")), account_id=None, phone_hash=None,
-                              email_hash=None, national_id_hash=None, erased=False, version=1,
-                              occurred_at=datetime.now(UTC))
+        return SubjectChanged(
+            event_id=str(uuid.uuid4()),
+            subject_id=subject_id,
+            kind="consumer",
+            country=self._rng.choice(("DK", "SE", "NO")),
+            account_id=None,
+            phone_hash=None,
+            email_hash=None,
+            national_id_hash=None,
+            erased=False,
+            version=1,
+            occurred_at=datetime.now(UTC),
+        )
 
     def change(self, subject_id: str | None = None) -> ConsentChanged:
         subject_id = subject_id or self._rng.choice(self.subjects)
@@ -49,11 +63,24 @@ class SyntheticHistory:
         catalogued = CATALOG.get(purpose)
         lapse = catalogued.lapse_days if catalogued else None
         return ConsentChanged(
-            event_id=str(uuid.uuid4()), subject_id=subject_id, subject_kind="consumer", account_id=None,
-            country="DK", purpose=purpose, channel=channel, status=status, previous_status=previous,
-            version=version + 1, occurred_at=now, recorded_at=now,
+            event_id=str(uuid.uuid4()),
+            subject_id=subject_id,
+            subject_kind="consumer",
+            account_id=None,
+            country="DK",
+            purpose=purpose,
+            channel=channel,
+            status=status,
+            previous_status=previous,
+            version=version + 1,
+            occurred_at=now,
+            recorded_at=now,
             valid_until=now + timedelta(days=lapse) if status == "granted" and lapse else None,
-            source="app", actor_kind="subject", notice_version="bench-1", evidence_ref=None, correlation_id=None,
+            source="app",
+            actor_kind="subject",
+            notice_version="bench-1",
+            evidence_ref=None,
+            correlation_id=None,
         )
 
 
@@ -61,10 +88,19 @@ class SyntheticProducer:
     def __init__(self, settings: Settings, linger_ms: int) -> None:
         self._settings = settings
         self._registry = SchemaRegistry(settings.registry_url)
-        self.changes = AvroEncoder(self._registry, settings.topic_changes, load_schema(settings.schema_dir, "ConsentChanged"))
-        self.subjects = AvroEncoder(self._registry, settings.topic_subjects, load_schema(settings.schema_dir, "SubjectChanged"))
-        self._producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=linger_ms,
-                                          max_batch_size=512 * 1024, acks="all", enable_idempotence=True)
+        self.changes = AvroEncoder(
+            self._registry, settings.topic_changes, load_schema(settings.schema_dir, "ConsentChanged")
+        )
+        self.subjects = AvroEncoder(
+            self._registry, settings.topic_subjects, load_schema(settings.schema_dir, "SubjectChanged")
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            linger_ms=linger_ms,
+            max_batch_size=512 * 1024,
+            acks="all",
+            enable_idempotence=True,
+        )
         self._pending: list[asyncio.Future[object]] = []
 
     async def start(self) -> None:
@@ -78,10 +114,14 @@ class SyntheticProducer:
         await self._registry.aclose()
 
     async def send(self, event: ConsentChanged | SubjectChanged) -> None:
-        encoder, topic = ((self.changes, self._settings.topic_changes) if isinstance(event, ConsentChanged)
-                          else (self.subjects, self._settings.topic_subjects))
-        self._pending.append(await self._producer.send(topic, encoder.encode(event.as_record()),
-                                                       key=event.subject_id.encode()))
+        encoder, topic = (
+            (self.changes, self._settings.topic_changes)
+            if isinstance(event, ConsentChanged)
+            else (self.subjects, self._settings.topic_subjects)
+        )
+        self._pending.append(
+            await self._producer.send(topic, encoder.encode(event.as_record()), key=event.subject_id.encode())
+        )
         if len(self._pending) >= 5000:
             await self.flush()
 

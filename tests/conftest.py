@@ -83,11 +83,13 @@ def local_stack(stack: StackEndpoints) -> StackEndpoints:
 @pytest.fixture(scope="session")
 def stack_settings(stack: StackEndpoints) -> Settings:
     """Settings pointing at the stack in use, for code under test that takes a Settings."""
-    return get_settings().model_copy(update={
-        "kafka_bootstrap": stack.kafka_bootstrap,
-        "registry_url": stack.registry_url,
-        "database_url": stack.database_url,
-    })
+    return get_settings().model_copy(
+        update={
+            "kafka_bootstrap": stack.kafka_bootstrap,
+            "registry_url": stack.registry_url,
+            "database_url": stack.database_url,
+        }
+    )
 
 
 @pytest.fixture
@@ -130,8 +132,9 @@ def containers_stack() -> Iterator[StackEndpoints]:
         )
 
     kafka = KafkaContainer(KAFKA_IMAGE).with_kraft()
-    postgres = PostgresContainer(POSTGRES_IMAGE, username="samtykke", password="samtykke",
-                                 dbname="samtykke", driver=None)
+    postgres = PostgresContainer(
+        POSTGRES_IMAGE, username="samtykke", password="samtykke", dbname="samtykke", driver=None
+    )
     registry = DockerContainer(REGISTRY_IMAGE).with_exposed_ports(8080)
     started: list[DockerContainer] = []
     try:

@@ -19,7 +19,6 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from samtykke import devstack
 from samtykke.adapters.settings import get_settings
@@ -73,20 +72,17 @@ def add_stack_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     up = actions.add_parser("up", help="install what is missing, start all, wait until ready")
-    up.add_argument("parts", nargs="*", type=part_name, metavar="PART",
-                    help="only these parts (default: all)")
+    up.add_argument("parts", nargs="*", type=part_name, metavar="PART", help="only these parts (default: all)")
     up.set_defaults(handler=stack_up)
 
     down = actions.add_parser("down", help="stop everything the stack started")
-    down.add_argument("parts", nargs="*", type=part_name, metavar="PART",
-                      help="only these parts (default: all)")
+    down.add_argument("parts", nargs="*", type=part_name, metavar="PART", help="only these parts (default: all)")
     down.set_defaults(handler=stack_down)
 
     status = actions.add_parser("status", help="each part: running, pid, endpoint, ready")
     status.set_defaults(handler=stack_status)
 
-    for name, handler, text in (("start", stack_start, "start one part"),
-                                ("stop", stack_stop, "stop one part")):
+    for name, handler, text in (("start", stack_start, "start one part"), ("stop", stack_stop, "stop one part")):
         action = actions.add_parser(name, help=text)
         action.add_argument("part", choices=devstack.PART_NAMES)
         action.set_defaults(handler=handler)
@@ -134,7 +130,8 @@ def add_platform_commands(commands: argparse._SubParsersAction[argparse.Argument
     consent = commands.add_parser("consent", help="the consent service")
     consent_actions = consent.add_subparsers(dest="action", required=True, metavar="ACTION")
     consent_actions.add_parser("serve", help="HTTP API + outbox relay + lifecycle sweeper").set_defaults(
-        handler=consent_serve)
+        handler=consent_serve
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,9 +39,12 @@ async def _first_event(consumer: AIOKafkaConsumer, decoder: AvroDecoder, timeout
         for messages in (await consumer.getmany(timeout_ms=200)).values():
             for message in messages:
                 record = await decoder.decode(message.value)
-                record["_kafka"] = {"partition": message.partition, "offset": message.offset,
-                                    "key": message.key.decode() if message.key else None,
-                                    "schema_id": decoder.schema_id(message.value)}
+                record["_kafka"] = {
+                    "partition": message.partition,
+                    "offset": message.offset,
+                    "key": message.key.decode() if message.key else None,
+                    "schema_id": decoder.schema_id(message.value),
+                }
                 return record
     return None
 
@@ -63,8 +66,10 @@ async def _positioned_consumer(settings: Settings) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     await consumer._client.force_metadata_update()  # the topic may be minutes old: refresh first
-    partitions = [TopicPartition(settings.topic_changes, p)
-                  for p in sorted(consumer.partitions_for_topic(settings.topic_changes) or ())]
+    partitions = [
+        TopicPartition(settings.topic_changes, p)
+        for p in sorted(consumer.partitions_for_topic(settings.topic_changes) or ())
+    ]
     consumer.assign(partitions)
     for partition, offset in (await consumer.end_offsets(partitions)).items():
         consumer.seek(partition, offset)
@@ -72,8 +77,9 @@ async def _positioned_consumer(settings: Settings) -> AIOKafkaConsumer:
 
 
 async def run(settings: Settings) -> int:
-    await ensure_topics(settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects,
-                        settings.topic_partitions)
+    await ensure_topics(
+        settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects, settings.topic_partitions
+    )
     consumer = await _positioned_consumer(settings)
     registry = SchemaRegistry(settings.registry_url)
     db = await asyncpg.connect(settings.database_url)
@@ -81,10 +87,16 @@ async def run(settings: Settings) -> int:
     try:
         async with httpx.AsyncClient(base_url=f"{base}:{settings.consent_port}", headers=WRITER, timeout=30) as api:
             sid = await _demo_subject(api)
-            body = {"decisions": [{"purpose": "direct_marketing", "channel": "sms", "action": "grant"},
-                                  {"purpose": "personalised_offers", "action": "grant"}],
-                    "source": "self_service", "actor": {"kind": "subject"}, "notice_version": "demo",
-                    "correlation_id": "samtykke-demo"}
+            body = {
+                "decisions": [
+                    {"purpose": "direct_marketing", "channel": "sms", "action": "grant"},
+                    {"purpose": "personalised_offers", "action": "grant"},
+                ],
+                "source": "self_service",
+                "actor": {"kind": "subject"},
+                "notice_version": "demo",
+                "correlation_id": "samtykke-demo",
+            }
             started = time.perf_counter()
             (await api.post(f"/v1/subjects/{sid}/consents", json=body)).raise_for_status()
         print("granted direct_marketing/sms and personalised_offers; following the change:")
@@ -92,19 +104,38 @@ async def run(settings: Settings) -> int:
         if event is None:
             print("no event arrived within 30 s: check `samtykke stack status` and .state/logs/consent.log")
             return 1
-        print(f"  {'Kafka ' + settings.topic_changes + ' (Avro, decoded)':<44} after "
-              f"{(time.perf_counter() - started) * 1000:6.0f} ms:")
+        print(
+            f"  {'Kafka ' + settings.topic_changes + ' (Avro, decoded)':<44} after "
+            f"{(time.perf_counter() - started) * 1000:6.0f} ms:"
+        )
         print(json.dumps(event, indent=4, default=str))
         alias = pseudonym(settings.analytics_pseudonym_key.encode(), sid)
         arrivals = [
-            await _wait("marketing.consents", lambda: db.fetchval(
-                "SELECT status || ', in force until ' || valid_until::date FROM marketing.consents "
-                "WHERE subject_id = $1 AND purpose = 'direct_marketing' AND channel = 'sms'", sid), started),
-            await _wait("analytics.consents (pseudonymous)", lambda: db.fetchval(
-                "SELECT purpose || ' ' || status FROM analytics.consents WHERE pseudonym = $1", alias), started),
-            await _wait("customer_service.timeline", lambda: db.fetchval(
-                "SELECT count(*) || ' entries, latest: ' || max(source) FROM customer_service.timeline "
-                "WHERE subject_id = $1 HAVING count(*) >= 2", sid), started),
+            await _wait(
+                "marketing.consents",
+                lambda: db.fetchval(
+                    "SELECT status || ', in force until ' || valid_until::date FROM marketing.consents "
+                    "WHERE subject_id = $1 AND purpose = 'direct_marketing' AND channel = 'sms'",
+                    sid,
+                ),
+                started,
+            ),
+            await _wait(
+                "analytics.consents (pseudonymous)",
+                lambda: db.fetchval(
+                    "SELECT purpose || ' ' || status FROM analytics.consents WHERE pseudonym = $1", alias
+                ),
+                started,
+            ),
+            await _wait(
+                "customer_service.timeline",
+                lambda: db.fetchval(
+                    "SELECT count(*) || ' entries, latest: ' || max(source) FROM customer_service.timeline "
+                    "WHERE subject_id = $1 HAVING count(*) >= 2",
+                    sid,
+                ),
+                started,
+            ),
             await _wait("suppression decision (direct_marketing/sms)", lambda: _allowed(settings, sid), started),
         ]
         return 0 if all(arrivals) else 1
@@ -120,8 +151,10 @@ async def _demo_subject(api: httpx.AsyncClient) -> str:
     if found:
         print(f"demo subject {found[0]} (registered by an earlier demo)")
         return str(found[0])
-    response = await api.post("/v1/subjects", json={
-        "kind": "consumer", "country": "DK", "account_id": DEMO_ACCOUNT, "identifiers": {"email": DEMO_EMAIL}})
+    response = await api.post(
+        "/v1/subjects",
+        json={"kind": "consumer", "country": "DK", "account_id": DEMO_ACCOUNT, "identifiers": {"email": DEMO_EMAIL}},
+    )
     response.raise_for_status()
     sid = str(response.json()["subject_id"])
     print(f"registered the demo subject {sid} (e-mail kept encrypted; only a keyed hash leaves)")
@@ -131,8 +164,9 @@ async def _demo_subject(api: httpx.AsyncClient) -> str:
 async def _allowed(settings: Settings, subject_id: str) -> str | None:
     url = f"http://{settings.http_host}:{settings.suppression_port}/v1/check"
     async with httpx.AsyncClient(headers=CHECKER, timeout=5) as client:
-        response = await client.post(url, json={"subject_id": subject_id, "purpose": "direct_marketing",
-                                                "channel": "sms"})
+        response = await client.post(
+            url, json={"subject_id": subject_id, "purpose": "direct_marketing", "channel": "sms"}
+        )
     decision = response.json() if response.status_code == 200 else {}
     return "allowed" if decision.get("result") == "allowed" else None
 

@@ -35,9 +35,10 @@ MILLIS_PER_YEAR = 365 * 24 * 3600 * 1000
 Document = dict[str, Any]
 
 SUBJECT_KEY = {
-    "type": "string", "format": "uuid",
+    "type": "string",
+    "format": "uuid",
     "description": "The subject id as UTF-8 text (canonical UUID form), raw bytes, not Avro. An opaque "
-                   "id, never a personal identifier.",
+    "id, never a personal identifier.",
 }
 WIRE_FORMAT = (
     "Value: Confluent wire format, i.e. magic byte 0, the 4-byte big-endian schema id, then the Avro "
@@ -113,16 +114,24 @@ def _retention(configs: Mapping[str, str]) -> str:
 
 
 def _channel(topic: TopicSpec, description: str, messages: list[str]) -> Document:
-    partitioning = (f"{topic.partitions} partitions; key = subject_id, hashed with murmur2 (the Java client's "
-                    "default partitioner), so all events of one subject are in one partition, in commit order."
-                    if topic.partitions > 1 else "1 partition.")
+    partitioning = (
+        f"{topic.partitions} partitions; key = subject_id, hashed with murmur2 (the Java client's "
+        "default partitioner), so all events of one subject are in one partition, in commit order."
+        if topic.partitions > 1
+        else "1 partition."
+    )
     return {
         "address": topic.name,
         "description": f"{description} {partitioning} Retention: {_retention(topic.configs)}.",
         "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in messages},
-        "bindings": {"kafka": {"topic": topic.name, "partitions": topic.partitions,
-                               "topicConfiguration": topic_configuration(topic.configs),
-                               "bindingVersion": KAFKA_BINDING}},
+        "bindings": {
+            "kafka": {
+                "topic": topic.name,
+                "partitions": topic.partitions,
+                "topicConfiguration": topic_configuration(topic.configs),
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
     }
 
 
@@ -134,26 +143,34 @@ def _operation(action: str, channel: str, message: str, description: str, group:
         "messages": [{"$ref": f"#/channels/{channel}/messages/{message}"}],
     }
     if group is not None:
-        operation["bindings"] = {"kafka": {"groupId": {"type": "string", "enum": [group]},
-                                           "bindingVersion": KAFKA_BINDING}}
+        operation["bindings"] = {
+            "kafka": {"groupId": {"type": "string", "enum": [group]}, "bindingVersion": KAFKA_BINDING}
+        }
     return operation
 
 
 def _avro_message(name: str, settings: Settings, summary: str) -> Document:
-    history = sorted((settings.schema_dir / "history").glob(f"{name}.v*.avsc"),
-                     key=lambda path: int(path.name.split(".")[1][1:]))
+    history = sorted(
+        (settings.schema_dir / "history").glob(f"{name}.v*.avsc"), key=lambda path: int(path.name.split(".")[1][1:])
+    )
     versions = ", ".join(path.stem for path in history)
     return {
         "name": name,
         "title": name,
         "summary": summary,
         "description": f"{WIRE_FORMAT} Writer schemas that may appear on the topic: {versions} "
-                       "(schemas/avro/history/); compatibility is FULL_TRANSITIVE, so this schema reads them all.",
+        "(schemas/avro/history/); compatibility is FULL_TRANSITIVE, so this schema reads them all.",
         "contentType": "application/octet-stream",
         "payload": {"$ref": f"#/components/schemas/{name}"},
-        "bindings": {"kafka": {"key": SUBJECT_KEY, "schemaIdLocation": "payload",
-                               "schemaIdPayloadEncoding": "confluent", "schemaLookupStrategy": "TopicNameStrategy",
-                               "bindingVersion": KAFKA_BINDING}},
+        "bindings": {
+            "kafka": {
+                "key": SUBJECT_KEY,
+                "schemaIdLocation": "payload",
+                "schemaIdPayloadEncoding": "confluent",
+                "schemaLookupStrategy": "TopicNameStrategy",
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
     }
 
 
@@ -167,10 +184,17 @@ def _dead_letter(name: str, summary: str, headers: Mapping[str, str], extra: Map
         "summary": summary,
         "contentType": "application/octet-stream",
         "headers": {"type": "object", "required": sorted(headers), "properties": properties},
-        "payload": {"type": "string", "format": "binary",
-                    "description": "The consumed value, byte for byte (it may be empty or not Avro at all)."},
-        "bindings": {"kafka": {"key": {"type": "string", "description": "The consumed key, unchanged: "
-                                       "normally the subject id."}, "bindingVersion": KAFKA_BINDING}},
+        "payload": {
+            "type": "string",
+            "format": "binary",
+            "description": "The consumed value, byte for byte (it may be empty or not Avro at all).",
+        },
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": "The consumed key, unchanged: normally the subject id."},
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
     }
 
 
@@ -184,54 +208,98 @@ def asyncapi_document(settings: Settings) -> Document:
     topics = contract_topics(settings)
     changes, subjects = OUTBOX_CONSENT, OUTBOX_SUBJECT
     channels = {
-        "consentChanges": _channel(topics["consentChanges"], f"One {changes} per change of one (subject, purpose, "
-                                   "channel): the replayable log every downstream table is rebuilt from.", [changes]),
-        "consentSubjects": _channel(topics["consentSubjects"], f"One {subjects} per change of a subject's shape; "
-                                    "identifiers only as keyed hashes.", [subjects]),
+        "consentChanges": _channel(
+            topics["consentChanges"],
+            f"One {changes} per change of one (subject, purpose, "
+            "channel): the replayable log every downstream table is rebuilt from.",
+            [changes],
+        ),
+        "consentSubjects": _channel(
+            topics["consentSubjects"],
+            f"One {subjects} per change of a subject's shape; identifiers only as keyed hashes.",
+            [subjects],
+        ),
     }
     operations = {
-        "publishConsentChanges": _operation("send", "consentChanges", changes, "The consent service's outbox relay "
-                                            "(idempotent producer, acks=all): API writes and the lifecycle sweeper's "
-                                            "`expired` changes. At least once: dedupe on event_id or version."),
-        "publishSubjectChanges": _operation("send", "consentSubjects", subjects, "The consent service's outbox "
-                                            "relay: registrations, identifier changes and erasures (erased=true)."),
+        "publishConsentChanges": _operation(
+            "send",
+            "consentChanges",
+            changes,
+            "The consent service's outbox relay "
+            "(idempotent producer, acks=all): API writes and the lifecycle sweeper's "
+            "`expired` changes. At least once: dedupe on event_id or version.",
+        ),
+        "publishSubjectChanges": _operation(
+            "send",
+            "consentSubjects",
+            subjects,
+            "The consent service's outbox relay: registrations, identifier changes and erasures (erased=true).",
+        ),
     }
     for domain in DOMAINS.values():
         group, name = domain.group(settings), camel(domain.name)
         channel = f"{name}DeadLetters"
-        channels[channel] = _channel(topics[channel], f"Messages the {domain.name} projector (consumer group "
-                                     f"`{group}`) could not decode or apply.", ["ProjectorDeadLetter"])
+        channels[channel] = _channel(
+            topics[channel],
+            f"Messages the {domain.name} projector (consumer group `{group}`) could not decode or apply.",
+            ["ProjectorDeadLetter"],
+        )
         what = PROJECTIONS.get(domain.name, f"the {domain.name} projection")
         for source, message in (("consentChanges", changes), ("consentSubjects", subjects)):
             operations[f"{name}Receives{message}"] = _operation(
-                "receive", source, message, f"The {domain.name} projector: {what}. Positions are stored with its "
-                "tables, never committed to Kafka; it replays from offset 0 on a rebuild.", group)
+                "receive",
+                source,
+                message,
+                f"The {domain.name} projector: {what}. Positions are stored with its "
+                "tables, never committed to Kafka; it replays from offset 0 on a rebuild.",
+                group,
+            )
         operations[f"{name}SendsDeadLetters"] = _operation(
-            "send", channel, "ProjectorDeadLetter", f"The {domain.name} projector dead-letters a poison message "
-            "before committing its batch, then goes on.")
-    channels["suppressionDeadLetters"] = _channel(topics["suppressionDeadLetters"], "Messages the suppression "
-                                                  "service could not decode; their subject stays blocked.",
-                                                  ["SuppressionDeadLetter"])
+            "send",
+            channel,
+            "ProjectorDeadLetter",
+            f"The {domain.name} projector dead-letters a poison message before committing its batch, then goes on.",
+        )
+    channels["suppressionDeadLetters"] = _channel(
+        topics["suppressionDeadLetters"],
+        "Messages the suppression service could not decode; their subject stays blocked.",
+        ["SuppressionDeadLetter"],
+    )
     for source, message in (("consentChanges", changes), ("consentSubjects", subjects)):
         operations[f"suppressionReceives{message}"] = _operation(
-            "receive", source, message, "The suppression service: every replica reads every partition from the "
-            "beginning (manual assignment, no consumer group) into its in-memory index.")
+            "receive",
+            source,
+            message,
+            "The suppression service: every replica reads every partition from the "
+            "beginning (manual assignment, no consumer group) into its in-memory index.",
+        )
     operations["suppressionSendsDeadLetters"] = _operation(
-        "send", "suppressionDeadLetters", "SuppressionDeadLetter", "The suppression service dead-letters an "
-        "undecodable message and blocks its subject.")
-    schemas = {name: {"schemaFormat": AVRO_FORMAT, "schema": json.loads(load_schema(settings.schema_dir, name))}
-               for name in sorted(path.stem for path in settings.schema_dir.glob("*.avsc"))}
+        "send",
+        "suppressionDeadLetters",
+        "SuppressionDeadLetter",
+        "The suppression service dead-letters an undecodable message and blocks its subject.",
+    )
+    schemas = {
+        name: {"schemaFormat": AVRO_FORMAT, "schema": json.loads(load_schema(settings.schema_dir, name))}
+        for name in sorted(path.stem for path in settings.schema_dir.glob("*.avsc"))
+    }
     messages = {
         changes: _avro_message(changes, settings, "A consent was granted, withdrawn, revoked or expired."),
-        subjects: _avro_message(subjects, settings, "A subject's kind, country, account, identifier hashes, "
-                                "erased flag."),
+        subjects: _avro_message(
+            subjects, settings, "A subject's kind, country, account, identifier hashes, erased flag."
+        ),
         "ProjectorDeadLetter": _dead_letter(
-            "ProjectorDeadLetter", "A message a projector could not apply, with the reason; the original "
-            "headers follow these.", PROJECTOR_DLQ_HEADERS,
-            {"reason_kind": {"enum": [kind.value for kind in PoisonKind]}}),
+            "ProjectorDeadLetter",
+            "A message a projector could not apply, with the reason; the original headers follow these.",
+            PROJECTOR_DLQ_HEADERS,
+            {"reason_kind": {"enum": [kind.value for kind in PoisonKind]}},
+        ),
         "SuppressionDeadLetter": _dead_letter(
-            "SuppressionDeadLetter", "A message the suppression feed could not decode, with the reason.",
-            SUPPRESSION_DLQ_HEADERS, {}),
+            "SuppressionDeadLetter",
+            "A message the suppression feed could not decode, with the reason.",
+            SUPPRESSION_DLQ_HEADERS,
+            {},
+        ),
     }
     return {
         "asyncapi": "3.0.0",
@@ -239,21 +307,29 @@ def asyncapi_document(settings: Settings) -> Document:
             "title": "samtykke consent events",
             "version": __version__,
             "description": "The Kafka topics between the consent service and every team that must honour "
-                           "consent. Keys are opaque subject ids; no direct identifier (national id, phone "
-                           "number, e-mail address) is ever on a topic. Delivery is at least once and in "
-                           "commit order per subject; a consumer must be able to rebuild its tables by "
-                           "replaying from the start. Dead-letter topics are named `<consumer group>.dlq`; "
-                           f"the group prefix (`{settings.projection_group_prefix}`) is "
-                           "SAMTYKKE_PROJECTION_GROUP_PREFIX.",
+            "consent. Keys are opaque subject ids; no direct identifier (national id, phone "
+            "number, e-mail address) is ever on a topic. Delivery is at least once and in "
+            "commit order per subject; a consumer must be able to rebuild its tables by "
+            "replaying from the start. Dead-letter topics are named `<consumer group>.dlq`; "
+            f"the group prefix (`{settings.projection_group_prefix}`) is "
+            "SAMTYKKE_PROJECTION_GROUP_PREFIX.",
         },
         "defaultContentType": "application/octet-stream",
-        "servers": {"local": {
-            "host": settings.kafka_bootstrap, "protocol": "kafka",
-            "description": "The local stack (`samtykke stack up`); deployments set SAMTYKKE_KAFKA_BOOTSTRAP "
-                           "and SAMTYKKE_REGISTRY_URL (Apicurio's Confluent-compatible API here).",
-            "bindings": {"kafka": {"schemaRegistryUrl": settings.registry_url, "schemaRegistryVendor": "confluent",
-                                   "bindingVersion": KAFKA_BINDING}},
-        }},
+        "servers": {
+            "local": {
+                "host": settings.kafka_bootstrap,
+                "protocol": "kafka",
+                "description": "The local stack (`samtykke stack up`); deployments set SAMTYKKE_KAFKA_BOOTSTRAP "
+                "and SAMTYKKE_REGISTRY_URL (Apicurio's Confluent-compatible API here).",
+                "bindings": {
+                    "kafka": {
+                        "schemaRegistryUrl": settings.registry_url,
+                        "schemaRegistryVendor": "confluent",
+                        "bindingVersion": KAFKA_BINDING,
+                    }
+                },
+            }
+        },
         "channels": channels,
         "operations": operations,
         "components": {"schemas": schemas, "messages": messages},
@@ -309,8 +385,9 @@ def find_drift(documents: Mapping[str, str], root: Path) -> list[Drift]:
         file = root / path
         current = file.read_text("utf-8") if file.exists() else None
         if current != text:
-            diff = difflib.unified_diff((current or "").splitlines(), text.splitlines(),
-                                        f"{path} (file)", f"{path} (code)", lineterm="", n=1)
+            diff = difflib.unified_diff(
+                (current or "").splitlines(), text.splitlines(), f"{path} (file)", f"{path} (code)", lineterm="", n=1
+            )
             drifts.append(Drift(path, current is None, list(diff)))
     return drifts
 
@@ -362,8 +439,11 @@ def check(args: argparse.Namespace) -> int:
         if not drift.missing and len(drift.diff) > DIFF_LINES_SHOWN:
             print(f"  … {len(drift.diff) - DIFF_LINES_SHOWN} more diff lines", file=sys.stderr)
     if drifts:
-        print(f"{len(drifts)} document(s) in {_shown(args.schemas)} drifted from the code: run `samtykke docs export` "
-              "and commit the result", file=sys.stderr)
+        print(
+            f"{len(drifts)} document(s) in {_shown(args.schemas)} drifted from the code: run `samtykke docs export` "
+            "and commit the result",
+            file=sys.stderr,
+        )
         return 1
     print(f"documents in {_shown(args.schemas)} match the code")
     return 0
@@ -377,9 +457,15 @@ def schemas_dir() -> Path:
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = commands.add_parser("docs", help="the topic (AsyncAPI) and HTTP (OpenAPI) documents in schemas/")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, handler, text in (("export", export, "write the documents from the code"),
-                                ("check", check, "exit 1 if a document differs from what the code exports")):
+    for name, handler, text in (
+        ("export", export, "write the documents from the code"),
+        ("check", check, "exit 1 if a document differs from what the code exports"),
+    ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("--schemas", type=Path, default=schemas_dir(),
-                            help="folder holding the documents (default: the repository's schemas/)")
+        action.add_argument(
+            "--schemas",
+            type=Path,
+            default=schemas_dir(),
+            help="folder holding the documents (default: the repository's schemas/)",
+        )
         action.set_defaults(handler=handler)

@@ -144,9 +144,14 @@ def prometheus(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     log = home / "prometheus.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [executable, f"--config.file={config_file}", f"--storage.tsdb.path={home / 'data'}",
-             f"--web.listen-address={address}"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                executable,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address={address}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     server = PrometheusServer(process, f"http://{address}", config, log)
     try:

@@ -18,7 +18,11 @@ from tests.conftest import StackEndpoints
 def test_bench_e2e_measures_every_change_in_every_destination(stack: StackEndpoints, tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "e2e", "--rates", "50", "--seconds", "2", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=False)
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     [result_file] = tmp_path.glob("e2e-*.json")
     results = json.loads(result_file.read_text())

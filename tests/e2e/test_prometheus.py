@@ -123,19 +123,23 @@ def assert_suppression_exposes_propagation(prometheus: PrometheusServer) -> None
     # unlabelled, so a service that has it exposes it from its first scrape
     assert prometheus.query("count(samtykke_suppression_propagation_seconds_count)"), (
         "the suppression service does not expose samtykke_suppression_propagation_seconds: "
-        "is it running code older than that metric? restart it")
+        "is it running code older than that metric? restart it"
+    )
 
 
 def test_propagation_to_suppression_is_counted(prometheus: PrometheusServer, traffic: Counts) -> None:
     assert_suppression_exposes_propagation(prometheus)
-    prometheus.wait_for("suppression propagation counted", lambda: (
-        sum(prometheus.query(SUPPRESSION_PROPAGATED).values()) > traffic.suppression_propagated))
+    prometheus.wait_for(
+        "suppression propagation counted",
+        lambda: sum(prometheus.query(SUPPRESSION_PROPAGATED).values()) > traffic.suppression_propagated,
+    )
 
 
 def test_consent_changes_are_counted(prometheus: PrometheusServer, traffic: Counts) -> None:
     # two grants and a withdrawal at least; others may use the platform meanwhile
-    prometheus.wait_for("consent changes counted", lambda: (
-        sum(prometheus.query(CHANGES).values()) >= traffic.changes + 3))
+    prometheus.wait_for(
+        "consent changes counted", lambda: sum(prometheus.query(CHANGES).values()) >= traffic.changes + 3
+    )
 
 
 def test_decisions_are_counted_by_result(prometheus: PrometheusServer, traffic: Counts) -> None:
@@ -168,13 +172,20 @@ def test_propagation_quantile_to_suppression_is_finite(prometheus: PrometheusSer
 
 def test_rule_groups_are_loaded_and_healthy(prometheus: PrometheusServer) -> None:
     rule_files = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
-    expected = {group["name"]: len(group["rules"]) for path in rule_files
-                for group in yaml.safe_load(path.read_text())["groups"]}
+    expected = {
+        group["name"]: len(group["rules"])
+        for path in rule_files
+        for group in yaml.safe_load(path.read_text())["groups"]
+    }
 
     def loaded() -> dict[str, list[str]]:
         groups = prometheus.get("/api/v1/rules")["groups"]
         return {g["name"]: [r["health"] for r in g["rules"]] for g in groups if Path(g["file"]) in rule_files}
 
-    prometheus.wait_for("every rule evaluated", lambda: all(
-        health and set(health) == {"ok"} for health in loaded().values()) and set(loaded()) == set(expected))
+    prometheus.wait_for(
+        "every rule evaluated",
+        lambda: (
+            all(health and set(health) == {"ok"} for health in loaded().values()) and set(loaded()) == set(expected)
+        ),
+    )
     assert {name: len(health) for name, health in loaded().items()} == expected

@@ -66,11 +66,17 @@ class RunningConsent:
 
 
 def consent_settings(stack: Any, database_url: str, topics: Any, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        kafka_bootstrap=stack.kafka_bootstrap, registry_url=stack.registry_url, database_url=database_url,
-        topic_changes=topics.changes, topic_subjects=topics.subjects, topic_partitions=3,
-        consent_port=free_port(), relay_idle_poll_seconds=0.5, sweeper_interval_seconds=3600,
-    )
+    values: dict[str, Any] = {
+        "kafka_bootstrap": stack.kafka_bootstrap,
+        "registry_url": stack.registry_url,
+        "database_url": database_url,
+        "topic_changes": topics.changes,
+        "topic_subjects": topics.subjects,
+        "topic_partitions": 3,
+        "consent_port": free_port(),
+        "relay_idle_poll_seconds": 0.5,
+        "sweeper_interval_seconds": 3600,
+    }
     values.update(overrides)
     return Settings(**values)
 

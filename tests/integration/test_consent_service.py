@@ -10,8 +10,11 @@ import asyncpg
 from .conftest import RunningConsent
 from .topic_reader import decode_all, read_raw
 
-CONSUMER = {"kind": "consumer", "country": "DK",
-            "identifiers": {"phone": "+45 20 30 40 50", "email": "Karen.Holm@example.dk", "national_id": "010190-1234"}}
+CONSUMER = {
+    "kind": "consumer",
+    "country": "DK",
+    "identifiers": {"phone": "+45 20 30 40 50", "email": "Karen.Holm@example.dk", "national_id": "010190-1234"},
+}
 CLEAR = ["+4520304050", "4520304050", "20304050", "karen.holm@example.dk", "Karen.Holm", "0101901234", "010190-1234"]
 
 
@@ -22,23 +25,34 @@ async def register(consent: RunningConsent, body: dict[str, Any] = CONSUMER) -> 
 
 
 def batch(*decisions: tuple[str, str | None, str], **extra: Any) -> dict[str, Any]:
-    return {"decisions": [{"purpose": p, "channel": c, "action": a} for p, c, a in decisions],
-            "source": "self_service", "actor": {"kind": "subject"}, "notice_version": "dm-2026-01",
-            "evidence_ref": "web-session-4711"} | extra
+    return {
+        "decisions": [{"purpose": p, "channel": c, "action": a} for p, c, a in decisions],
+        "source": "self_service",
+        "actor": {"kind": "subject"},
+        "notice_version": "dm-2026-01",
+        "evidence_ref": "web-session-4711",
+    } | extra
 
 
 async def test_batch_becomes_ledger_rows_and_avro_events(consent: RunningConsent) -> None:
     subject = await register(consent)
-    response = await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(
-        ("direct_marketing", "sms", "grant"), ("direct_marketing", "email", "grant"),
-        ("personalised_offers", None, "grant")))
+    response = await consent.client.post(
+        f"/v1/subjects/{subject}/consents",
+        json=batch(
+            ("direct_marketing", "sms", "grant"),
+            ("direct_marketing", "email", "grant"),
+            ("personalised_offers", None, "grant"),
+        ),
+    )
     assert response.status_code == 201, response.text
     changes = response.json()["changes"]
     history = (await consent.client.get(f"/v1/subjects/{subject}/history")).json()
     assert [h["event_id"] for h in history] == [c["event_id"] for c in changes]
 
     settings = consent.settings
-    records = await decode_all(settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_changes, 3))
+    records = await decode_all(
+        settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_changes, 3)
+    )
     assert len(records) == 3
     by_id = {str(r["event_id"]): r for r in records}
     for entry in history:
@@ -46,14 +60,22 @@ async def test_batch_becomes_ledger_rows_and_avro_events(consent: RunningConsent
         assert record["_key"] == subject.encode()
         assert record["subject_id"] == subject and record["subject_kind"] == "consumer"
         assert record["country"] == "DK"
-        assert (record["purpose"], record["channel"], record["status"]) == (entry["purpose"], entry["channel"], "granted")
+        assert (record["purpose"], record["channel"], record["status"]) == (
+            entry["purpose"],
+            entry["channel"],
+            "granted",
+        )
         assert record["version"] == entry["version"] == 1
         assert record["previous_status"] is None
         assert record["source"] == "self_service" and record["actor_kind"] == "subject"
         assert record["notice_version"] == "dm-2026-01" and record["evidence_ref"] == "web-session-4711"
-        assert record["occurred_at"] == datetime.fromisoformat(entry["occurred_at"]).replace(microsecond=record["occurred_at"].microsecond)
+        assert record["occurred_at"] == datetime.fromisoformat(entry["occurred_at"]).replace(
+            microsecond=record["occurred_at"].microsecond
+        )
         assert record["valid_until"] is not None and record["valid_until"] > record["occurred_at"] + timedelta(days=364)
-    subjects = await decode_all(settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 1))
+    subjects = await decode_all(
+        settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 1)
+    )
     assert subjects[0]["subject_id"] == subject and subjects[0]["erased"] is False
     assert subjects[0]["phone_hash"] and subjects[0]["national_id_hash"]
 
@@ -67,7 +89,9 @@ async def test_retry_with_the_same_idempotency_key_emits_no_second_event(consent
     assert first.status_code == 201 and second.status_code == 201
     assert second.json()["replayed"] is True
     assert second.json()["changes"] == first.json()["changes"]
-    other = await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "email", "grant")), headers=headers)
+    other = await consent.client.post(
+        f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "email", "grant")), headers=headers
+    )
     assert other.status_code == 422 and other.json()["problems"][0]["field"] == "Idempotency-Key"
 
     await consent.wait_outbox_empty()
@@ -79,8 +103,15 @@ async def test_retry_with_the_same_idempotency_key_emits_no_second_event(consent
 
 async def test_no_identifier_reaches_any_topic(consent: RunningConsent) -> None:
     subject = await register(consent)
-    await register(consent, {"kind": "employee", "country": "SE", "account_id": "ACME-1",
-                              "identifiers": {"phone": "070-123 45 67", "email": "ola@acme.se"}})
+    await register(
+        consent,
+        {
+            "kind": "employee",
+            "country": "SE",
+            "account_id": "ACME-1",
+            "identifiers": {"phone": "070-123 45 67", "email": "ola@acme.se"},
+        },
+    )
     await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "phone", "grant")))
     await consent.client.post(f"/v1/subjects/{subject}/erasure")
     await consent.wait_outbox_empty()
@@ -90,7 +121,7 @@ async def test_no_identifier_reaches_any_topic(consent: RunningConsent) -> None:
         raw += await read_raw(settings.kafka_bootstrap, topic, count)
     assert len(raw) == 4
     blob = b"\n".join((m.key or b"") + b"|" + (m.value or b"") for m in raw)
-    for clear in CLEAR + ["+46701234567", "46701234567", "701234567", "ola@acme.se"]:
+    for clear in [*CLEAR, "+46701234567", "46701234567", "701234567", "ola@acme.se"]:
         assert clear.encode() not in blob, clear
 
 
@@ -108,7 +139,9 @@ async def test_erasure_keeps_hashes_but_no_identifier_in_clear(consent: RunningC
     assert export["subject"]["identifiers"] == {"phone": None, "email": None, "national_id": None}
     lookup = await consent.client.post("/v1/subjects/lookup", json={"phone": "+4520304050"})
     assert lookup.json()["subject_ids"] == [subject]  # still matchable, so still suppressible
-    again = await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", "grant")))
+    again = await consent.client.post(
+        f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", "grant"))
+    )
     assert again.status_code == 409
 
     conn = await asyncpg.connect(consent.settings.database_url)
@@ -125,7 +158,9 @@ async def test_erasure_keeps_hashes_but_no_identifier_in_clear(consent: RunningC
         assert clear not in dump, clear
     await consent.wait_outbox_empty()
     settings = consent.settings
-    subjects = await decode_all(settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 2))
+    subjects = await decode_all(
+        settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 2)
+    )
     assert [s["erased"] for s in subjects] == [False, True]
 
 
@@ -135,12 +170,24 @@ async def test_state_history_and_as_of(consent: RunningConsent) -> None:
     first = batch(("direct_marketing", "sms", "grant"))
     first["decisions"][0]["occurred_at"] = t0.isoformat()
     assert (await consent.client.post(f"/v1/subjects/{subject}/consents", json=first)).status_code == 201
-    assert (await consent.client.post(f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", "withdraw")))).status_code == 201
+    assert (
+        await consent.client.post(
+            f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", "withdraw"))
+        )
+    ).status_code == 201
     current = (await consent.client.get(f"/v1/subjects/{subject}/consents")).json()
     assert [(c["status"], c["version"]) for c in current] == [("withdrawn", 2)]
-    past = (await consent.client.get(f"/v1/subjects/{subject}/consents", params={"at": (t0 + timedelta(days=1)).isoformat()})).json()
+    past = (
+        await consent.client.get(
+            f"/v1/subjects/{subject}/consents", params={"at": (t0 + timedelta(days=1)).isoformat()}
+        )
+    ).json()
     assert [(c["status"], c["version"]) for c in past] == [("granted", 1)]
-    before = (await consent.client.get(f"/v1/subjects/{subject}/consents", params={"at": (t0 - timedelta(days=1)).isoformat()})).json()
+    before = (
+        await consent.client.get(
+            f"/v1/subjects/{subject}/consents", params={"at": (t0 - timedelta(days=1)).isoformat()}
+        )
+    ).json()
     assert before == []
     history = (await consent.client.get(f"/v1/subjects/{subject}/history")).json()
     assert [(h["status"], h["previous_status"]) for h in history] == [("granted", None), ("withdrawn", "granted")]
@@ -152,9 +199,13 @@ async def test_lapse_usage_and_sweeper(consent: RunningConsent) -> None:
     long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
     old["decisions"][0]["occurred_at"] = long_ago
     assert (await consent.client.post(f"/v1/subjects/{subject}/consents", json=old)).status_code == 201
-    used = await consent.client.post(f"/v1/subjects/{subject}/usage", json={"purpose": "direct_marketing", "channel": "email"})
+    used = await consent.client.post(
+        f"/v1/subjects/{subject}/usage", json={"purpose": "direct_marketing", "channel": "email"}
+    )
     assert used.status_code == 200 and used.json()["version"] == 2
-    lapsed_use = await consent.client.post(f"/v1/subjects/{subject}/usage", json={"purpose": "direct_marketing", "channel": "sms"})
+    lapsed_use = await consent.client.post(
+        f"/v1/subjects/{subject}/usage", json={"purpose": "direct_marketing", "channel": "sms"}
+    )
     assert lapsed_use.status_code == 409
     swept = (await consent.client.post("/v1/lifecycle/sweep")).json()
     assert swept["expired"] == 1
@@ -198,8 +249,13 @@ async def test_bad_input_names_the_field_and_the_rule(consent: RunningConsent) -
     email = CONSUMER | {"identifiers": {"email": "not-an-email"}}
     assert (await problems("/v1/subjects", email))[0][0] == "identifiers.email"
     cpr = CONSUMER | {"identifiers": {"national_id": "999999-9999"}}
-    assert (await problems("/v1/subjects", cpr))[0] == ("identifiers.national_id", "a CPR number starts with a valid date DDMMYY")
-    missing = await consent.client.post("/v1/subjects/00000000-0000-0000-0000-000000000000/consents", json=batch(("direct_marketing", "sms", "grant")))
+    assert (await problems("/v1/subjects", cpr))[0] == (
+        "identifiers.national_id",
+        "a CPR number starts with a valid date DDMMYY",
+    )
+    missing = await consent.client.post(
+        "/v1/subjects/00000000-0000-0000-0000-000000000000/consents", json=batch(("direct_marketing", "sms", "grant"))
+    )
     assert missing.status_code == 404
     duplicate = await consent.client.post("/v1/subjects", json=CONSUMER)
     assert duplicate.status_code == 409 and duplicate.json()["subject_id"] == subject
@@ -212,5 +268,7 @@ async def test_metrics_use_route_templates_never_ids(consent: RunningConsent) ->
     text = (await consent.client.get("/metrics")).text
     assert 'route="/v1/subjects/{subject_id}/consents"' in text
     assert 'route="/v1/subjects/{subject_id}/history"' in text
-    assert 'samtykke_consent_changes_total{purpose="direct_marketing",source="self_service",status="granted"} 1.0' in text
+    assert (
+        'samtykke_consent_changes_total{purpose="direct_marketing",source="self_service",status="granted"} 1.0' in text
+    )
     assert subject not in text

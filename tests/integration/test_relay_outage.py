@@ -29,7 +29,8 @@ async def test_kafka_outage_delivers_all_changes_in_order(consent: RunningConsen
             action = "grant" if i % 2 == 0 else "withdraw"
             for subject in subjects:
                 response = await consent.client.post(
-                    f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", action)))
+                    f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "sms", action))
+                )
                 assert response.status_code == 201, response.text
         backlog = (await consent.client.get("/v1/outbox")).json()["backlog"]
         assert backlog == SUBJECTS * CHANGES_EACH

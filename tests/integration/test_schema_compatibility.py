@@ -33,7 +33,8 @@ def test_every_schema_has_a_history_ending_in_the_current_source() -> None:
         assert versions, f"{name}: add schemas/avro/history/{name}.v1.avsc"
         current = json.loads((SCHEMAS / f"{name}.avsc").read_text())
         assert json.loads(versions[-1].read_text()) == current, (
-            f"{name}.avsc changed: copy it to history as v{len(versions) + 1}")
+            f"{name}.avsc changed: copy it to history as v{len(versions) + 1}"
+        )
 
 
 async def _registered(stack: Any, name: str) -> tuple[SchemaRegistry, str]:

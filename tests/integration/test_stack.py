@@ -51,19 +51,17 @@ async def produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
         await producer.stop()
 
 
-async def consume_values(
-    bootstrap: str, topic: str, count: int, timeout: float = 20
-) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+async def consume_values(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     values: list[bytes] = []
     try:
         deadline = time.monotonic() + timeout
         while len(values) < count and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=1000)
-            values += [record.value for records in batches.values() for record in records
-                       if record.value is not None]
+            values += [record.value for records in batches.values() for record in records if record.value is not None]
     finally:
         await consumer.stop()
     return values
@@ -114,12 +112,12 @@ async def test_topic_round_trip(stack: StackEndpoints, topic_names: TopicNames) 
     assert await consume_values(stack.kafka_bootstrap, topic_names.changes, count=1) == [payload]
 
 
-async def test_registry_accepts_an_avro_schema(
-    stack: StackEndpoints, topic_names: TopicNames
-) -> None:
+async def test_registry_accepts_an_avro_schema(stack: StackEndpoints, topic_names: TopicNames) -> None:
     subject = f"{topic_names.changes}-value"
     schema = {
-        "type": "record", "name": "ConsentChanged", "namespace": "no.samtykke.test",
+        "type": "record",
+        "name": "ConsentChanged",
+        "namespace": "no.samtykke.test",
         "fields": [
             {"name": "subject_id", "type": "string"},
             {"name": "granted", "type": "boolean"},
@@ -127,9 +125,11 @@ async def test_registry_accepts_an_avro_schema(
     }
     base_url = stack.registry_url.rstrip("/") + "/"
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        registered = await client.post(f"subjects/{subject}/versions",
-                                       json={"schema": json.dumps(schema)},
-                                       headers={"Content-Type": SCHEMA_CONTENT_TYPE})
+        registered = await client.post(
+            f"subjects/{subject}/versions",
+            json={"schema": json.dumps(schema)},
+            headers={"Content-Type": SCHEMA_CONTENT_TYPE},
+        )
         assert registered.status_code == 200, registered.text
         schema_id = registered.json()["id"]
 
@@ -142,9 +142,7 @@ async def test_registry_accepts_an_avro_schema(
     assert subject in subjects
 
 
-async def test_broker_restart_keeps_topics_and_records(
-    local_stack: StackEndpoints, topic_names: TopicNames
-) -> None:
+async def test_broker_restart_keeps_topics_and_records(local_stack: StackEndpoints, topic_names: TopicNames) -> None:
     bootstrap = local_stack.kafka_bootstrap
     await create_topic(bootstrap, topic_names.subjects)
     await produce(bootstrap, topic_names.subjects, key=b"k", value=b"before restart")
@@ -156,5 +154,6 @@ async def test_broker_restart_keeps_topics_and_records(
     assert await topic_exists(bootstrap, topic_names.subjects)
     await produce(bootstrap, topic_names.subjects, key=b"k", value=b"after restart")
     assert await consume_values(bootstrap, topic_names.subjects, count=2) == [
-        b"before restart", b"after restart",
+        b"before restart",
+        b"after restart",
     ]

@@ -66,6 +66,7 @@ async def decode_all(registry_url: str, messages: list[RawMessage]) -> list[dict
                 response.raise_for_status()
                 schemas[schema_id] = fastavro.parse_schema(json.loads(response.json()["schema"]))
             record = fastavro.schemaless_reader(io.BytesIO(message.value[5:]), schemas[schema_id], None)
-            records.append(dict(record) | {"_key": message.key, "_partition": message.partition,
-                                            "_offset": message.offset})
+            records.append(
+                dict(record) | {"_key": message.key, "_partition": message.partition, "_offset": message.offset}
+            )
     return records

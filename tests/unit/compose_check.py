@@ -73,9 +73,7 @@ def load_compose(path: Path) -> dict[str, Any]:
     return cast(dict[str, Any], json.loads(json.dumps(data)))
 
 
-def check_compose(
-    compose: Mapping[str, Any], root: Path, settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_compose(compose: Mapping[str, Any], root: Path, settings_cls: type[BaseSettings] = Settings) -> list[str]:
     """Every problem found in `compose`, whose relative paths start at `root`."""
     return [
         *check_builds(compose, root, settings_cls),
@@ -107,9 +105,7 @@ def _build_paths(service: Service, root: Path) -> tuple[Path, Path] | None:
     return context, context / str(spec.get("dockerfile", "Dockerfile"))
 
 
-def check_builds(
-    compose: Mapping[str, Any], root: Path, settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_builds(compose: Mapping[str, Any], root: Path, settings_cls: type[BaseSettings] = Settings) -> list[str]:
     problems: list[str] = []
     for name, service in services(compose).items():
         paths = _build_paths(service, root)
@@ -125,14 +121,10 @@ def check_builds(
         entrypoint = dockerfile_entrypoint(dockerfile)
         words = command_words(service)
         if entrypoint and words and words[0] == Path(entrypoint[0]).name:
-            problems.append(
-                f"{name}: command repeats the entrypoint {entrypoint[0]!r}; drop its first word"
-            )
+            problems.append(f"{name}: command repeats the entrypoint {entrypoint[0]!r}; drop its first word")
         exposed = dockerfile_exposed(dockerfile)
         for port in sorted((listening_ports(service, settings_cls) or set()) - exposed):
-            problems.append(
-                f"{name}: listens on {port}, which {dockerfile.relative_to(root)} does not EXPOSE"
-            )
+            problems.append(f"{name}: listens on {port}, which {dockerfile.relative_to(root)} does not EXPOSE")
     return problems
 
 
@@ -163,9 +155,7 @@ def check_depends_on(compose: Mapping[str, Any]) -> list[str]:
             if target not in known:
                 problems.append(f"{name}: depends_on unknown service {target!r}")
             elif condition == "service_healthy" and not known[target].get("healthcheck"):
-                problems.append(
-                    f"{name}: waits for {target} to be healthy, but it has no healthcheck"
-                )
+                problems.append(f"{name}: waits for {target} to be healthy, but it has no healthcheck")
     return problems
 
 
@@ -187,9 +177,7 @@ def check_lifecycle(compose: Mapping[str, Any]) -> list[str]:
         restart = str(service.get("restart", "no")).split(":")[0]
         if name in one_shot:
             if restart in {"always", "unless-stopped"}:
-                problems.append(
-                    f"{name}: others wait for it to complete, but restart: {restart} reruns it"
-                )
+                problems.append(f"{name}: others wait for it to complete, but restart: {restart} reruns it")
             continue
         if not service.get("healthcheck"):
             problems.append(f"{name}: long-running but has no healthcheck")
@@ -236,9 +224,7 @@ def check_volumes(compose: Mapping[str, Any], root: Path) -> list[str]:
 # -- settings and commands -------------------------------------------------------------
 
 
-def check_samtykke_environment(
-    compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_samtykke_environment(compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings) -> list[str]:
     """Every SAMTYKKE_* variable names a Settings field and holds a value it accepts."""
     return [
         f"{name}: {problem}"
@@ -247,9 +233,7 @@ def check_samtykke_environment(
     ]
 
 
-def check_commands(
-    compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_commands(compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings) -> list[str]:
     """Every samtykke service runs a command the real `samtykke` parser accepts."""
     problems: list[str] = []
     for name, service in services(compose).items():
@@ -264,7 +248,5 @@ def check_commands(
     return problems
 
 
-def check_shared_settings(
-    compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_shared_settings(compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings) -> list[str]:
     return shared_settings_problems(samtykke_processes(compose, settings_cls), settings_cls)

@@ -36,14 +36,11 @@ ENDPOINTS_USED: dict[tuple[str, ...], tuple[str, ...]] = {
 
 
 def endpoint_fields(words: Sequence[str]) -> tuple[str, ...]:
-    used = (fields for command, fields in ENDPOINTS_USED.items()
-            if tuple(words[: len(command)]) == command)
+    used = (fields for command, fields in ENDPOINTS_USED.items() if tuple(words[: len(command)]) == command)
     return next(used, ENDPOINT_FIELDS)
 
 
-def check_endpoints(
-    compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_endpoints(compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings) -> list[str]:
     """Kafka, registry and database addresses point at a service, on a port it listens on."""
     known = services(compose)
     problems: list[str] = []
@@ -78,9 +75,7 @@ def _endpoint_problems(
     return problems
 
 
-def _credential_problems(
-    user: str | None, password: str | None, path: str, postgres: Service
-) -> list[str]:
+def _credential_problems(user: str | None, password: str | None, path: str, postgres: Service) -> list[str]:
     """The URL's login and database exist on the postgres service.
 
     A URL without a login is a projector's: it logs in as its own role, which

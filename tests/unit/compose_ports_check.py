@@ -47,9 +47,7 @@ IMAGE_DEFAULT_PORTS = {
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 
 
-def listening_ports(
-    service: Service, settings_cls: type[BaseSettings] = Settings
-) -> set[int] | None:
+def listening_ports(service: Service, settings_cls: type[BaseSettings] = Settings) -> set[int] | None:
     """Ports the service listens on inside its container; None when that cannot be told."""
     if is_samtykke_service(service, env_prefix(settings_cls)):
         settings = effective_settings(service, settings_cls)
@@ -69,9 +67,7 @@ def _shown(ports: set[int]) -> str:
     return ", ".join(map(str, sorted(ports))) or "no port (its command serves no HTTP)"
 
 
-def check_ports(
-    compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_ports(compose: Mapping[str, Any], settings_cls: type[BaseSettings] = Settings) -> list[str]:
     """Published container ports and healthcheck ports are ports the service listens on."""
     problems: list[str] = []
     for name, service in services(compose).items():
@@ -81,20 +77,14 @@ def check_ports(
         published = published_container_ports(service)
         for port in published:
             if port not in listening:
-                problems.append(
-                    f"{name}: publishes container port {port} but listens on {_shown(listening)}"
-                )
+                problems.append(f"{name}: publishes container port {port} but listens on {_shown(listening)}")
         for port in sorted(healthcheck_ports(service) - listening):
-            problems.append(
-                f"{name}: healthcheck probes port {port} but it listens on {_shown(listening)}"
-            )
+            problems.append(f"{name}: healthcheck probes port {port} but it listens on {_shown(listening)}")
         samtykke = is_samtykke_service(service, env_prefix(settings_cls))
         settings = effective_settings(service, settings_cls) if samtykke else None
         host = getattr(settings, "http_host", None)
         if published and host in LOOPBACK_HOSTS:
-            problems.append(
-                f"{name}: publishes ports but binds {host} only; set SAMTYKKE_HTTP_HOST=0.0.0.0"
-            )
+            problems.append(f"{name}: publishes ports but binds {host} only; set SAMTYKKE_HTTP_HOST=0.0.0.0")
     return problems
 
 
@@ -114,8 +104,7 @@ def check_kafka_advertised_listeners(compose: Mapping[str, Any]) -> list[str]:
             url = urlsplit(address.strip())
             if url.hostname in LOOPBACK_HOSTS and url.port not in host_ports:
                 problems.append(
-                    f"{name}: advertises {url.hostname}:{url.port} to the host, "
-                    "but does not publish that host port"
+                    f"{name}: advertises {url.hostname}:{url.port} to the host, but does not publish that host port"
                 )
     return problems
 
@@ -166,6 +155,5 @@ def check_prometheus_targets(
         for name, words, settings in samtykke_processes(compose, settings_cls):
             serves = command_port(words, settings)
             if serves is not None and name not in scraped:
-                problems.append(f"{name}: {prometheus} does not scrape it: {shown_path} has no "
-                                f"target {name}:{serves}")
+                problems.append(f"{name}: {prometheus} does not scrape it: {shown_path} has no target {name}:{serves}")
     return problems

@@ -18,9 +18,7 @@ from .settings_check import env_prefix, settings_from_env
 
 Service = Mapping[str, Any]
 
-_INTERPOLATION = re.compile(
-    r"\$\$|\$\{(?P<braced>\w+)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<plain>\w+)"
-)
+_INTERPOLATION = re.compile(r"\$\$|\$\{(?P<braced>\w+)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<plain>\w+)")
 _LOCAL_PORT = re.compile(r"\b(?:localhost|127\.0\.0\.1):(\d+)")
 
 

@@ -90,9 +90,7 @@ class Image(NamedTuple):
 # -- the Dockerfile against its build context and Settings ---------------------------
 
 
-def check_dockerfile(
-    dockerfile: Path, context: Path, settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_dockerfile(dockerfile: Path, context: Path, settings_cls: type[BaseSettings] = Settings) -> list[str]:
     """COPY sources exist and are sent; image settings are valid and their folders exist."""
     return [
         *_copy_problems(dockerfile, context),
@@ -126,9 +124,7 @@ def _copies(dockerfile: Path) -> Iterator[tuple[list[str], str, str]]:
         yield args[:-1], args[-1], workdir
 
 
-def _image_path_problems(
-    dockerfile: Path, context: Path, settings_cls: type[BaseSettings]
-) -> list[str]:
+def _image_path_problems(dockerfile: Path, context: Path, settings_cls: type[BaseSettings]) -> list[str]:
     """A folder an image setting names is copied into the image or created by a RUN."""
     fields = settings_cls.model_fields
     runs = " ".join(value for keyword, value in dockerfile_instructions(dockerfile) if keyword == "RUN")
@@ -160,8 +156,4 @@ def _dockerignore_patterns(context: Path) -> list[str]:
     if not ignore_file.is_file():
         return []
     lines = (line.strip() for line in ignore_file.read_text(encoding="utf-8").splitlines())
-    return [
-        line.rstrip("/").removeprefix("**/")
-        for line in lines
-        if line and not line.startswith(("#", "!"))
-    ]
+    return [line.rstrip("/").removeprefix("**/") for line in lines if line and not line.startswith(("#", "!"))]

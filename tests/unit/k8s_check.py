@@ -39,9 +39,7 @@ from .k8s_workload_check import (
 from .settings_check import shared_settings_problems
 
 
-def check_manifests(
-    manifests: Manifests, dockerfile: Path, settings_cls: type[BaseSettings] = Settings
-) -> list[str]:
+def check_manifests(manifests: Manifests, dockerfile: Path, settings_cls: type[BaseSettings] = Settings) -> list[str]:
     image = Image.read(dockerfile)
     processes = list(workload_processes(manifests, image, settings_cls))
     return [
@@ -55,8 +53,8 @@ def check_manifests(
         *check_disruption_budgets(manifests),
         *check_images(manifests),
         *shared_settings_problems(
-            [(p.ref, p.args, p.settings) for p in processes if p.settings is not None],
-            settings_cls),
+            [(p.ref, p.args, p.settings) for p in processes if p.settings is not None], settings_cls
+        ),
     ]
 
 
@@ -72,11 +70,7 @@ def check_kustomization(manifests: Manifests) -> list[str]:
         if not (manifests.folder / resource).is_file()
     ]
     on_disk = sorted(p.name for p in manifests.folder.glob("*.y*ml") if p.stem != "kustomization")
-    problems += [
-        f"{name} is not listed in kustomization.yaml resources"
-        for name in on_disk
-        if name not in listed
-    ]
+    problems += [f"{name} is not listed in kustomization.yaml resources" for name in on_disk if name not in listed]
     namespace = manifests.kustomization.get("namespace")
     names = [doc.name for doc in manifests.of_kind("Namespace")]
     if namespace and names and namespace not in names:
@@ -115,10 +109,12 @@ def check_autoscalers(manifests: Manifests, processes: list[Process]) -> list[st
             problems.append(f"{hpa.ref}: minReplicas {low} exceeds maxReplicas {high}")
         process = by_ref.get(ref)
         if process and process.settings is not None and process.args[:2] == ["projections", "run"]:
-            partitions = int(getattr(process.settings, "topic_partitions"))
+            partitions = int(process.settings.topic_partitions)
             if high > partitions:
-                problems.append(f"{hpa.ref}: scales {ref} to {high} replicas, but its consumer "
-                                f"group has {partitions} partitions per topic: the rest would idle")
+                problems.append(
+                    f"{hpa.ref}: scales {ref} to {high} replicas, but its consumer "
+                    f"group has {partitions} partitions per topic: the rest would idle"
+                )
     return problems
 
 
@@ -144,8 +140,10 @@ def check_disruption_budgets(manifests: Manifests) -> list[str]:
         for deployment in selected:
             replicas = least_replicas(manifests, deployment)
             if isinstance(minimum, int) and minimum >= replicas:
-                problems.append(f"{pdb.ref}: minAvailable {minimum} with {replicas} replicas of "
-                                f"{deployment.ref} blocks every voluntary eviction")
+                problems.append(
+                    f"{pdb.ref}: minAvailable {minimum} with {replicas} replicas of "
+                    f"{deployment.ref} blocks every voluntary eviction"
+                )
     return problems
 
 
@@ -153,18 +151,17 @@ def check_images(manifests: Manifests) -> list[str]:
     """Every samtykke container runs the one image the kustomization names."""
     used = {
         doc.ref: str(container.get("image", ""))
-        for kind in WORKLOADS for doc in manifests.of_kind(kind) for container in containers(doc)
+        for kind in WORKLOADS
+        for doc in manifests.of_kind(kind)
+        for container in containers(doc)
     }
     if not used:
         return []
     common, _ = Counter(used.values()).most_common(1)[0]
     problems = [
-        f"{ref}: runs image {image!r}, the other workloads {common!r}"
-        for ref, image in used.items()
-        if image != common
+        f"{ref}: runs image {image!r}, the other workloads {common!r}" for ref, image in used.items() if image != common
     ]
     names = {str(entry.get("name")) for entry in manifests.kustomization.get("images") or []}
     if names and common.rsplit(":", 1)[0] not in names:
-        problems.append(f"kustomization.yaml images name {sorted(names)}, "
-                        f"but the workloads run {common!r}")
+        problems.append(f"kustomization.yaml images name {sorted(names)}, but the workloads run {common!r}")
     return problems

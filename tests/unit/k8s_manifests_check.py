@@ -63,8 +63,11 @@ def load_manifests(folder: Path) -> Manifests:
         if body is not None
     ]
     # YAML aliases share objects; a plain copy lets a test edit one place
-    return Manifests(folder, json.loads(json.dumps(kustomization)),
-                     [Document(d.file, json.loads(json.dumps(d.body))) for d in documents])
+    return Manifests(
+        folder,
+        json.loads(json.dumps(kustomization)),
+        [Document(d.file, json.loads(json.dumps(d.body))) for d in documents],
+    )
 
 
 def config_data(manifests: Manifests, kind: str, name: str) -> dict[str, str] | None:
@@ -99,10 +102,7 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, Any]) -> bo
 
 
 def selected_deployments(manifests: Manifests, selector: Mapping[str, Any] | None) -> list[Document]:
-    return [
-        doc for doc in manifests.of_kind("Deployment")
-        if selects(selector, pod_metadata(doc).get("labels") or {})
-    ]
+    return [doc for doc in manifests.of_kind("Deployment") if selects(selector, pod_metadata(doc).get("labels") or {})]
 
 
 _SOURCES = (("ConfigMap", "configMapRef", "configMapKeyRef"), ("Secret", "secretRef", "secretKeyRef"))

@@ -95,6 +95,8 @@ def check_services(manifests: Manifests) -> list[str]:
                 ports = [c for c in containers(deployment) if _resolve(target, c) in container_ports(c)]
                 if not ports:
                     declared = sorted(p for c in containers(deployment) for p in container_ports(c))
-                    problems.append(f"{service.ref}: targetPort {target} is not a containerPort "
-                                    f"of {deployment.ref} ({', '.join(map(str, declared))})")
+                    problems.append(
+                        f"{service.ref}: targetPort {target} is not a containerPort "
+                        f"of {deployment.ref} ({', '.join(map(str, declared))})"
+                    )
     return problems

@@ -47,9 +47,7 @@ class Process(NamedTuple):
     settings: BaseSettings | None
 
 
-def workload_processes(
-    manifests: Manifests, image: Image, settings_cls: type[BaseSettings]
-) -> Iterator[Process]:
+def workload_processes(manifests: Manifests, image: Image, settings_cls: type[BaseSettings]) -> Iterator[Process]:
     for kind in WORKLOADS:
         for doc in manifests.of_kind(kind):
             for container in containers(doc):
@@ -71,31 +69,34 @@ def check_config_keys(manifests: Manifests, settings_cls: type[BaseSettings]) ->
     return problems
 
 
-def check_workloads(
-    manifests: Manifests, image: Image, settings_cls: type[BaseSettings]
-) -> list[str]:
+def check_workloads(manifests: Manifests, image: Image, settings_cls: type[BaseSettings]) -> list[str]:
     problems: list[str] = []
     for kind in WORKLOADS:
         for doc in manifests.of_kind(kind):
             for container in containers(doc):
                 problems += [
-                    f"{doc.ref}: {p}"
-                    for p in _container_problems(doc, container, manifests, image, settings_cls)
+                    f"{doc.ref}: {p}" for p in _container_problems(doc, container, manifests, image, settings_cls)
                 ]
             problems += [f"{doc.ref}: {p}" for p in _selector_problems(doc)]
     return problems
 
 
 def _container_problems(
-    doc: Document, container: Body, manifests: Manifests, image: Image,
+    doc: Document,
+    container: Body,
+    manifests: Manifests,
+    image: Image,
     settings_cls: type[BaseSettings],
 ) -> list[str]:
     env = container_env(container, manifests, image.env)
     # values from a ConfigMap or Secret are checked once, by check_config_keys
     fields = {env_name(settings_cls, field) for field in settings_cls.model_fields}
     problems = [*env.problems, *settings_problems(env.literal, settings_cls)]
-    problems += [f"{name} is not a Settings field" for name in env.referenced
-                 if name.startswith(env_prefix(settings_cls)) and name not in fields]
+    problems += [
+        f"{name} is not a Settings field"
+        for name in env.referenced
+        if name.startswith(env_prefix(settings_cls)) and name not in fields
+    ]
     if container.get("command"):
         problems.append("sets command, which replaces the image's `samtykke` entrypoint; use args")
     args = [str(word) for word in container.get("args") or []]
@@ -123,16 +124,11 @@ def _security_problems(pod: Body, container: Body, image: Image) -> list[str]:
 
 def _resource_problems(container: Body) -> list[str]:
     resources = container.get("resources") or {}
-    missing = [
-        path for path in RESOURCES
-        if (resources.get(path.split(".")[0]) or {}).get(path.split(".")[1]) is None
-    ]
+    missing = [path for path in RESOURCES if (resources.get(path.split(".")[0]) or {}).get(path.split(".")[1]) is None]
     return [f"sets no resources {', '.join(missing)}"] if missing else []
 
 
-def _state_dir_problems(
-    container: Body, settings: BaseSettings, settings_cls: type[BaseSettings]
-) -> list[str]:
+def _state_dir_problems(container: Body, settings: BaseSettings, settings_cls: type[BaseSettings]) -> list[str]:
     """A read-only root filesystem leaves the state folder writable through a mount."""
     if not (container.get("securityContext") or {}).get("readOnlyRootFilesystem"):
         return []
@@ -140,10 +136,7 @@ def _state_dir_problems(
     mounted = {str(m.get("mountPath", "")).rstrip("/") for m in container.get("volumeMounts") or []}
     if not state_dir or state_dir in mounted:
         return []
-    return [
-        f"root filesystem is read-only, but nothing is mounted at "
-        f"{env_prefix(settings_cls)}STATE_DIR {state_dir}"
-    ]
+    return [f"root filesystem is read-only, but nothing is mounted at {env_prefix(settings_cls)}STATE_DIR {state_dir}"]
 
 
 def _selector_problems(doc: Document) -> list[str]:

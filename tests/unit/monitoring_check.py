@@ -31,10 +31,23 @@ SUFFIXES = {
     "stateset": ("",),
     "unknown": ("",),
 }
-PROMQL_WORDS = frozenset({
-    "by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool",
-    "and", "or", "unless", "inf", "nan",
-})
+PROMQL_WORDS = frozenset(
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "offset",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "inf",
+        "nan",
+    }
+)
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _VARIABLE = re.compile(r"\$\{?\w+\}?")
 _MATCHERS = re.compile(r"\{[^}]*\}")
@@ -66,7 +79,8 @@ def metric_names_in(expr: str) -> set[str]:
     text = _VARIABLE.sub("", _STRING.sub('""', expr))
     text = _GROUPING.sub("", _RANGE.sub("", _MATCHERS.sub("", text)))
     return {
-        match.group(1) for match in _IDENTIFIER.finditer(text)
+        match.group(1)
+        for match in _IDENTIFIER.finditer(text)
         if match.group(2) is None and match.group(1) not in PROMQL_WORDS
     }
 
@@ -101,7 +115,8 @@ def dashboard_expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]
 def unknown_metrics(expressions: Iterable[tuple[str, str]], known: set[str]) -> list[str]:
     return [
         f"{where}: {name} is not exposed by any service"
-        for where, expr in expressions for name in sorted(metric_names_in(expr) - known)
+        for where, expr in expressions
+        for name in sorted(metric_names_in(expr) - known)
     ]
 
 

@@ -29,9 +29,7 @@ def env_name(settings_cls: type[BaseSettings], field: str) -> str:
     return f"{env_prefix(settings_cls)}{field}".upper()
 
 
-def settings_values(
-    env: Mapping[str, str], settings_cls: type[BaseSettings]
-) -> tuple[dict[str, Any], list[str]]:
+def settings_values(env: Mapping[str, str], settings_cls: type[BaseSettings]) -> tuple[dict[str, Any], list[str]]:
     """The prefixed variables of `env` as Settings field values, and the unknown names."""
     fields = settings_cls.model_fields
     by_env = {env_name(settings_cls, field): field for field in fields}
@@ -59,15 +57,12 @@ def settings_problems(env: Mapping[str, str], settings_cls: type[BaseSettings]) 
         return [f"a JSON setting does not parse: {error}"]
     except ValidationError as error:
         return [
-            f"{env_name(settings_cls, str(d['loc'][0]) if d['loc'] else '?')}: {d['msg']}"
-            for d in error.errors()
+            f"{env_name(settings_cls, str(d['loc'][0]) if d['loc'] else '?')}: {d['msg']}" for d in error.errors()
         ] + [f"{key} is not a Settings field" for key in unknown]
     return [f"{key} is not a Settings field" for key in unknown]
 
 
-def settings_from_env(
-    env: Mapping[str, str], settings_cls: type[BaseSettings]
-) -> BaseSettings | None:
+def settings_from_env(env: Mapping[str, str], settings_cls: type[BaseSettings]) -> BaseSettings | None:
     """The settings a process starts with (its variables over the defaults); None if invalid."""
     try:
         values, _ = settings_values(env, settings_cls)
@@ -82,8 +77,9 @@ def _without_ambient_env(settings_cls: type[BaseSettings]) -> type[BaseSettings]
 
     class Given(settings_cls):  # type: ignore[valid-type,misc]
         @classmethod
-        def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any,
-                                       *_: Any, **__: Any) -> tuple[Any, ...]:
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: Any, *_: Any, **__: Any
+        ) -> tuple[Any, ...]:
             return (init_settings,)
 
     return Given
@@ -108,19 +104,21 @@ class SharedSetting(NamedTuple):
 SHARED_SETTINGS: dict[str, SharedSetting] = {
     "identifier_hash_key": SharedSetting(
         (("consent", "serve"), ("suppression", "serve")),
-        "the suppression index matches the consent service's identifier hashes"),
+        "the suppression index matches the consent service's identifier hashes",
+    ),
     "projection_role_password": SharedSetting(
         (("projections", "provision"), ("projections", "run")),
-        "projectors log in with the password provisioning set on their roles"),
+        "projectors log in with the password provisioning set on their roles",
+    ),
     "database_url": SharedSetting(
-        (("consent", "serve"), ("projections",)),
-        "every component uses one PostgreSQL database", _server_and_database),
+        (("consent", "serve"), ("projections",)), "every component uses one PostgreSQL database", _server_and_database
+    ),
     **{
         field: SharedSetting(
             (("consent", "serve"), ("projections", "run"), ("suppression", "serve")),
-            "every component uses the same Kafka, registry and topics")
-        for field in ("kafka_bootstrap", "registry_url", "topic_changes", "topic_subjects",
-                      "topic_partitions")
+            "every component uses the same Kafka, registry and topics",
+        )
+        for field in ("kafka_bootstrap", "registry_url", "topic_changes", "topic_subjects", "topic_partitions")
     },
 }
 
@@ -142,8 +140,7 @@ def shared_settings_problems(
         common, _ = Counter(repr(value) for _, value in users).most_common(1)[0]
         agreeing = [name for name, value in users if repr(value) == common]
         problems += [
-            f"{name}: {env_name(settings_cls, field)} differs from {', '.join(agreeing)}'s; "
-            f"{shared.reason}"
+            f"{name}: {env_name(settings_cls, field)} differs from {', '.join(agreeing)}'s; {shared.reason}"
             for name, value in users
             if repr(value) != common
         ]

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from uuid import uuid4
 
 import pytest
@@ -153,13 +153,20 @@ def test_asyncapi_has_no_yaml_aliases() -> None:
 
 def test_asyncapi_names_every_topic_the_code_uses(asyncapi: dict[str, Any]) -> None:
     groups = {domain.group(SETTINGS) for domain in DOMAINS.values()}
-    expected = {SETTINGS.topic_changes, SETTINGS.topic_subjects, SETTINGS.suppression_dlq_topic,
-                *(dead_letter_topic(group) for group in groups)}
+    expected = {
+        SETTINGS.topic_changes,
+        SETTINGS.topic_subjects,
+        SETTINGS.suppression_dlq_topic,
+        *(dead_letter_topic(group) for group in groups),
+    }
     assert {channel["address"] for channel in asyncapi["channels"].values()} == expected
 
     def operations(action: str, topic: str) -> list[dict[str, Any]]:
-        return [op for op in asyncapi["operations"].values()
-                if op["action"] == action and resolve(asyncapi, op["channel"]["$ref"])["address"] == topic]
+        return [
+            op
+            for op in asyncapi["operations"].values()
+            if op["action"] == action and resolve(asyncapi, op["channel"]["$ref"])["address"] == topic
+        ]
 
     for topic in (SETTINGS.topic_changes, SETTINGS.topic_subjects):
         assert len(operations("send", topic)) == 1, f"{topic}: the consent service is its only producer"
@@ -192,7 +199,7 @@ def test_embedded_avro_schemas_equal_the_avsc_files(asyncapi: dict[str, Any]) ->
 
 
 class RecordingAdmin:
-    created: list[Any] = []
+    created: ClassVar[list[Any]] = []
 
     def __init__(self, **options: object) -> None:
         pass
@@ -237,10 +244,22 @@ async def test_partitions_and_topic_configs_are_what_the_code_creates(
     monkeypatch.setattr(suppression_feed, "AIOKafkaAdminClient", RecordingAdmin)
     monkeypatch.setattr(suppression_feed, "idempotent_producer", lambda bootstrap: RecordingProducer())
     dead_letters = [dead_letter_topic(domain.group(SETTINGS)) for domain in DOMAINS.values()]
-    await kafka.ensure_topics(SETTINGS.kafka_bootstrap, SETTINGS.topic_changes, SETTINGS.topic_subjects,
-                              SETTINGS.topic_partitions, extra=dead_letters)
-    feed = suppression_feed.TopicFeed(SETTINGS.kafka_bootstrap, SETTINGS.topic_changes, SETTINGS.topic_subjects,
-                                      {}, None, None, SETTINGS.suppression_dlq_topic)
+    await kafka.ensure_topics(
+        SETTINGS.kafka_bootstrap,
+        SETTINGS.topic_changes,
+        SETTINGS.topic_subjects,
+        SETTINGS.topic_partitions,
+        extra=dead_letters,
+    )
+    feed = suppression_feed.TopicFeed(
+        SETTINGS.kafka_bootstrap,
+        SETTINGS.topic_changes,
+        SETTINGS.topic_subjects,
+        {},
+        None,
+        None,
+        SETTINGS.suppression_dlq_topic,
+    )
     await feed._dlq_producer()
     created = {topic.name: topic for topic in RecordingAdmin.created}
     assert set(created) == {channel["address"] for channel in asyncapi["channels"].values()}
@@ -275,8 +294,15 @@ async def test_suppression_dead_letter_headers_are_what_the_feed_sends(asyncapi:
         offset, key, value = 7, SUBJECT.encode(), b"\x00junk"
 
     producer = RecordingProducer()
-    feed = suppression_feed.TopicFeed(SETTINGS.kafka_bootstrap, SETTINGS.topic_changes, SETTINGS.topic_subjects, {},
-                                      Index(), SuppressionMetrics(CollectorRegistry()), SETTINGS.suppression_dlq_topic)
+    feed = suppression_feed.TopicFeed(
+        SETTINGS.kafka_bootstrap,
+        SETTINGS.topic_changes,
+        SETTINGS.topic_subjects,
+        {},
+        Index(),
+        SuppressionMetrics(CollectorRegistry()),
+        SETTINGS.suppression_dlq_topic,
+    )
 
     async def ready_producer() -> RecordingProducer:
         return producer
@@ -305,17 +331,39 @@ async def test_the_consent_service_keys_every_event_by_subject_id() -> None:
                 self.outbox.extend((topic, k, schema, p) for k, p in zip(keys, payloads, strict=True))
 
     now = datetime.now(UTC)
-    change = ConsentChanged(str(uuid4()), SUBJECT, "consumer", None, "DK", "direct_marketing", "sms", "granted", None, 1,
-                            now, now, None, "self_service", "subject", None, None, None)
+    change = ConsentChanged(
+        str(uuid4()),
+        SUBJECT,
+        "consumer",
+        None,
+        "DK",
+        "direct_marketing",
+        "sms",
+        "granted",
+        None,
+        1,
+        now,
+        now,
+        None,
+        "self_service",
+        "subject",
+        None,
+        None,
+        None,
+    )
     subject = SubjectChanged(str(uuid4()), SUBJECT, "consumer", "DK", None, None, None, None, False, 1, now)
     conn = Connection()
     await store.save_changes(conn, [change], None, SETTINGS.topic_changes)
     await store.enqueue_subject(conn, SETTINGS.topic_subjects, subject)
-    assert [(row[0], row[1]) for row in conn.outbox] == [(SETTINGS.topic_changes, SUBJECT),
-                                                         (SETTINGS.topic_subjects, SUBJECT)]
+    assert [(row[0], row[1]) for row in conn.outbox] == [
+        (SETTINGS.topic_changes, SUBJECT),
+        (SETTINGS.topic_subjects, SUBJECT),
+    ]
 
-    rows = [{"id": 1, "topic": topic, "message_key": key, "schema_name": schema, "payload": {}, "created_at": now}
-            for topic, key, schema, _ in conn.outbox]
+    rows = [
+        {"id": 1, "topic": topic, "message_key": key, "schema_name": schema, "payload": {}, "created_at": now}
+        for topic, key, schema, _ in conn.outbox
+    ]
 
     class Pool:
         def acquire(self) -> Pool:
@@ -338,12 +386,21 @@ async def test_the_consent_service_keys_every_event_by_subject_id() -> None:
             return b"avro"
 
     producer = RecordingProducer()
-    outbox = relay.OutboxRelay(Pool(), lambda: producer, {"ConsentChanged": Encoder(), "SubjectChanged": Encoder()},
-                               ConsentMetrics(CollectorRegistry()), 500, 1.0, lambda: None)
+    outbox = relay.OutboxRelay(
+        Pool(),
+        lambda: producer,
+        {"ConsentChanged": Encoder(), "SubjectChanged": Encoder()},
+        ConsentMetrics(CollectorRegistry()),
+        500,
+        1.0,
+        lambda: None,
+    )
     outbox._producer = producer
     assert await outbox.publish_batch() == 2
     assert [(args[0], kwargs["key"]) for args, kwargs in producer.sent] == [
-        (SETTINGS.topic_changes, SUBJECT.encode()), (SETTINGS.topic_subjects, SUBJECT.encode())]
+        (SETTINGS.topic_changes, SUBJECT.encode()),
+        (SETTINGS.topic_subjects, SUBJECT.encode()),
+    ]
     assert all("headers" not in kwargs for _, kwargs in producer.sent)  # the documents list none
 
 

@@ -30,8 +30,11 @@ def test_stats_are_nearest_rank_percentiles() -> None:
 
 
 def _step(p99: float, achieved: float, missing: int = 0) -> dict[str, object]:
-    return {"target_rate": 1000.0, "achieved_rate": achieved,
-            "destinations": {d: {"p99": p99, "missing": missing} for d in DESTINATIONS}}
+    return {
+        "target_rate": 1000.0,
+        "achieved_rate": achieved,
+        "destinations": {d: {"p99": p99, "missing": missing} for d in DESTINATIONS},
+    }
 
 
 def test_a_rate_is_sustained_only_with_every_change_delivered_within_a_second() -> None:
@@ -51,4 +54,4 @@ def test_every_step_flips_decisions_even_when_rates_grow() -> None:
         assert len(subjects) == need
         before = "granted" if action == "withdraw" else "withdrawn"
         assert all(seen[s] == before for s in subjects), (action, subjects)
-        seen.update({s: "withdrawn" if action == "withdraw" else "granted" for s in subjects})
+        seen.update(dict.fromkeys(subjects, "withdrawn" if action == "withdraw" else "granted"))

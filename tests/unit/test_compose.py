@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from samtykke.adapters.settings import Settings
+
 from .compose_check import check_compose, load_compose
 from .compose_service_check import (
     command_words,
@@ -23,14 +25,10 @@ from .compose_service_check import (
 )
 from .dockerfile_check import check_dockerfile
 
-from samtykke.adapters.settings import Settings
-
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-PROJECTORS_AND_SUPPRESSION = (
-    "projector-marketing, projector-analytics, projector-customer-service, suppression"
-)
+PROJECTORS_AND_SUPPRESSION = "projector-marketing, projector-analytics, projector-customer-service, suppression"
 
 
 @lru_cache(maxsize=1)
@@ -80,21 +78,23 @@ SAMTYKKE_PORTS = {
 
 def test_platform_services_are_defined(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
-        "kafka", "registry", "postgres", "provision", *SAMTYKKE_PORTS, "prometheus", "grafana",
+        "kafka",
+        "registry",
+        "postgres",
+        "provision",
+        *SAMTYKKE_PORTS,
+        "prometheus",
+        "grafana",
     }
 
 
 @pytest.mark.parametrize(("name", "port"), SAMTYKKE_PORTS.items())
-def test_services_publish_their_fixed_port_on_loopback(
-    compose: dict[str, Any], name: str, port: int
-) -> None:
+def test_services_publish_their_fixed_port_on_loopback(compose: dict[str, Any], name: str, port: int) -> None:
     assert _service(compose, name)["ports"] == [f"127.0.0.1:{port}:{port}"]
 
 
 @pytest.mark.parametrize("name", SAMTYKKE_PORTS)
-def test_samtykke_services_use_the_shared_environment(
-    compose: dict[str, Any], name: str
-) -> None:
+def test_samtykke_services_use_the_shared_environment(compose: dict[str, Any], name: str) -> None:
     shared = compose["x-samtykke-env"]
     assert shared.items() <= _service(compose, name)["environment"].items()
 
@@ -143,8 +143,7 @@ def test_keys_come_from_compose_variables(compose: dict[str, Any]) -> None:
             assert env[key].startswith(f"${{{key}:-"), f"{name}: {key}"
 
 
-@pytest.mark.parametrize("name", ["projector-marketing", "projector-analytics",
-                                  "projector-customer-service"])
+@pytest.mark.parametrize("name", ["projector-marketing", "projector-analytics", "projector-customer-service"])
 def test_projector_web_server_binds_the_http_host(compose: dict[str, Any], name: str) -> None:
     from samtykke.projections.app import faust_settings
     from samtykke.projections.domains import DOMAINS
@@ -178,8 +177,7 @@ def test_unknown_samtykke_variable_is_reported(compose: dict[str, Any]) -> None:
 def test_value_settings_rejects_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "consent")["environment"]["SAMTYKKE_CONSENT_PORT"] = "eighty"
     assert _problems(compose) == [
-        "consent: SAMTYKKE_CONSENT_PORT: Input should be a valid integer, "
-        "unable to parse string as an integer"
+        "consent: SAMTYKKE_CONSENT_PORT: Input should be a valid integer, unable to parse string as an integer"
     ]
 
 
@@ -205,15 +203,11 @@ def test_long_running_service_without_restart_policy_is_reported(
 
 def test_restarting_a_one_shot_service_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "provision")["restart"] = "unless-stopped"
-    assert _problems(compose) == [
-        "provision: others wait for it to complete, but restart: unless-stopped reruns it"
-    ]
+    assert _problems(compose) == ["provision: others wait for it to complete, but restart: unless-stopped reruns it"]
 
 
 def test_projector_not_waiting_for_provisioning_is_reported(compose: dict[str, Any]) -> None:
-    _service(compose, "projector-analytics")["depends_on"]["provision"] = {
-        "condition": "service_started"
-    }
+    _service(compose, "projector-analytics")["depends_on"]["provision"] = {"condition": "service_started"}
     assert _problems(compose) == [
         "projector-analytics: runs `projections run` but does not wait for a "
         "`projections provision` service to complete successfully"
@@ -248,12 +242,9 @@ def test_projector_port_follows_its_domain_index(compose: dict[str, Any]) -> Non
 
 
 def test_web_port_base_moved_is_reported_everywhere(compose: dict[str, Any]) -> None:
-    _service(compose, "projector-customer-service")["environment"][
-        "SAMTYKKE_PROJECTION_WEB_PORT_BASE"
-    ] = 8200
+    _service(compose, "projector-customer-service")["environment"]["SAMTYKKE_PROJECTION_WEB_PORT_BASE"] = 8200
     assert _problems(compose) == [
-        "projector-customer-service: listens on 8203, which deploy/docker/Dockerfile "
-        "does not EXPOSE",
+        "projector-customer-service: listens on 8203, which deploy/docker/Dockerfile does not EXPOSE",
         "projector-customer-service: publishes container port 8103 but listens on 8203",
         "projector-customer-service: healthcheck probes port 8103 but it listens on 8203",
         "projector-customer-service: prometheus job 'projector' in "
@@ -261,13 +252,9 @@ def test_web_port_base_moved_is_reported_everywhere(compose: dict[str, Any]) -> 
     ]
 
 
-def test_service_prometheus_does_not_scrape_is_reported(
-    compose: dict[str, Any], tmp_path: Path
-) -> None:
+def test_service_prometheus_does_not_scrape_is_reported(compose: dict[str, Any], tmp_path: Path) -> None:
     config = yaml.safe_load(PROMETHEUS_FILE.read_text(encoding="utf-8"))
-    config["scrape_configs"] = [
-        job for job in config["scrape_configs"] if job["job_name"] != "suppression"
-    ]
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] != "suppression"]
     edited = tmp_path / "prometheus.yml"
     edited.write_text(yaml.safe_dump(config))
     _mount_prometheus_config(compose, edited)
@@ -278,9 +265,7 @@ def test_service_prometheus_does_not_scrape_is_reported(
 
 def test_prometheus_config_mounted_but_missing_is_reported(compose: dict[str, Any]) -> None:
     _mount_prometheus_config(compose, "./deploy/prometheus/missing.yml")
-    assert _problems(compose) == [
-        "prometheus: bind-mounted host path ./deploy/prometheus/missing.yml does not exist"
-    ]
+    assert _problems(compose) == ["prometheus: bind-mounted host path ./deploy/prometheus/missing.yml does not exist"]
 
 
 def test_identifier_hash_key_differing_between_services_is_reported(
@@ -307,8 +292,7 @@ def test_projector_role_password_other_than_provisioned_is_reported(
 def test_image_tag_differing_for_the_shared_build_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "suppression")["image"] = "samtykke:suppression"
     assert _problems(compose) == [
-        "suppression: tags the shared build as 'samtykke:suppression', the others as "
-        "'samtykke:dev'"
+        "suppression: tags the shared build as 'samtykke:suppression', the others as 'samtykke:dev'"
     ]
 
 
@@ -320,9 +304,7 @@ def test_published_port_other_than_the_port_setting_is_reported(compose: dict[st
 def test_healthcheck_on_another_port_is_reported(compose: dict[str, Any]) -> None:
     healthcheck = _service(compose, "consent")["healthcheck"]
     healthcheck["test"] = [part.replace(":8000/", ":8080/") for part in healthcheck["test"]]
-    assert _problems(compose) == [
-        "consent: healthcheck probes port 8080 but it listens on 8000"
-    ]
+    assert _problems(compose) == ["consent: healthcheck probes port 8080 but it listens on 8000"]
 
 
 def test_infrastructure_port_mismatch_is_reported(compose: dict[str, Any]) -> None:
@@ -332,17 +314,13 @@ def test_infrastructure_port_mismatch_is_reported(compose: dict[str, Any]) -> No
 
 def test_published_service_bound_to_loopback_is_reported(compose: dict[str, Any]) -> None:
     del _service(compose, "consent")["environment"]["SAMTYKKE_HTTP_HOST"]
-    assert _problems(compose) == [
-        "consent: publishes ports but binds 127.0.0.1 only; set SAMTYKKE_HTTP_HOST=0.0.0.0"
-    ]
+    assert _problems(compose) == ["consent: publishes ports but binds 127.0.0.1 only; set SAMTYKKE_HTTP_HOST=0.0.0.0"]
 
 
 def test_missing_bind_mounted_file_is_reported(compose: dict[str, Any]) -> None:
     volumes = _service(compose, "consent").setdefault("volumes", [])
     volumes.append("./deploy/docker/missing.conf:/etc/samtykke.conf:ro")
-    assert _problems(compose) == [
-        "consent: bind-mounted host path ./deploy/docker/missing.conf does not exist"
-    ]
+    assert _problems(compose) == ["consent: bind-mounted host path ./deploy/docker/missing.conf does not exist"]
 
 
 def test_existing_bind_mounted_path_is_accepted(compose: dict[str, Any]) -> None:
@@ -353,23 +331,17 @@ def test_existing_bind_mounted_path_is_accepted(compose: dict[str, Any]) -> None
 
 def test_undeclared_named_volume_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "kafka")["volumes"] = ["kafka-logs:/var/lib/kafka/data"]
-    assert _problems(compose) == [
-        "kafka: named volume 'kafka-logs' is not declared under volumes"
-    ]
+    assert _problems(compose) == ["kafka: named volume 'kafka-logs' is not declared under volumes"]
 
 
 def test_missing_dockerfile_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "consent")["build"]["dockerfile"] = "deploy/docker/Dockerfile.api"
-    assert _problems(compose) == [
-        "consent: Dockerfile deploy/docker/Dockerfile.api does not exist"
-    ]
+    assert _problems(compose) == ["consent: Dockerfile deploy/docker/Dockerfile.api does not exist"]
 
 
 def test_command_repeating_the_entrypoint_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "consent")["command"] = ["samtykke", "consent", "serve"]
-    assert _problems(compose) == [
-        "consent: command repeats the entrypoint 'samtykke'; drop its first word"
-    ]
+    assert _problems(compose) == ["consent: command repeats the entrypoint 'samtykke'; drop its first word"]
 
 
 def test_endpoint_on_a_port_nobody_listens_on_is_reported(compose: dict[str, Any]) -> None:
@@ -386,18 +358,15 @@ def test_endpoint_left_at_localhost_is_reported(compose: dict[str, Any]) -> None
     assert _problems(compose) == [
         f"consent: SAMTYKKE_REGISTRY_URL differs from {PROJECTORS_AND_SUPPRESSION}'s; "
         "every component uses the same Kafka, registry and topics",
-        "consent: SAMTYKKE_REGISTRY_URL: 127.0.0.1 inside a container is the container "
-        "itself, not a compose service",
+        "consent: SAMTYKKE_REGISTRY_URL: 127.0.0.1 inside a container is the container itself, not a compose service",
     ]
 
 
 def test_database_credentials_must_match_postgres(compose: dict[str, Any]) -> None:
     _service(compose, "postgres")["environment"]["POSTGRES_PASSWORD"] = "changed"
     assert _problems(compose) == [
-        "provision: SAMTYKKE_DATABASE_URL: password does not match the postgres service's "
-        "POSTGRES_PASSWORD",
-        "consent: SAMTYKKE_DATABASE_URL: password does not match the postgres service's "
-        "POSTGRES_PASSWORD",
+        "provision: SAMTYKKE_DATABASE_URL: password does not match the postgres service's POSTGRES_PASSWORD",
+        "consent: SAMTYKKE_DATABASE_URL: password does not match the postgres service's POSTGRES_PASSWORD",
     ]
 
 
@@ -408,8 +377,7 @@ def test_projector_database_is_compared_without_a_login(compose: dict[str, Any])
         "projector-marketing: SAMTYKKE_DATABASE_URL differs from provision, consent, "
         "projector-analytics, projector-customer-service's; every component uses one "
         "PostgreSQL database",
-        "projector-marketing: SAMTYKKE_DATABASE_URL: database does not match the postgres "
-        "service's POSTGRES_DB",
+        "projector-marketing: SAMTYKKE_DATABASE_URL: database does not match the postgres service's POSTGRES_DB",
     ]
 
 
@@ -429,9 +397,7 @@ def test_image_setting_naming_a_folder_outside_the_image_is_reported(tmp_path: P
 def test_unknown_image_setting_is_reported(tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM python:3.11-slim\nENV SAMTYKKE_SCHEMA_DIRECTORY=/app/schemas\n")
-    assert check_dockerfile(dockerfile, tmp_path) == [
-        "ENV SAMTYKKE_SCHEMA_DIRECTORY is not a Settings field"
-    ]
+    assert check_dockerfile(dockerfile, tmp_path) == ["ENV SAMTYKKE_SCHEMA_DIRECTORY is not a Settings field"]
 
 
 # -- the pieces ----------------------------------------------------------------------
@@ -463,9 +429,7 @@ def test_interpolation_uses_compose_defaults(text: object, resolved: str) -> Non
         ({"target": 8000, "published": "18000"}, (18000, 8000)),
     ],
 )
-def test_port_entries_are_read_in_every_syntax(
-    entry: object, ports: tuple[int | None, int]
-) -> None:
+def test_port_entries_are_read_in_every_syntax(entry: object, ports: tuple[int | None, int]) -> None:
     assert published_ports({"ports": [entry]}) == [ports]
 
 
@@ -474,9 +438,7 @@ def test_copy_source_left_out_by_dockerignore_is_reported(tmp_path: Path) -> Non
     (tmp_path / ".dockerignore").write_text("services/\n")
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM python:3.11-slim\nCOPY services/ services/\n")
-    assert check_dockerfile(dockerfile, tmp_path) == [
-        "COPY source services/ is excluded by .dockerignore"
-    ]
+    assert check_dockerfile(dockerfile, tmp_path) == ["COPY source services/ is excluded by .dockerignore"]
 
 
 def test_file_without_services_is_rejected(tmp_path: Path) -> None:
@@ -488,6 +450,4 @@ def test_file_without_services_is_rejected(tmp_path: Path) -> None:
 
 def test_kafka_advertising_an_unpublished_host_port_is_reported(compose: dict[str, Any]) -> None:
     _service(compose, "kafka")["ports"] = ["127.0.0.1:29092:19092"]
-    assert _problems(compose) == [
-        "kafka: advertises 127.0.0.1:19092 to the host, but does not publish that host port"
-    ]
+    assert _problems(compose) == ["kafka: advertises 127.0.0.1:19092 to the host, but does not publish that host port"]

@@ -30,8 +30,15 @@ def _rules(kind: SubjectKind, decision: Decision, actor: ActorKind = ActorKind.S
 
 def test_catalog_has_the_seeded_purposes() -> None:
     codes = set(CATALOG.purposes)
-    assert {"direct_marketing", "third_party_marketing", "personalised_offers", "product_development",
-            "customer_service_improvement", "fault_prevention", "existing_customer_offers"} <= codes
+    assert {
+        "direct_marketing",
+        "third_party_marketing",
+        "personalised_offers",
+        "product_development",
+        "customer_service_improvement",
+        "fault_prevention",
+        "existing_customer_offers",
+    } <= codes
     assert CATALOG.purposes["existing_customer_offers"].mechanism.value == "opt_out"
     assert not CATALOG.purposes["billing"].decidable
 
@@ -42,11 +49,19 @@ def test_each_broken_rule_names_its_field() -> None:
     assert "d.channel" in _rules(SubjectKind.CONSUMER, Decision("direct_marketing", None, grant, NOW))[0]
     assert "omit channel" in _rules(SubjectKind.CONSUMER, Decision("fault_prevention", Channel.SMS, grant, NOW))[0]
     assert "not a channel" in _rules(SubjectKind.EMPLOYEE, Decision("direct_marketing", Channel.PHONE, grant, NOW))[0]
-    assert "future" in _rules(SubjectKind.CONSUMER, Decision("direct_marketing", Channel.SMS, grant, NOW + timedelta(hours=1)))[0]
+    assert (
+        "future"
+        in _rules(SubjectKind.CONSUMER, Decision("direct_marketing", Channel.SMS, grant, NOW + timedelta(hours=1)))[0]
+    )
     assert "contract" in _rules(SubjectKind.CONSUMER, Decision("billing", None, grant, NOW))[0]
     assert "actor.kind" in _rules(SubjectKind.BUSINESS, Decision("product_development", None, grant, NOW))[0]
-    assert _rules(SubjectKind.BUSINESS, Decision("product_development", None, grant, NOW), ActorKind.COMPANY_ADMIN) == []
-    assert "revoke" in _rules(SubjectKind.CONSUMER, Decision("direct_marketing", Channel.SMS, ConsentAction.REVOKE, NOW))[0]
+    assert (
+        _rules(SubjectKind.BUSINESS, Decision("product_development", None, grant, NOW), ActorKind.COMPANY_ADMIN) == []
+    )
+    assert (
+        "revoke"
+        in _rules(SubjectKind.CONSUMER, Decision("direct_marketing", Channel.SMS, ConsentAction.REVOKE, NOW))[0]
+    )
 
 
 def test_grant_lapses_after_the_catalog_period_and_use_moves_it() -> None:
@@ -65,7 +80,9 @@ def test_grant_lapses_after_the_catalog_period_and_use_moves_it() -> None:
 def test_documentation_is_kept_two_years_after_last_use() -> None:
     granted = apply_decision(DM, None, Decision("direct_marketing", Channel.SMS, ConsentAction.GRANT, NOW))
     assert documentation_deadline(DM, granted) is None
-    withdrawn = apply_decision(DM, granted, Decision("direct_marketing", Channel.SMS, ConsentAction.WITHDRAW, NOW + timedelta(days=10)))
+    withdrawn = apply_decision(
+        DM, granted, Decision("direct_marketing", Channel.SMS, ConsentAction.WITHDRAW, NOW + timedelta(days=10))
+    )
     assert documentation_deadline(DM, withdrawn) == NOW + timedelta(days=10 + 730)
 
 

@@ -85,16 +85,11 @@ def test_every_component_is_deployed(manifests: Manifests) -> None:
     assert {doc.name for doc in manifests.of_kind("Deployment")} == set(PORTS)
     assert {doc.name for doc in manifests.of_kind("Service")} == set(PORTS)
     assert {doc.name for doc in manifests.of_kind("PodDisruptionBudget")} == set(PORTS)
-    assert [containers(job)[0]["args"] for job in manifests.of_kind("Job")] == [
-        ["projections", "provision"]
-    ]
+    assert [containers(job)[0]["args"] for job in manifests.of_kind("Job")] == [["projections", "provision"]]
 
 
 def test_only_stateless_http_services_autoscale(manifests: Manifests) -> None:
-    targets = {
-        doc.body["spec"]["scaleTargetRef"]["name"]
-        for doc in manifests.of_kind("HorizontalPodAutoscaler")
-    }
+    targets = {doc.body["spec"]["scaleTargetRef"]["name"] for doc in manifests.of_kind("HorizontalPodAutoscaler")}
     assert targets == {"consent", "suppression"}
 
 
@@ -122,9 +117,7 @@ def test_secret_values_are_marked_as_development_placeholders(manifests: Manifes
 def test_kustomize_renders_every_document_into_the_namespace(manifests: Manifests) -> None:
     # `make test` installs kubectl (Debian's kubernetes-client) when it is missing
     assert shutil.which("kubectl"), "kubectl not found: run `make monitoring-tools`"
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, check=True
-    ).stdout
+    rendered = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, check=True).stdout
     documents = [doc for doc in yaml.safe_load_all(rendered) if doc]
     assert len(documents) == len(manifests.documents)
     namespaced = [doc for doc in documents if doc["kind"] != "Namespace"]
@@ -146,9 +139,7 @@ def test_manifest_file_left_out_of_kustomization_is_reported(manifests: Manifest
 
 def test_namespace_other_than_the_kustomization_one_is_reported(manifests: Manifests) -> None:
     manifests.kustomization["namespace"] = "consent"
-    assert _problems(manifests) == [
-        "kustomization.yaml deploys into consent, but the Namespace is ['samtykke']"
-    ]
+    assert _problems(manifests) == ["kustomization.yaml deploys into consent, but the Namespace is ['samtykke']"]
 
 
 def test_document_without_a_kind_is_reported(manifests: Manifests) -> None:
@@ -158,9 +149,7 @@ def test_document_without_a_kind_is_reported(manifests: Manifests) -> None:
 
 def test_unknown_configmap_key_is_reported(manifests: Manifests) -> None:
     _doc(manifests, "ConfigMap", "samtykke-config")["data"]["SAMTYKKE_CONSENT_PROT"] = "8000"
-    assert _problems(manifests) == [
-        "configmap/samtykke-config: key SAMTYKKE_CONSENT_PROT is not a Settings field"
-    ]
+    assert _problems(manifests) == ["configmap/samtykke-config: key SAMTYKKE_CONSENT_PROT is not a Settings field"]
 
 
 def test_configmap_value_settings_rejects_is_reported(manifests: Manifests) -> None:
@@ -175,8 +164,7 @@ def test_secret_value_settings_rejects_is_reported(manifests: Manifests) -> None
     secret = _doc(manifests, "Secret", "samtykke-secrets")["stringData"]
     secret["SAMTYKKE_API_KEYS"] = '{"dev-admin": ["superuser"]}'
     assert _problems(manifests) == [
-        "secret/samtykke-secrets: SAMTYKKE_API_KEYS: Value error, "
-        "api key dev-…: unknown scopes ['superuser']"
+        "secret/samtykke-secrets: SAMTYKKE_API_KEYS: Value error, api key dev-…: unknown scopes ['superuser']"
     ]
 
 
@@ -193,10 +181,12 @@ def test_missing_configmap_key_moves_the_port_and_is_reported(manifests: Manifes
 
 
 def test_configmap_key_reference_to_a_missing_key_is_reported(manifests: Manifests) -> None:
-    _container(manifests, "consent")["env"].append({
-        "name": "SAMTYKKE_SWEEPER_INTERVAL_SECONDS",
-        "valueFrom": {"configMapKeyRef": {"name": "samtykke-config", "key": "SAMTYKKE_SWEEPER"}},
-    })
+    _container(manifests, "consent")["env"].append(
+        {
+            "name": "SAMTYKKE_SWEEPER_INTERVAL_SECONDS",
+            "valueFrom": {"configMapKeyRef": {"name": "samtykke-config", "key": "SAMTYKKE_SWEEPER"}},
+        }
+    )
     assert _problems(manifests) == [
         "deployment/consent: env SAMTYKKE_SWEEPER_INTERVAL_SECONDS: ConfigMap samtykke-config "
         "has no key SAMTYKKE_SWEEPER"
@@ -207,8 +197,7 @@ def test_missing_secret_key_is_reported(manifests: Manifests) -> None:
     del _doc(manifests, "Secret", "samtykke-secrets")["stringData"]["SAMTYKKE_API_KEYS"]
     assert _problems(manifests) == [
         "deployment/consent: env SAMTYKKE_API_KEYS: Secret samtykke-secrets has no key SAMTYKKE_API_KEYS",
-        "deployment/suppression: env SAMTYKKE_API_KEYS: Secret samtykke-secrets has no key "
-        "SAMTYKKE_API_KEYS",
+        "deployment/suppression: env SAMTYKKE_API_KEYS: Secret samtykke-secrets has no key SAMTYKKE_API_KEYS",
     ]
 
 
@@ -220,12 +209,8 @@ def test_missing_configmap_is_reported(manifests: Manifests) -> None:
 
 
 def test_unknown_env_variable_is_reported(manifests: Manifests) -> None:
-    _container(manifests, "projector-marketing")["env"].append(
-        {"name": "SAMTYKKE_PROJECTION_BATCH", "value": "500"}
-    )
-    assert _problems(manifests) == [
-        "deployment/projector-marketing: SAMTYKKE_PROJECTION_BATCH is not a Settings field"
-    ]
+    _container(manifests, "projector-marketing")["env"].append({"name": "SAMTYKKE_PROJECTION_BATCH", "value": "500"})
+    assert _problems(manifests) == ["deployment/projector-marketing: SAMTYKKE_PROJECTION_BATCH is not a Settings field"]
 
 
 def test_identifier_hash_key_differing_between_workloads_is_reported(manifests: Manifests) -> None:
@@ -254,8 +239,7 @@ def test_command_replacing_the_entrypoint_is_reported(manifests: Manifests) -> N
     container = _container(manifests, "samtykke-provision", kind="Job")
     container["command"] = ["samtykke"]
     assert _problems(manifests) == [
-        "job/samtykke-provision: sets command, which replaces the image's `samtykke` entrypoint; "
-        "use args"
+        "job/samtykke-provision: sets command, which replaces the image's `samtykke` entrypoint; use args"
     ]
 
 
@@ -278,9 +262,7 @@ def test_probe_on_another_port_is_reported(manifests: Manifests) -> None:
 
 def test_probe_on_the_wrong_path_is_reported(manifests: Manifests) -> None:
     _container(manifests, "suppression")["livenessProbe"]["httpGet"]["path"] = "/ready"
-    assert _problems(manifests) == [
-        "deployment/suppression: livenessProbe probes /ready, not /healthz"
-    ]
+    assert _problems(manifests) == ["deployment/suppression: livenessProbe probes /ready, not /healthz"]
 
 
 def test_scrape_annotation_on_another_port_is_reported(manifests: Manifests) -> None:
@@ -315,23 +297,17 @@ def test_deployment_selector_not_matching_its_pods_is_reported(manifests: Manife
 
 def test_user_other_than_the_image_user_is_reported(manifests: Manifests) -> None:
     _pod(manifests, "suppression")["spec"]["securityContext"]["runAsUser"] = 1000
-    assert _problems(manifests) == [
-        "deployment/suppression: runs as user 1000, but the image's user is 10001"
-    ]
+    assert _problems(manifests) == ["deployment/suppression: runs as user 1000, but the image's user is 10001"]
 
 
 def test_missing_run_as_non_root_is_reported(manifests: Manifests) -> None:
     del _pod(manifests, "consent")["spec"]["securityContext"]["runAsNonRoot"]
-    assert _problems(manifests) == [
-        "deployment/consent: does not set securityContext.runAsNonRoot: true"
-    ]
+    assert _problems(manifests) == ["deployment/consent: does not set securityContext.runAsNonRoot: true"]
 
 
 def test_missing_resource_limits_are_reported(manifests: Manifests) -> None:
     del _container(manifests, "projector-marketing")["resources"]["limits"]
-    assert _problems(manifests) == [
-        "deployment/projector-marketing: sets no resources limits.cpu, limits.memory"
-    ]
+    assert _problems(manifests) == ["deployment/projector-marketing: sets no resources limits.cpu, limits.memory"]
 
 
 def test_read_only_root_without_a_state_mount_is_reported(manifests: Manifests) -> None:
@@ -364,16 +340,14 @@ def test_service_selector_matching_no_pods_is_reported(manifests: Manifests) -> 
 def test_service_target_port_mismatch_is_reported(manifests: Manifests) -> None:
     _doc(manifests, "Service", "projector-marketing")["spec"]["ports"][0]["targetPort"] = 8100
     assert _problems(manifests) == [
-        "service/projector-marketing: targetPort 8100 is not a containerPort of "
-        "deployment/projector-marketing (8101)"
+        "service/projector-marketing: targetPort 8100 is not a containerPort of deployment/projector-marketing (8101)"
     ]
 
 
 def test_autoscaler_of_a_missing_deployment_is_reported(manifests: Manifests) -> None:
     _doc(manifests, "HorizontalPodAutoscaler", "consent")["spec"]["scaleTargetRef"]["name"] = "consent-api"
     assert _problems(manifests) == [
-        "horizontalpodautoscaler/consent: scales deployment/consent-api, which is not a "
-        "Deployment in the manifests",
+        "horizontalpodautoscaler/consent: scales deployment/consent-api, which is not a Deployment in the manifests",
         # without its autoscaler, consent runs the default single replica
         "poddisruptionbudget/consent: minAvailable 1 with 1 replicas of deployment/consent "
         "blocks every voluntary eviction",

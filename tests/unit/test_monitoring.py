@@ -112,8 +112,9 @@ def test_rule_unit_tests_pass() -> None:
 
 def test_scrape_config_targets_the_compose_services() -> None:
     config = load_yaml(PROMETHEUS / "prometheus.yml")
-    jobs = {job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
-            for job in config["scrape_configs"]}
+    jobs = {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]] for job in config["scrape_configs"]
+    }
     assert jobs == COMPOSE_TARGETS
 
 
@@ -157,13 +158,16 @@ def test_dashboard_provider_reads_the_mounted_folder() -> None:
 # -- the checker itself, on deliberate mistakes ----------------------------------------
 
 
-@pytest.mark.parametrize(("expr", "names"), [
-    ('histogram_quantile(0.99, sum by (domain, le) (rate(a_bucket{le!="+Inf"}[$__rate_interval])))', {"a_bucket"}),
-    ("sum(rate(b_total[5m])) > 0 and on () (sum(rate(c_total[5m])) or vector(0)) == 0", {"b_total", "c_total"}),
-    ("d unless d offset 10m", {"d"}),
-    ('label_replace(count by (job) (up{job="x"}) < 3, "job", "y", "", "")', {"up"}),
-    ("level:e:p99_5m > 1e3", {"level:e:p99_5m"}),
-])
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ('histogram_quantile(0.99, sum by (domain, le) (rate(a_bucket{le!="+Inf"}[$__rate_interval])))', {"a_bucket"}),
+        ("sum(rate(b_total[5m])) > 0 and on () (sum(rate(c_total[5m])) or vector(0)) == 0", {"b_total", "c_total"}),
+        ("d unless d offset 10m", {"d"}),
+        ('label_replace(count by (job) (up{job="x"}) < 3, "job", "y", "", "")', {"up"}),
+        ("level:e:p99_5m > 1e3", {"level:e:p99_5m"}),
+    ],
+)
 def test_metric_names_are_found_in_promql(expr: str, names: set[str]) -> None:
     assert metric_names_in(expr) == names
 
@@ -202,7 +206,8 @@ def test_alert_without_quiet_case_is_reported(rule_file: dict[str, Any]) -> None
     unit_tests = load_yaml(RULE_TESTS)
     for case in unit_tests["tests"]:
         case["alert_rule_test"] = [
-            check for check in case.get("alert_rule_test", [])
+            check
+            for check in case.get("alert_rule_test", [])
             if check["alertname"] != "SamtykkeRelayFailing" or check["exp_alerts"]
         ]
     assert alerts_without_cases(rule_file, unit_tests) == ["SamtykkeRelayFailing: no quiet case"]

@@ -29,23 +29,56 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 KEY = b"unit-test-pseudonym-key"
 
 
-def change(subject: str = "s1", purpose: str = "direct_marketing", channel: str | None = "sms",
-           status: str = "granted", version: int = 1, previous: str | None = None,
-           at: datetime = NOW, valid_until: datetime | None = None, kind: str = "consumer",
-           account: str | None = None) -> ConsentChanged:
+def change(
+    subject: str = "s1",
+    purpose: str = "direct_marketing",
+    channel: str | None = "sms",
+    status: str = "granted",
+    version: int = 1,
+    previous: str | None = None,
+    at: datetime = NOW,
+    valid_until: datetime | None = None,
+    kind: str = "consumer",
+    account: str | None = None,
+) -> ConsentChanged:
     return ConsentChanged(
-        event_id=f"{subject}-{purpose}-{channel}-{version}", subject_id=subject, subject_kind=kind,
-        account_id=account, country="DK", purpose=purpose, channel=channel, status=status,
-        previous_status=previous, version=version, occurred_at=at, recorded_at=at, valid_until=valid_until,
-        source="self_service", actor_kind="subject", notice_version="n1", evidence_ref="ev", correlation_id=None,
+        event_id=f"{subject}-{purpose}-{channel}-{version}",
+        subject_id=subject,
+        subject_kind=kind,
+        account_id=account,
+        country="DK",
+        purpose=purpose,
+        channel=channel,
+        status=status,
+        previous_status=previous,
+        version=version,
+        occurred_at=at,
+        recorded_at=at,
+        valid_until=valid_until,
+        source="self_service",
+        actor_kind="subject",
+        notice_version="n1",
+        evidence_ref="ev",
+        correlation_id=None,
     )
 
 
-def subject(subject_id: str, kind: str = "consumer", account: str | None = None, erased: bool = False,
-            version: int = 1) -> SubjectChanged:
-    return SubjectChanged(event_id="e", subject_id=subject_id, kind=kind, country="DK", account_id=account,
-                          phone_hash=None, email_hash=None, national_id_hash=None, erased=erased,
-                          version=version, occurred_at=NOW)
+def subject(
+    subject_id: str, kind: str = "consumer", account: str | None = None, erased: bool = False, version: int = 1
+) -> SubjectChanged:
+    return SubjectChanged(
+        event_id="e",
+        subject_id=subject_id,
+        kind=kind,
+        country="DK",
+        account_id=account,
+        phone_hash=None,
+        email_hash=None,
+        national_id_hash=None,
+        erased=erased,
+        version=version,
+        occurred_at=NOW,
+    )
 
 
 def test_rule_check_names_what_makes_an_event_poison() -> None:
@@ -81,12 +114,16 @@ def test_marketing_row_lapse_date_and_purposes_it_ignores() -> None:
 
 
 def test_marketable_checks_valid_until_opt_out_default_and_erasure() -> None:
-    rows = [r for r in (
-        marketing_consent(CATALOG, change("a", valid_until=NOW + timedelta(days=1))),
-        marketing_consent(CATALOG, change("b", valid_until=NOW - timedelta(seconds=1))),  # lapsed, no event yet
-        marketing_consent(CATALOG, change("c", valid_until=NOW + timedelta(days=1))),
-        marketing_consent(CATALOG, change("a", "existing_customer_offers", "email", "withdrawn")),
-    ) if r is not None]
+    rows = [
+        r
+        for r in (
+            marketing_consent(CATALOG, change("a", valid_until=NOW + timedelta(days=1))),
+            marketing_consent(CATALOG, change("b", valid_until=NOW - timedelta(seconds=1))),  # lapsed, no event yet
+            marketing_consent(CATALOG, change("c", valid_until=NOW + timedelta(days=1))),
+            marketing_consent(CATALOG, change("a", "existing_customer_offers", "email", "withdrawn")),
+        )
+        if r is not None
+    ]
     subjects = {s.subject_id: s for s in (subject("a"), subject("b"), subject("c", erased=True))}
     allowed = marketable(CATALOG, rows, subjects, NOW)
     assert ("a", "direct_marketing", "sms") in allowed
@@ -105,31 +142,45 @@ def test_pseudonyms_are_keyed_and_stable() -> None:
 
 
 def test_daily_deltas_count_status_changes_not_uses() -> None:
-    deltas = daily_deltas([
-        change(version=1),
-        change(version=2, previous="granted", status="granted"),  # a reported use: no status change
-        change(version=3, previous="granted", status="withdrawn"),
-    ])
+    deltas = daily_deltas(
+        [
+            change(version=1),
+            change(version=2, previous="granted", status="granted"),  # a reported use: no status change
+            change(version=3, previous="granted", status="withdrawn"),
+        ]
+    )
     day = NOW.date()
-    assert deltas == {(day, "direct_marketing", "granted", "DK"): (1, 1),
-                      (day, "direct_marketing", "withdrawn", "DK"): (1, 0)}
+    assert deltas == {
+        (day, "direct_marketing", "granted", "DK"): (1, 1),
+        (day, "direct_marketing", "withdrawn", "DK"): (1, 0),
+    }
     assert isinstance(next(iter(deltas))[0], date)
 
 
 def test_employees_use_the_traffic_data_purposes_their_company_granted() -> None:
-    subjects = {s.subject_id: s for s in (
-        subject("biz", "business", "ACME"), subject("emp", "employee", "ACME"),
-        subject("other", "employee", "OTHER"), subject("con"),
-    )}
-    latest = latest_changes([
-        change("biz", "fault_prevention", None, kind="business", account="ACME"),
-        change("biz", "product_development", None, status="revoked", kind="business", account="ACME"),
-        change("con", "personalised_offers", None, valid_until=NOW - timedelta(days=1)),  # lapsed
-        change("con", "product_development", None),
-    ])
+    subjects = {
+        s.subject_id: s
+        for s in (
+            subject("biz", "business", "ACME"),
+            subject("emp", "employee", "ACME"),
+            subject("other", "employee", "OTHER"),
+            subject("con"),
+        )
+    }
+    latest = latest_changes(
+        [
+            change("biz", "fault_prevention", None, kind="business", account="ACME"),
+            change("biz", "product_development", None, status="revoked", kind="business", account="ACME"),
+            change("con", "personalised_offers", None, valid_until=NOW - timedelta(days=1)),  # lapsed
+            change("con", "product_development", None),
+        ]
+    )
     uses = traffic_data_use(CATALOG, subjects, latest, NOW)
-    assert uses == {("biz", "fault_prevention", "self"), ("emp", "fault_prevention", "company"),
-                    ("con", "product_development", "self")}
+    assert uses == {
+        ("biz", "fault_prevention", "self"),
+        ("emp", "fault_prevention", "company"),
+        ("con", "product_development", "self"),
+    }
     subjects["biz"] = subject("biz", "business", "ACME", erased=True, version=2)
     assert traffic_data_use(CATALOG, subjects, latest, NOW) == {("con", "product_development", "self")}
 
@@ -140,8 +191,11 @@ def test_erasure_drops_evidence_from_the_timeline() -> None:
 
 
 histories = st.lists(
-    st.tuples(st.sampled_from(["s1", "s2"]), st.sampled_from(["sms", "email"]),
-              st.sampled_from(["granted", "withdrawn", "revoked"])),
+    st.tuples(
+        st.sampled_from(["s1", "s2"]),
+        st.sampled_from(["sms", "email"]),
+        st.sampled_from(["granted", "withdrawn", "revoked"]),
+    ),
     max_size=30,
 )
 
@@ -149,7 +203,9 @@ histories = st.lists(
 @settings(max_examples=50, deadline=None)
 @given(histories, st.lists(st.integers(min_value=1, max_value=7), max_size=10), st.booleans())
 def test_batched_guarded_application_equals_the_fold_even_when_replayed(
-    steps: list[tuple[str, str, str]], cuts: list[int], replay: bool,
+    steps: list[tuple[str, str, str]],
+    cuts: list[int],
+    replay: bool,
 ) -> None:
     versions: dict[tuple[str, str], int] = {}
     events = []
@@ -161,7 +217,7 @@ def test_batched_guarded_application_equals_the_fold_even_when_replayed(
     applied: list[ConsentChanged] = []
     position = 0
     for size in [*cuts, len(delivered)]:
-        batch, position = delivered[position:position + size], position + size
+        batch, position = delivered[position : position + size], position + size
         fresh = guarded(batch, {k: v.version for k, v in table.items()})
         applied += fresh
         table.update(latest_changes(fresh))

@@ -91,8 +91,9 @@ def test_opt_in_is_allowed_exactly_when_the_latest_change_is_a_grant_in_force(hi
     for purpose in ("direct_marketing", "third_party_marketing"):
         for channel in ("sms", "email"):
             last = latest(events, purpose, channel)
-            in_force = last is not None and last.status == "granted" and (
-                last.valid_until is None or last.valid_until > at)
+            in_force = (
+                last is not None and last.status == "granted" and (last.valid_until is None or last.valid_until > at)
+            )
             assert allowed(state, purpose, channel, at) == (in_force and not objected)
 
 

@@ -41,13 +41,24 @@ def subject(country: str = "DK", kind: str = "consumer", phone: str | None = Non
     return SubjectState("s-1", kind, country, phone_hash=phone)
 
 
-def check(state: SubjectState | None, purpose: str, channel: str | None, at: float = NOW,
-          registers: RegisterBook | None = None) -> Verdict:
+def check(
+    state: SubjectState | None,
+    purpose: str,
+    channel: str | None,
+    at: float = NOW,
+    registers: RegisterBook | None = None,
+) -> Verdict:
     return RULES.decide(state, CATALOG.purposes[purpose], channel, at, registers or book())  # type: ignore[index]
 
 
-def grant(state: SubjectState, purpose: str, channel: str | None, version: int = 1,
-          valid_until: float | None = NOW + 300 * DAY, status: str = "granted") -> None:
+def grant(
+    state: SubjectState,
+    purpose: str,
+    channel: str | None,
+    version: int = 1,
+    valid_until: float | None = NOW + 300 * DAY,
+    status: str = "granted",
+) -> None:
     RULES.apply_consent(state, purpose, channel, status, version, valid_until)
 
 
@@ -67,8 +78,9 @@ def test_a_grant_past_its_valid_until_is_expired_without_any_event() -> None:
     assert check(state, "direct_marketing", "sms", at=NOW + 5).reasons == (Reason.EXPIRED,)
 
 
-@pytest.mark.parametrize("status, reason", [("withdrawn", Reason.WITHDRAWN), ("revoked", Reason.WITHDRAWN),
-                                            ("expired", Reason.EXPIRED)])
+@pytest.mark.parametrize(
+    "status, reason", [("withdrawn", Reason.WITHDRAWN), ("revoked", Reason.WITHDRAWN), ("expired", Reason.EXPIRED)]
+)
 def test_opt_in_refusals_name_their_reason(status: str, reason: Reason) -> None:
     state = subject()
     grant(state, "direct_marketing", "sms")
@@ -116,7 +128,9 @@ def test_register_blocks_unless_an_explicit_grant_for_that_channel() -> None:
     state = subject("SE", phone=PHONE_SE)
     listed = book(PHONE_SE)
     assert check(state, "direct_marketing", "phone", registers=listed).reasons == (
-        Reason.NO_CONSENT, Reason.REGISTER_NIX)
+        Reason.NO_CONSENT,
+        Reason.REGISTER_NIX,
+    )
     assert check(state, "existing_customer_offers", "phone", registers=listed).reasons == (Reason.REGISTER_NIX,)
     assert check(state, "existing_customer_offers", "sms", registers=listed).allowed  # NIX: phone only
     assert check(state, "existing_customer_offers", "post", registers=listed).allowed
@@ -139,7 +153,8 @@ def test_a_register_past_its_freshness_window_is_stale() -> None:
     verdict = check(state, "existing_customer_offers", "phone", registers=old)
     assert verdict.reasons == (Reason.STALE,) and verdict.evidence[0].standing is Standing.STALE
     assert check(state, "existing_customer_offers", "phone", registers=RegisterBook(dict(FRESHNESS))).reasons == (
-        Reason.STALE,)
+        Reason.STALE,
+    )
     fresh = check(state, "existing_customer_offers", "phone", registers=book())
     assert fresh.allowed and fresh.valid_until == fresh.evidence[0].fresh_until
 

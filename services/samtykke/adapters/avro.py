@@ -47,9 +47,7 @@ class SchemaRegistry:
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         try:
-            response = await self._client.request(
-                method, self._url + path, json=body, headers=_CONTENT_TYPE
-            )
+            response = await self._client.request(method, self._url + path, json=body, headers=_CONTENT_TYPE)
         except httpx.HTTPError as exc:
             raise RegistryError(f"schema registry unreachable: {exc}", retriable=True) from exc
         if response.status_code >= 400:
@@ -71,9 +69,7 @@ class SchemaRegistry:
         await self._call("PUT", f"/config/{subject}", {"compatibility": level})
 
     async def is_compatible(self, subject: str, schema: str) -> bool:
-        result = await self._call(
-            "POST", f"/compatibility/subjects/{subject}/versions/latest", {"schema": schema}
-        )
+        result = await self._call("POST", f"/compatibility/subjects/{subject}/versions/latest", {"schema": schema})
         return bool(result["is_compatible"])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -21,30 +23,25 @@ async def ensure_topics(
             NewTopic(changes, partitions, 1, topic_configs={"retention.ms": LONG_RETENTION_MS}),
             NewTopic(subjects, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
         ]
-        wanted += [
-            NewTopic(name, 1, 1, topic_configs={"retention.ms": LONG_RETENTION_MS})
-            for name in extra or []
-        ]
+        wanted += [NewTopic(name, 1, 1, topic_configs={"retention.ms": LONG_RETENTION_MS}) for name in extra or []]
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a replica created it at the same time
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # a replica created it at the same time
     finally:
         await admin.close()
 
 
 def idempotent_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     """acks=all + idempotence: a retried send is written once, in order per partition."""
-    options: dict[str, object] = dict(
-        bootstrap_servers=bootstrap,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        request_timeout_ms=15000,
-        compression_type=None,
-    )
+    options: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "request_timeout_ms": 15000,
+        "compression_type": None,
+    }
     options.update(overrides)
     return AIOKafkaProducer(**options)

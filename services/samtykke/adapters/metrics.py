@@ -12,15 +12,41 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, PlatformCollector, ProcessCollector, generate_latest,
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # commit -> applied somewhere downstream; fine around the 250 ms objective, wide for backlogs
 PROPAGATION_BUCKETS = (
-    0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5,
-    0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+    0.005,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.06,
+    0.08,
+    0.1,
+    0.125,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
 )
 
 

@@ -10,9 +10,7 @@ import asyncpg
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for codec in ("json", "jsonb"):
-        await conn.set_type_codec(
-            codec, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await conn.set_type_codec(codec, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def rollback_only(conn: asyncpg.Connection) -> None:
@@ -24,9 +22,7 @@ async def rollback_only(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs
-    )
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
     assert pool is not None
     return pool
 

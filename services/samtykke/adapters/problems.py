@@ -23,7 +23,10 @@ class ErrorOut(BaseModel):
 
 
 def problem(
-    status: int, error: str, problems: list[tuple[str, str]], headers: dict[str, str] | None = None,
+    status: int,
+    error: str,
+    problems: list[tuple[str, str]],
+    headers: dict[str, str] | None = None,
     **extra: str | None,
 ) -> JSONResponse:
     """The error body; `extra` adds fields such as the subject a conflict concerns (None: left out)."""

@@ -30,9 +30,8 @@ def default_state_dir() -> Path:
     """`.state/` of the checkout we run in, so a sub-folder shares it; else of the working directory."""
     return (checkout_root() or Path.cwd().resolve()) / ".state"
 
-SCOPES = frozenset(
-    {"consent:write", "consent:read", "suppression:check", "suppression:export", "admin"}
-)
+
+SCOPES = frozenset({"consent:write", "consent:read", "suppression:check", "suppression:export", "admin"})
 
 # Development credentials: usable only against the local stack. Deployments set
 # SAMTYKKE_API_KEYS to their own secrets.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import hashlib
 from typing import Annotated, Any
 from uuid import UUID
@@ -10,12 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from samtykke.domain.consent import Decision, RuleViolation
-from samtykke.domain.model import Country
-from samtykke.domain.identifiers import InvalidIdentifier, normalise_email, normalise_national_id, normalise_phone
-
 from samtykke.adapters.auth import Principal, require
 from samtykke.adapters.problems import install_problem_handlers, problem
+from samtykke.domain.consent import Decision, RuleViolation
+from samtykke.domain.identifiers import InvalidIdentifier, normalise_email, normalise_national_id, normalise_phone
+from samtykke.domain.model import Country
+
 from .errors import Conflict, RulesBroken, SubjectNotFound
 from .schemas import (
     ERROR_RESPONSES,
@@ -37,8 +36,13 @@ from .service import ConsentService, DecisionBatch, NewSubject, SubjectRow, utcn
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", min_length=8, max_length=200, pattern=r"^[\x21-\x7e]+$",
-           description="Makes a retry harmless: same key + same body = same result, no second event"),
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes a retry harmless: same key + same body = same result, no second event",
+    ),
 ]
 
 
@@ -53,10 +57,17 @@ Service = Annotated[ConsentService, Depends(service)]
 
 def _subject_out(svc: ConsentService, row: SubjectRow, reveal: bool) -> SubjectOut:
     return SubjectOut(
-        subject_id=row.subject_id, kind=row.kind, country=Country(row.country), account_id=row.account_id,
-        created_at=row.created_at, erased_at=row.erased_at,
-        has_identifiers={"phone": row.phone_hash is not None, "email": row.email_hash is not None,
-                         "national_id": row.national_id_hash is not None},
+        subject_id=row.subject_id,
+        kind=row.kind,
+        country=Country(row.country),
+        account_id=row.account_id,
+        created_at=row.created_at,
+        erased_at=row.erased_at,
+        has_identifiers={
+            "phone": row.phone_hash is not None,
+            "email": row.email_hash is not None,
+            "national_id": row.national_id_hash is not None,
+        },
         identifiers=svc.reveal(row) if reveal else None,
     )
 
@@ -66,11 +77,19 @@ async def purposes(svc: Service, _: Principal = Depends(require("consent:read"))
     return {"version": svc.catalog.version, "purposes": [p.as_dict() for p in svc.catalog.purposes.values()]}
 
 
-@router.post("/subjects", status_code=201, response_model=SubjectOut,
-             responses={409: {"description": "National id already registered"}})
-async def register_subject(body: SubjectIn, svc: Service, who: Principal = Depends(require("consent:write"))) -> SubjectOut:
+@router.post(
+    "/subjects",
+    status_code=201,
+    response_model=SubjectOut,
+    responses={409: {"description": "National id already registered"}},
+)
+async def register_subject(
+    body: SubjectIn, svc: Service, who: Principal = Depends(require("consent:write"))
+) -> SubjectOut:
     ids = body.identifiers
-    row = await svc.register_subject(NewSubject(body.kind, body.country, body.account_id, ids.phone, ids.email, ids.national_id))
+    row = await svc.register_subject(
+        NewSubject(body.kind, body.country, body.account_id, ids.phone, ids.email, ids.national_id)
+    )
     return _subject_out(svc, row, who.is_admin)
 
 
@@ -96,18 +115,29 @@ async def get_subject(subject_id: UUID, svc: Service, who: Principal = Depends(r
     return _subject_out(svc, await svc.subject(str(subject_id)), who.is_admin)
 
 
-@router.post("/subjects/{subject_id}/consents", response_model=BatchOut, status_code=201,
-             responses={404: {"description": "Unknown subject"}, 409: {"description": "Subject erased"}})
+@router.post(
+    "/subjects/{subject_id}/consents",
+    response_model=BatchOut,
+    status_code=201,
+    responses={404: {"description": "Unknown subject"}, 409: {"description": "Subject erased"}},
+)
 async def record_decisions(
-    subject_id: UUID, body: DecisionBatchIn, svc: Service, idempotency_key: IdempotencyKey = None,
+    subject_id: UUID,
+    body: DecisionBatchIn,
+    svc: Service,
+    idempotency_key: IdempotencyKey = None,
     _: Principal = Depends(require("consent:write")),
 ) -> dict[str, Any]:
     batch = DecisionBatch(
         # an omitted occurred_at is stamped under the subject's lock, so concurrent requests
         # for one subject never record "now" out of order
         decisions=[Decision(d.purpose, d.channel, d.action, d.occurred_at) for d in body.decisions],
-        source=body.source, actor_kind=body.actor.kind, actor_ref=body.actor.ref,
-        notice_version=body.notice_version, evidence_ref=body.evidence_ref, correlation_id=body.correlation_id,
+        source=body.source,
+        actor_kind=body.actor.kind,
+        actor_ref=body.actor.ref,
+        notice_version=body.notice_version,
+        evidence_ref=body.evidence_ref,
+        correlation_id=body.correlation_id,
     )
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     return await svc.record(str(subject_id), batch, idempotency_key, fingerprint)
@@ -115,19 +145,26 @@ async def record_decisions(
 
 @router.get("/subjects/{subject_id}/consents", response_model=list[ConsentOut])
 async def current_consents(
-    subject_id: UUID, svc: Service, at: Annotated[Instant | None, Query(description="State as of this instant")] = None,
+    subject_id: UUID,
+    svc: Service,
+    at: Annotated[Instant | None, Query(description="State as of this instant")] = None,
     _: Principal = Depends(require("consent:read")),
 ) -> list[dict[str, Any]]:
     return await svc.current(str(subject_id), at)
 
 
 @router.get("/subjects/{subject_id}/history", response_model=list[LedgerEntryOut])
-async def history(subject_id: UUID, svc: Service, _: Principal = Depends(require("consent:read"))) -> list[dict[str, Any]]:
+async def history(
+    subject_id: UUID, svc: Service, _: Principal = Depends(require("consent:read"))
+) -> list[dict[str, Any]]:
     return await svc.history(str(subject_id))
 
 
-@router.post("/subjects/{subject_id}/usage", response_model=ChangeOut,
-             responses={409: {"description": "No grant in force to use"}})
+@router.post(
+    "/subjects/{subject_id}/usage",
+    response_model=ChangeOut,
+    responses={409: {"description": "No grant in force to use"}},
+)
 async def report_usage(
     subject_id: UUID, body: UsageIn, svc: Service, _: Principal = Depends(require("consent:write"))
 ) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
+from samtykke.adapters.auth import require
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import ensure_topics, idempotent_producer
 from samtykke.adapters.metrics import instrument_http, service_registry
@@ -21,10 +22,9 @@ from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
 
 from . import api
-from samtykke.adapters.auth import require
-from .schemas import ERROR_RESPONSES
 from .metrics import ConsentMetrics
 from .relay import OutboxRelay, outbox_status, watch_outbox
+from .schemas import ERROR_RESPONSES
 from .service import ConsentService, utcnow
 from .store import OUTBOX_CONSENT, OUTBOX_SUBJECT
 from .sweeper import LifecycleSweeper
@@ -55,22 +55,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         catalog = load_catalog()
         svc = ConsentService(
-            pool, catalog, IdentifierVault(settings.identifier_encryption_key),
-            settings.identifier_hash_key.encode(), settings.topic_changes, settings.topic_subjects, metrics,
+            pool,
+            catalog,
+            IdentifierVault(settings.identifier_encryption_key),
+            settings.identifier_hash_key.encode(),
+            settings.topic_changes,
+            settings.topic_subjects,
+            metrics,
         )
 
         async def provision() -> None:
-            await ensure_topics(settings.kafka_bootstrap, settings.topic_changes,
-                                settings.topic_subjects, settings.topic_partitions)
+            await ensure_topics(
+                settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects, settings.topic_partitions
+            )
 
         relay = OutboxRelay(
-            pool, lambda: idempotent_producer(settings.kafka_bootstrap), encoders, metrics,
-            settings.relay_batch_size, settings.relay_idle_poll_seconds, provision,
+            pool,
+            lambda: idempotent_producer(settings.kafka_bootstrap),
+            encoders,
+            metrics,
+            settings.relay_batch_size,
+            settings.relay_idle_poll_seconds,
+            provision,
         )
         sweeper = LifecycleSweeper(svc, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
         app.state.service, app.state.sweeper, app.state.pool = svc, sweeper, pool
-        tasks = [asyncio.create_task(relay.run(), name="relay"), asyncio.create_task(sweeper.run(), name="sweeper"),
-                 asyncio.create_task(watch_outbox(pool, metrics, OUTBOX_SAMPLE_SECONDS), name="outbox gauges")]
+        tasks = [
+            asyncio.create_task(relay.run(), name="relay"),
+            asyncio.create_task(sweeper.run(), name="sweeper"),
+            asyncio.create_task(watch_outbox(pool, metrics, OUTBOX_SAMPLE_SECONDS), name="outbox gauges"),
+        ]
         try:
             yield
         finally:
@@ -108,17 +122,30 @@ def _operations_routes(app: FastAPI) -> None:
             return JSONResponse({"ready": False, "reason": f"database: {type(exc).__name__}"}, 503)
         return JSONResponse({"ready": True, "outbox": await outbox_status(app.state.pool)})
 
-    @app.get("/v1/outbox", summary="Outbox backlog: rows not yet on Kafka", tags=["operations"],
-             dependencies=[Depends(require("admin"))], responses=ERROR_RESPONSES)
+    @app.get(
+        "/v1/outbox",
+        summary="Outbox backlog: rows not yet on Kafka",
+        tags=["operations"],
+        dependencies=[Depends(require("admin"))],
+        responses=ERROR_RESPONSES,
+    )
     async def outbox() -> dict[str, Any]:
         return await outbox_status(app.state.pool)
 
-    @app.post("/v1/lifecycle/sweep", summary="Run the lifecycle sweeper now", tags=["operations"],
-              dependencies=[Depends(require("admin"))], responses=ERROR_RESPONSES)
+    @app.post(
+        "/v1/lifecycle/sweep",
+        summary="Run the lifecycle sweeper now",
+        tags=["operations"],
+        dependencies=[Depends(require("admin"))],
+        responses=ERROR_RESPONSES,
+    )
     async def sweep() -> dict[str, int]:
         report = await app.state.sweeper.sweep(utcnow())
-        return {"expired": report.expired, "purged_ledger_rows": report.purged_ledger_rows,
-                "purged_outbox_rows": report.purged_outbox_rows}
+        return {
+            "expired": report.expired,
+            "purged_ledger_rows": report.purged_ledger_rows,
+            "purged_outbox_rows": report.purged_outbox_rows,
+        }
 
 
 def serve(settings: Settings | None = None) -> None:
@@ -127,5 +154,6 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.consent_port,
-                log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(settings), host=settings.http_host, port=settings.consent_port, log_level="info", access_log=False
+    )

@@ -10,6 +10,7 @@ With Kafka down the rows wait and writes go on; the relay retries with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -118,10 +119,8 @@ class OutboxRelay:
                 await encoder.register()
 
     async def _wait_for_work(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
-        except TimeoutError:
-            pass
 
     async def publish_batch(self) -> int:
         producer = self._producer
@@ -146,7 +145,8 @@ class OutboxRelay:
             now = datetime.now(UTC)
             await conn.execute(
                 "UPDATE consent.outbox SET published_at = $2 WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows], now,
+                [row["id"] for row in rows],
+                now,
             )
         for row in rows:
             self._metrics.published.labels(row["topic"]).inc()

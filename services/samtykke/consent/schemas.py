@@ -41,9 +41,7 @@ class SubjectOut(BaseModel):
     created_at: datetime
     erased_at: datetime | None
     has_identifiers: dict[str, bool]
-    identifiers: dict[str, str | None] | None = Field(
-        None, description="Clear identifiers: only for the admin scope"
-    )
+    identifiers: dict[str, str | None] | None = Field(None, description="Clear identifiers: only for the admin scope")
 
 
 class LookupIn(Strict):

@@ -106,13 +106,20 @@ class ConsentService:
         now = utcnow()
         national_hash = self.hash_identifier(f"national_id:{new.country}", national_id) if national_id else None
         row = store.SubjectRow(
-            subject_id=str(uuid4()), kind=new.kind, country=new.country.value, account_id=new.account_id,
+            subject_id=str(uuid4()),
+            kind=new.kind,
+            country=new.country.value,
+            account_id=new.account_id,
             phone_hash=self.hash_identifier("phone", phone) if phone else None,
             email_hash=self.hash_identifier("email", email) if email else None,
             national_id_hash=national_hash,
-            phone_enc=self._vault.seal(phone), email_enc=self._vault.seal(email),
+            phone_enc=self._vault.seal(phone),
+            email_enc=self._vault.seal(email),
             national_id_enc=self._vault.seal(national_id),
-            version=1, created_at=now, updated_at=now, erased_at=None,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            erased_at=None,
         )
         async with self.pool.acquire() as conn, conn.transaction():
             if national_hash and (existing := await store.subject_by_national_id(conn, national_hash)):
@@ -124,10 +131,17 @@ class ConsentService:
     @staticmethod
     def _subject_event(row: SubjectRow, at: datetime) -> SubjectChanged:
         return SubjectChanged(
-            event_id=str(uuid4()), subject_id=row.subject_id, kind=row.kind.value, country=row.country,
-            account_id=row.account_id, phone_hash=row.phone_hash, email_hash=row.email_hash,
-            national_id_hash=row.national_id_hash, erased=row.erased_at is not None,
-            version=row.version, occurred_at=at,
+            event_id=str(uuid4()),
+            subject_id=row.subject_id,
+            kind=row.kind.value,
+            country=row.country,
+            account_id=row.account_id,
+            phone_hash=row.phone_hash,
+            email_hash=row.email_hash,
+            national_id_hash=row.national_id_hash,
+            erased=row.erased_at is not None,
+            version=row.version,
+            occurred_at=at,
         )
 
     async def subject(self, subject_id: str) -> SubjectRow:
@@ -174,8 +188,9 @@ class ConsentService:
                 prior = await store.idempotent_response(conn, idempotency_key)
                 if prior is not None:
                     if prior["request_hash"] != fingerprint or str(prior["subject_id"]) != subject_id:
-                        raise RulesBroken([RuleViolation(
-                            "Idempotency-Key", "was already used for a different request")])
+                        raise RulesBroken(
+                            [RuleViolation("Idempotency-Key", "was already used for a different request")]
+                        )
                     return dict(prior["response"]) | {"replayed": True}
             current = await store.current_consents(conn, subject_id)
             changes = self._decide(subject, current, batch)
@@ -223,16 +238,30 @@ class ConsentService:
 
     @staticmethod
     def change_event(
-        subject: SubjectRow, after: ConsentRecord, before: ConsentRecord | None, now: datetime,
-        source: Source, actor: ActorKind, batch: DecisionBatch | None = None,
+        subject: SubjectRow,
+        after: ConsentRecord,
+        before: ConsentRecord | None,
+        now: datetime,
+        source: Source,
+        actor: ActorKind,
+        batch: DecisionBatch | None = None,
     ) -> ConsentChanged:
         return ConsentChanged(
-            event_id=str(uuid4()), subject_id=subject.subject_id, subject_kind=subject.kind.value,
-            account_id=subject.account_id, country=subject.country, purpose=after.purpose,
-            channel=after.channel.value if after.channel else None, status=after.status.value,
-            previous_status=before.status.value if before else None, version=after.version,
-            occurred_at=after.occurred_at, recorded_at=now, valid_until=after.valid_until,
-            source=source.value, actor_kind=actor.value,
+            event_id=str(uuid4()),
+            subject_id=subject.subject_id,
+            subject_kind=subject.kind.value,
+            account_id=subject.account_id,
+            country=subject.country,
+            purpose=after.purpose,
+            channel=after.channel.value if after.channel else None,
+            status=after.status.value,
+            previous_status=before.status.value if before else None,
+            version=after.version,
+            occurred_at=after.occurred_at,
+            recorded_at=now,
+            valid_until=after.valid_until,
+            source=source.value,
+            actor_kind=actor.value,
             notice_version=batch.notice_version if batch else None,
             evidence_ref=batch.evidence_ref if batch else None,
             correlation_id=batch.correlation_id if batch else None,
@@ -268,17 +297,27 @@ class ConsentService:
             history = await store.ledger(conn, subject_id)
         records = [
             ConsentRecord(
-                purpose=PurposeCode(h["purpose"]), channel=Channel(h["channel"]) if h["channel"] else None,
-                status=ConsentStatus(h["status"]), version=h["version"], occurred_at=h["occurred_at"],
-                valid_until=h["valid_until"], last_used_at=h["last_used_at"],
+                purpose=PurposeCode(h["purpose"]),
+                channel=Channel(h["channel"]) if h["channel"] else None,
+                status=ConsentStatus(h["status"]),
+                version=h["version"],
+                occurred_at=h["occurred_at"],
+                valid_until=h["valid_until"],
+                last_used_at=h["last_used_at"],
             )
             for h in history
         ]
         state = state_at(records, at)
         return [
-            {"purpose": r.purpose, "channel": r.channel.value if r.channel else None,
-             "status": r.status.value, "version": r.version, "occurred_at": r.occurred_at,
-             "valid_until": r.valid_until, "last_used_at": r.last_used_at}
+            {
+                "purpose": r.purpose,
+                "channel": r.channel.value if r.channel else None,
+                "status": r.status.value,
+                "version": r.version,
+                "occurred_at": r.occurred_at,
+                "valid_until": r.valid_until,
+                "last_used_at": r.last_used_at,
+            }
             for _, r in sorted(state.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
         ]
 
@@ -290,8 +329,12 @@ class ConsentService:
 
 def _change_view(change: ConsentChanged) -> dict[str, Any]:
     return {
-        "event_id": change.event_id, "purpose": change.purpose, "channel": change.channel,
-        "status": change.status, "previous_status": change.previous_status, "version": change.version,
+        "event_id": change.event_id,
+        "purpose": change.purpose,
+        "channel": change.channel,
+        "status": change.status,
+        "previous_status": change.previous_status,
+        "version": change.version,
         "occurred_at": change.occurred_at.isoformat(),
         "valid_until": change.valid_until.isoformat() if change.valid_until else None,
     }

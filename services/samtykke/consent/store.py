@@ -54,18 +54,26 @@ _SUBJECT_COLUMNS = (
 
 async def insert_subject(conn: asyncpg.Connection, row: SubjectRow) -> None:
     await conn.execute(
-        f"INSERT INTO consent.subjects ({_SUBJECT_COLUMNS}) "
-        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
-        UUID(row.subject_id), row.kind.value, row.country, row.account_id, row.phone_hash,
-        row.email_hash, row.national_id_hash, row.phone_enc, row.email_enc, row.national_id_enc,
-        row.version, row.created_at, row.updated_at, row.erased_at,
+        f"INSERT INTO consent.subjects ({_SUBJECT_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+        UUID(row.subject_id),
+        row.kind.value,
+        row.country,
+        row.account_id,
+        row.phone_hash,
+        row.email_hash,
+        row.national_id_hash,
+        row.phone_enc,
+        row.email_enc,
+        row.national_id_enc,
+        row.version,
+        row.created_at,
+        row.updated_at,
+        row.erased_at,
     )
 
 
 async def subject_by_national_id(conn: asyncpg.Connection, digest: str) -> str | None:
-    found = await conn.fetchval(
-        "SELECT subject_id FROM consent.subjects WHERE national_id_hash = $1", digest
-    )
+    found = await conn.fetchval("SELECT subject_id FROM consent.subjects WHERE national_id_hash = $1", digest)
     return None if found is None else str(found)
 
 
@@ -79,9 +87,7 @@ async def get_subject(conn: asyncpg.Connection, subject_id: str, lock: bool = Fa
 
 async def find_subjects(conn: asyncpg.Connection, column: str, digest: str) -> list[str]:
     assert column in {"phone_hash", "email_hash", "national_id_hash"}
-    rows = await conn.fetch(
-        f"SELECT subject_id FROM consent.subjects WHERE {column} = $1 ORDER BY created_at", digest
-    )
+    rows = await conn.fetch(f"SELECT subject_id FROM consent.subjects WHERE {column} = $1 ORDER BY created_at", digest)
     return [str(r["subject_id"]) for r in rows]
 
 
@@ -90,7 +96,8 @@ async def erase_subject(conn: asyncpg.Connection, subject_id: str, at: datetime)
     version: int = await conn.fetchval(
         "UPDATE consent.subjects SET phone_enc = NULL, email_enc = NULL, national_id_enc = NULL, "
         "erased_at = $2, updated_at = $2, version = version + 1 WHERE subject_id = $1 RETURNING version",
-        UUID(subject_id), at,
+        UUID(subject_id),
+        at,
     )
     await conn.execute(
         "UPDATE consent.ledger SET evidence_ref = NULL, actor_ref = NULL WHERE subject_id = $1",
@@ -154,8 +161,23 @@ async def ledger(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, An
 
 
 _LEDGER_TYPES = (
-    "uuid", "uuid", "text", "text", "text", "text", "bigint", "timestamptz", "timestamptz", "timestamptz",
-    "timestamptz", "text", "text", "text", "text", "text", "text",
+    "uuid",
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
 )
 _CURRENT_COLUMNS = (
     "subject_id, purpose, channel, status, version, occurred_at, recorded_at, valid_until, last_used_at, "
@@ -187,15 +209,35 @@ async def save_changes(
 ) -> None:
     """Append the ledger, upsert the current state and enqueue the events: one statement."""
     rows = [
-        (UUID(c.event_id), UUID(c.subject_id), c.purpose, c.channel or "", c.status, c.previous_status,
-         c.version, c.occurred_at, c.recorded_at, c.valid_until, c.last_used_at, c.source, c.actor_kind,
-         actor_ref, c.notice_version, c.evidence_ref, c.correlation_id)
+        (
+            UUID(c.event_id),
+            UUID(c.subject_id),
+            c.purpose,
+            c.channel or "",
+            c.status,
+            c.previous_status,
+            c.version,
+            c.occurred_at,
+            c.recorded_at,
+            c.valid_until,
+            c.last_used_at,
+            c.source,
+            c.actor_kind,
+            actor_ref,
+            c.notice_version,
+            c.evidence_ref,
+            c.correlation_id,
+        )
         for c in changes
     ]
     columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _LEDGER_TYPES]
     await conn.execute(
-        _SAVE_CHANGES, *columns, topic, OUTBOX_CONSENT,
-        [c.subject_id for c in changes], [c.as_record() for c in changes],
+        _SAVE_CHANGES,
+        *columns,
+        topic,
+        OUTBOX_CONSENT,
+        [c.subject_id for c in changes],
+        [c.as_record() for c in changes],
     )
 
 
@@ -223,7 +265,9 @@ async def remember_response(
     conn: asyncpg.Connection, key: str, subject_id: str, request_hash: str, response: dict[str, Any]
 ) -> None:
     await conn.execute(
-        "INSERT INTO consent.idempotency (idempotency_key, subject_id, request_hash, response) "
-        "VALUES ($1,$2,$3,$4)",
-        key, UUID(subject_id), request_hash, response,
+        "INSERT INTO consent.idempotency (idempotency_key, subject_id, request_hash, response) VALUES ($1,$2,$3,$4)",
+        key,
+        UUID(subject_id),
+        request_hash,
+        response,
     )

@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-
 import asyncpg
 
 from samtykke.domain.catalog import PurposeCatalog
@@ -35,8 +34,13 @@ class SweepReport:
 
 class LifecycleSweeper:
     def __init__(
-        self, service: ConsentService, catalog: PurposeCatalog, metrics: ConsentMetrics,
-        topic_changes: str, interval_seconds: float, batch_size: int = 500,
+        self,
+        service: ConsentService,
+        catalog: PurposeCatalog,
+        metrics: ConsentMetrics,
+        topic_changes: str,
+        interval_seconds: float,
+        batch_size: int = 500,
     ) -> None:
         self._service = service
         self._pool: asyncpg.Pool = service.pool
@@ -63,18 +67,16 @@ class LifecycleSweeper:
         while batch := await self._expire_batch(now):
             expired += batch
         purged = await self._purge_documentation(now)
-        outbox = await self._pool.execute(
-            "DELETE FROM consent.outbox WHERE published_at < $1", now - OUTBOX_KEEP
-        )
+        outbox = await self._pool.execute("DELETE FROM consent.outbox WHERE published_at < $1", now - OUTBOX_KEEP)
         self._metrics.expired.inc(expired)
         self._metrics.purged.inc(purged)
         return SweepReport(expired, purged, int(outbox.split()[-1]))
 
     async def _expire_batch(self, now: datetime) -> int:
         subjects = await self._pool.fetch(
-            "SELECT DISTINCT subject_id FROM consent.consents "
-            "WHERE status = 'granted' AND valid_until <= $1 LIMIT $2",
-            now, self._batch,
+            "SELECT DISTINCT subject_id FROM consent.consents WHERE status = 'granted' AND valid_until <= $1 LIMIT $2",
+            now,
+            self._batch,
         )
         total = 0
         for row in subjects:
@@ -112,10 +114,8 @@ class LifecycleSweeper:
                 "WHERE l.subject_id = c.subject_id AND l.purpose = c.purpose AND l.channel = c.channel "
                 "AND c.purpose = $1 AND c.status <> 'granted' "
                 "AND greatest(c.occurred_at, coalesce(c.last_used_at, c.occurred_at)) < $2",
-                purpose.code, now - timedelta(days=purpose.retention_days),
+                purpose.code,
+                now - timedelta(days=purpose.retention_days),
             )
             purged += int(result.split()[-1])
         return purged
-
-
-

@@ -11,5 +11,12 @@ from samtykke.devstack.control import down, start_part, status, stop_part, up
 from samtykke.devstack.parts import PART_NAMES, PartStatus, StackError
 
 __all__ = [
-    "PART_NAMES", "PartStatus", "StackError", "down", "start_part", "status", "stop_part", "up",
+    "PART_NAMES",
+    "PartStatus",
+    "StackError",
+    "down",
+    "start_part",
+    "status",
+    "stop_part",
+    "up",
 ]

@@ -100,8 +100,9 @@ def bring_up(part: StackPart, report: Report, timeout: float) -> str:
     launched = time.monotonic()
     part.wait_ready(timeout)
     ready = time.monotonic()
-    report(f"{part.name}: started in {launched - began:.1f}s, ready after {ready - began:.1f}s "
-           f"(pid {part.running_pid()})")
+    report(
+        f"{part.name}: started in {launched - began:.1f}s, ready after {ready - began:.1f}s (pid {part.running_pid()})"
+    )
     return "started"
 
 
@@ -139,10 +140,16 @@ def status(settings: Settings | None = None) -> list[PartStatus]:
     result = []
     for name, part in build_parts(settings, layout).items():
         pid = part.running_pid()
-        result.append(PartStatus(name=name, running=pid is not None, pid=pid,
-                                 endpoint=part.endpoint,
-                                 ready=pid is not None and part.is_ready(),
-                                 log_path=part.log_path))
+        result.append(
+            PartStatus(
+                name=name,
+                running=pid is not None,
+                pid=pid,
+                endpoint=part.endpoint,
+                ready=pid is not None and part.is_ready(),
+                log_path=part.log_path,
+            )
+        )
     return result
 
 
@@ -160,13 +167,11 @@ def guarded(part: StackPart, action: Callable[[], object]) -> None:
         action()
     except StackError:
         raise
-    except Exception as error:  # noqa: BLE001 - re-raised with the part attached
+    except Exception as error:
         raise StackError(part.name, f"{type(error).__name__}: {error}", part.log_path) from error
 
 
-def run_in_parallel(
-    parts: Iterable[StackPart], action: Callable[[StackPart], str]
-) -> dict[str, str | StackError]:
+def run_in_parallel(parts: Iterable[StackPart], action: Callable[[StackPart], str]) -> dict[str, str | StackError]:
     chosen = list(parts)
     outcomes: dict[str, str | StackError] = {}
 

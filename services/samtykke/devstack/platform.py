@@ -33,14 +33,14 @@ def _projector_ready(index: int, settings: Settings) -> str:
 
 
 PLATFORM_SERVICES: tuple[PlatformService, ...] = (
-    PlatformService("consent", ("consent", "serve"),
-                    lambda s: f"http://{s.http_host}:{s.consent_port}/ready"),
+    PlatformService("consent", ("consent", "serve"), lambda s: f"http://{s.http_host}:{s.consent_port}/ready"),
     *(
         PlatformService(domain, ("projections", "run", domain), partial(_projector_ready, n))
         for n, domain in enumerate(("marketing", "analytics", "customer_service"), start=1)
     ),
-    PlatformService("suppression", ("suppression", "serve"),
-                    lambda s: f"http://{s.http_host}:{s.suppression_port}/ready"),
+    PlatformService(
+        "suppression", ("suppression", "serve"), lambda s: f"http://{s.http_host}:{s.suppression_port}/ready"
+    ),
 )
 
 

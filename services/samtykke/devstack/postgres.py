@@ -12,7 +12,6 @@ in `settings.database_url`, created idempotently on every start.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import pwd
@@ -25,7 +24,12 @@ from samtykke.adapters.settings import Settings
 from samtykke.devstack.layout import HostPort, StackLayout, database_address, without_password
 from samtykke.devstack.parts import Report, StackError
 from samtykke.devstack.process import (
-    port_is_open, process_command_line, process_is_alive, run_blocking, run_logged, wait_until,
+    port_is_open,
+    process_command_line,
+    process_is_alive,
+    run_blocking,
+    run_logged,
+    wait_until,
 )
 
 BIN_DIR = Path("/usr/lib/postgresql/15/bin")
@@ -47,7 +51,7 @@ def sql_identifier(value: str) -> str:
 async def database_answers(url: str, timeout: float = 5.0) -> bool:
     try:
         connection = await asyncpg.connect(url, timeout=timeout)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     try:
         return bool(await connection.fetchval("SELECT 1") == 1)
@@ -85,24 +89,42 @@ class PostgresCluster:
     def install(self, report: Report) -> None:
         if not (BIN_DIR / "pg_ctl").is_file():
             if not self.as_root:
-                raise StackError(self.name, f"PostgreSQL 15 is missing ({BIN_DIR}); install it "
-                                 "with `sudo apt-get install postgresql`", self.log_path)
+                raise StackError(
+                    self.name,
+                    f"PostgreSQL 15 is missing ({BIN_DIR}); install it with `sudo apt-get install postgresql`",
+                    self.log_path,
+                )
             report("postgres: installing the Debian postgresql package")
             run_logged(self.name, ["apt-get", "update"], self.log_path, step="apt-get update")
             # `env` sets the frontend for apt only, without touching our own environment
-            run_logged(self.name, ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install",
-                                   "-y", "postgresql"], self.log_path,
-                       step="apt-get install postgresql")
+            run_logged(
+                self.name,
+                ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "postgresql"],
+                self.log_path,
+                step="apt-get install postgresql",
+            )
             if not (BIN_DIR / "pg_ctl").is_file():
-                raise StackError(self.name, f"the postgresql package did not provide {BIN_DIR}",
-                                 self.log_path)
+                raise StackError(self.name, f"the postgresql package did not provide {BIN_DIR}", self.log_path)
         if not (self.data_dir / "PG_VERSION").is_file():
             report(f"postgres: creating a cluster in {self.data_dir}")
             self._prepare_home()
-            run_logged(self.name, [*self._as_server_user(), str(BIN_DIR / "initdb"),
-                                   "-D", str(self.data_dir), "--encoding=UTF8", "--locale=C",
-                                   "--auth-local=peer", "--auth-host=reject", "--no-sync"],
-                       self.log_path, cwd=self.home, step="initdb")
+            run_logged(
+                self.name,
+                [
+                    *self._as_server_user(),
+                    str(BIN_DIR / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--auth-local=peer",
+                    "--auth-host=reject",
+                    "--no-sync",
+                ],
+                self.log_path,
+                cwd=self.home,
+                step="initdb",
+            )
             (self.data_dir / "pg_hba.conf").write_text(HBA_RULES)
 
     def running_pid(self) -> int | None:
@@ -116,31 +138,63 @@ class PostgresCluster:
 
     def start(self) -> None:
         if port_is_open(HostPort(self.target.host, self.target.port)):
-            raise StackError(self.name, f"port {self.target.port} is already taken by a process "
-                             "this stack did not start; stop it or change SAMTYKKE_DATABASE_URL",
-                             self.log_path)
+            raise StackError(
+                self.name,
+                f"port {self.target.port} is already taken by a process "
+                "this stack did not start; stop it or change SAMTYKKE_DATABASE_URL",
+                self.log_path,
+            )
         self._prepare_home()
         self._write_config()
-        run_logged(self.name, [*self._as_server_user(), str(BIN_DIR / "pg_ctl"), "-D",
-                               str(self.data_dir), "-l", str(self.log_path), "-w", "-t", "90",
-                               "start"], self.log_path, cwd=self.home, timeout=120,
-                   step="pg_ctl start")
+        run_logged(
+            self.name,
+            [
+                *self._as_server_user(),
+                str(BIN_DIR / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path),
+                "-w",
+                "-t",
+                "90",
+                "start",
+            ],
+            self.log_path,
+            cwd=self.home,
+            timeout=120,
+            step="pg_ctl start",
+        )
         self._ensure_role_and_database()
 
     def is_ready(self) -> bool:
         return run_blocking(database_answers(self.url))
 
     def wait_ready(self, timeout: float) -> None:
-        wait_until(self.name, self.is_ready, lambda: self.running_pid() is not None, timeout,
-                   self.log_path)
+        wait_until(self.name, self.is_ready, lambda: self.running_pid() is not None, timeout, self.log_path)
 
     def stop(self, timeout: float) -> None:
         if self.running_pid() is None:
             return
-        run_logged(self.name, [*self._as_server_user(), str(BIN_DIR / "pg_ctl"), "-D",
-                               str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout)),
-                               "stop"], self.log_path, cwd=self.home, timeout=timeout + 10,
-                   step="pg_ctl stop")
+        run_logged(
+            self.name,
+            [
+                *self._as_server_user(),
+                str(BIN_DIR / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "stop",
+            ],
+            self.log_path,
+            cwd=self.home,
+            timeout=timeout + 10,
+            step="pg_ctl stop",
+        )
 
     def _as_server_user(self) -> list[str]:
         return ["runuser", "-u", self.os_user, "--"] if self.as_root else []
@@ -157,15 +211,20 @@ class PostgresCluster:
 
     def _write_config(self) -> None:
         # rewritten on every start so a changed port in the settings applies
-        config = "\n".join([
-            "# written by `samtykke stack up` on every start; edit the settings instead",
-            "listen_addresses = '127.0.0.1'",
-            f"port = {self.target.port}",
-            f"unix_socket_directories = {sql_literal(str(self.socket_dir))}",
-            "max_connections = 200",
-            # a throwaway dev cluster: durability traded for speed
-            "fsync = off", "synchronous_commit = off", "full_page_writes = off", "",
-        ])
+        config = "\n".join(
+            [
+                "# written by `samtykke stack up` on every start; edit the settings instead",
+                "listen_addresses = '127.0.0.1'",
+                f"port = {self.target.port}",
+                f"unix_socket_directories = {sql_literal(str(self.socket_dir))}",
+                "max_connections = 200",
+                # a throwaway dev cluster: durability traded for speed
+                "fsync = off",
+                "synchronous_commit = off",
+                "full_page_writes = off",
+                "",
+            ]
+        )
         (self.data_dir / CONFIG_NAME).write_text(config)
         if self.as_root:
             shutil.chown(self.data_dir / CONFIG_NAME, user=self.os_user, group=self.os_user)
@@ -179,17 +238,37 @@ class PostgresCluster:
         role, database = sql_literal(self.target.user), sql_literal(self.target.database)
         # fed through stdin so the password shows up neither in argv nor in a file;
         # \gexec runs the generated statement only when the WHERE found nothing
-        script = "\n".join([
-            f"SELECT format('CREATE ROLE %I LOGIN', {role}) "
-            f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role}) \\gexec",
-            f"ALTER ROLE {sql_identifier(self.target.user)} LOGIN CREATEDB CREATEROLE "
-            f"PASSWORD {sql_literal(self.target.password)};",
-            f"SELECT format('CREATE DATABASE %I OWNER %I', {database}, {role}) "
-            f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {database}) \\gexec",
-            "",
-        ])
-        run_logged(self.name, [*self._as_server_user(), str(BIN_DIR / "psql"), "-X", "-q",
-                               "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
-                               "-p", str(self.target.port), "-d", "postgres", "-f", "-"],
-                   self.log_path, cwd=self.home, stdin_text=script,
-                   step=f"creating role {self.target.user} and database {self.target.database}")
+        script = "\n".join(
+            [
+                f"SELECT format('CREATE ROLE %I LOGIN', {role}) "
+                f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role}) \\gexec",
+                f"ALTER ROLE {sql_identifier(self.target.user)} LOGIN CREATEDB CREATEROLE "
+                f"PASSWORD {sql_literal(self.target.password)};",
+                f"SELECT format('CREATE DATABASE %I OWNER %I', {database}, {role}) "
+                f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {database}) \\gexec",
+                "",
+            ]
+        )
+        run_logged(
+            self.name,
+            [
+                *self._as_server_user(),
+                str(BIN_DIR / "psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.target.port),
+                "-d",
+                "postgres",
+                "-f",
+                "-",
+            ],
+            self.log_path,
+            cwd=self.home,
+            stdin_text=script,
+            step=f"creating role {self.target.user} and database {self.target.database}",
+        )

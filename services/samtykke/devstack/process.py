@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -70,8 +71,13 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def run_logged(
-    part: str, command: Sequence[str], log_path: Path, cwd: Path | None = None,
-    timeout: float = 900, stdin_text: str | None = None, step: str | None = None,
+    part: str,
+    command: Sequence[str],
+    log_path: Path,
+    cwd: Path | None = None,
+    timeout: float = 900,
+    stdin_text: str | None = None,
+    step: str | None = None,
 ) -> None:
     """Run a set-up command to completion, its output appended to the part's log;
     `step` names it in the error ("formatting the log directory failed")."""
@@ -82,9 +88,14 @@ def run_logged(
         log.flush()
         try:
             result = subprocess.run(
-                list(command), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                list(command),
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
                 # an empty input still closes stdin: set-up tools must never wait for a keypress
-                input=(stdin_text or "").encode(), check=False,
+                input=(stdin_text or "").encode(),
+                check=False,
             )
         except FileNotFoundError as error:
             raise StackError(part, f"{command[0]} is not installed", log_path) from error
@@ -94,9 +105,7 @@ def run_logged(
         raise StackError(part, f"{step} failed (exit {result.returncode})", log_path)
 
 
-def wait_until(
-    part: str, probe: Callable[[], bool], alive: Callable[[], bool], timeout: float, log_path: Path
-) -> None:
+def wait_until(part: str, probe: Callable[[], bool], alive: Callable[[], bool], timeout: float, log_path: Path) -> None:
     """Poll `probe` until it holds; fail early if the server process died."""
     deadline = time.monotonic() + timeout
     while True:
@@ -142,8 +151,12 @@ class DetachedProcess:
             log.flush()
             try:
                 child = subprocess.Popen(
-                    list(command), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
+                    list(command),
+                    cwd=cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
             except FileNotFoundError as error:
                 message = f"{command[0]} is not installed"
@@ -176,7 +189,5 @@ class DetachedProcess:
 
     @staticmethod
     def _signal(pid: int, signum: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass

@@ -46,8 +46,9 @@ class SchemaRegistryProcess:
         self.runner_jar = self.home / RUNNER_JAR
         self.archive = layout.downloads_dir / ARCHIVE_NAME
         self.log_path = layout.log_path(self.name)
-        self.process = DetachedProcess(self.name, layout.pid_path(self.name), self.log_path,
-                                       marker=str(self.runner_jar))
+        self.process = DetachedProcess(
+            self.name, layout.pid_path(self.name), self.log_path, marker=str(self.runner_jar)
+        )
 
     @property
     def endpoint(self) -> str:
@@ -59,8 +60,7 @@ class SchemaRegistryProcess:
     def install(self, report: Report) -> None:
         for tool in ("java",):  # the archive comes over HTTPS, no Maven needed
             if shutil.which(tool) is None:
-                raise StackError(self.name, f"{tool} is required (Java 17+ and Maven)",
-                                 self.log_path)
+                raise StackError(self.name, f"{tool} is required (Java 17+ and Maven)", self.log_path)
         archive = self._locate_archive(report)
         report(f"registry: unpacking into {self.home}")
         self._unpack(archive)
@@ -72,14 +72,24 @@ class SchemaRegistryProcess:
 
     def start(self) -> None:
         if port_is_open(self.address):
-            raise StackError(self.name, f"port {self.address} is already taken by a process this "
-                             "stack did not start; stop it or change SAMTYKKE_REGISTRY_URL",
-                             self.log_path)
-        self.process.spawn([
-            "java", "-Xms64m", "-Xmx384m",
-            f"-Dquarkus.http.host={self.address.host}", f"-Dquarkus.http.port={self.address.port}",
-            "-jar", str(self.runner_jar),
-        ], cwd=self.home)
+            raise StackError(
+                self.name,
+                f"port {self.address} is already taken by a process this "
+                "stack did not start; stop it or change SAMTYKKE_REGISTRY_URL",
+                self.log_path,
+            )
+        self.process.spawn(
+            [
+                "java",
+                "-Xms64m",
+                "-Xmx384m",
+                f"-Dquarkus.http.host={self.address.host}",
+                f"-Dquarkus.http.port={self.address.port}",
+                "-jar",
+                str(self.runner_jar),
+            ],
+            cwd=self.home,
+        )
 
     def is_ready(self) -> bool:
         if not port_is_open(self.address):
@@ -142,4 +152,3 @@ class SchemaRegistryProcess:
         # move into place only when complete, so a broken unpack is never "installed"
         shutil.rmtree(self.home, ignore_errors=True)
         staging.rename(self.home)
-

@@ -73,8 +73,7 @@ class PurposeCatalog:
                 mechanism=Mechanism(item["mechanism"]),
                 per_channel=bool(item["per_channel"]),
                 channels={
-                    SubjectKind(kind): tuple(Channel(c) for c in chans)
-                    for kind, chans in item["channels"].items()
+                    SubjectKind(kind): tuple(Channel(c) for c in chans) for kind, chans in item["channels"].items()
                 },
                 data_categories=tuple(item["data_categories"]),
                 lapse_days=item["lapse_days"],

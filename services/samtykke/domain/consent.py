@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from .catalog import Purpose, PurposeCatalog
 from .model import (
@@ -16,6 +17,8 @@ from .model import (
     PurposeCode,
     SubjectKind,
 )
+
+Instant = TypeVar("Instant", datetime, float)
 
 # A clock skew allowance: a decision stamped a little ahead of our clock is not "in the future".
 FUTURE_TOLERANCE = timedelta(seconds=5)
@@ -79,21 +82,15 @@ def check_decision(
     if decision.occurred_at > now + FUTURE_TOLERANCE:
         problems.append(RuleViolation(f"{field}.occurred_at", "must not be in the future"))
     if current is not None and decision.occurred_at < current.occurred_at:
-        problems.append(
-            RuleViolation(f"{field}.occurred_at", "is older than the decision already recorded")
-        )
+        problems.append(RuleViolation(f"{field}.occurred_at", "is older than the decision already recorded"))
     if kind is SubjectKind.BUSINESS and actor is ActorKind.SUBJECT:
-        problems.append(
-            RuleViolation("actor.kind", "a business's purposes are decided by a company_admin or agent")
-        )
+        problems.append(RuleViolation("actor.kind", "a business's purposes are decided by a company_admin or agent"))
     if decision.action is ConsentAction.REVOKE and actor is ActorKind.SUBJECT:
         problems.append(RuleViolation(f"{field}.action", "a subject withdraws; revoke is for others"))
     return problems
 
 
-def _channel_rule(
-    purpose: Purpose, kind: SubjectKind, channel: Channel | None, field: str
-) -> list[RuleViolation]:
+def _channel_rule(purpose: Purpose, kind: SubjectKind, channel: Channel | None, field: str) -> list[RuleViolation]:
     if not purpose.per_channel:
         if channel is not None:
             return [RuleViolation(field, f"'{purpose.code}' has no channels: omit channel")]
@@ -102,9 +99,7 @@ def _channel_rule(
     if channel is None:
         return [RuleViolation(field, f"'{purpose.code}' is per channel: one of {[c.value for c in allowed]}")]
     if channel not in allowed:
-        return [
-            RuleViolation(field, f"'{channel.value}' is not a channel of '{purpose.code}' for a {kind.value}")
-        ]
+        return [RuleViolation(field, f"'{channel.value}' is not a channel of '{purpose.code}' for a {kind.value}")]
     return []
 
 
@@ -154,9 +149,15 @@ def expire(current: ConsentRecord) -> ConsentRecord:
     )
 
 
+def in_force(status: str, valid_until: Instant | None, at: Instant) -> bool:
+    """THE rule: a grant permits use until its valid-until, whether or not the expiry event has
+    arrived. Instants are datetimes, or epoch seconds where an index keeps floats."""
+    return status == ConsentStatus.GRANTED and (valid_until is None or valid_until > at)
+
+
 def status_at(record: ConsentRecord, at: datetime) -> ConsentStatus:
     """The status in force at `at`: a grant past its valid-until has lapsed, event or not."""
-    if record.status is ConsentStatus.GRANTED and record.valid_until is not None and record.valid_until <= at:
+    if record.status is ConsentStatus.GRANTED and not in_force(record.status, record.valid_until, at):
         return ConsentStatus.EXPIRED
     return record.status
 

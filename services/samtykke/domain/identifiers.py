@@ -117,8 +117,8 @@ def _fodselsnummer(value: str) -> str:
     if not _valid_day(day, int(value[2:4]), 2000 + int(value[4:6])):
         raise InvalidIdentifier("a fødselsnummer starts with a valid date DDMMYY")
     d = [int(c) for c in value]
-    k1 = 11 - sum(w * x for w, x in zip((3, 7, 6, 1, 8, 9, 4, 5, 2), d)) % 11
-    k2 = 11 - sum(w * x for w, x in zip((5, 4, 3, 2, 7, 6, 5, 4, 3, 2), d)) % 11
+    k1 = 11 - sum(w * x for w, x in zip((3, 7, 6, 1, 8, 9, 4, 5, 2), d, strict=False)) % 11
+    k2 = 11 - sum(w * x for w, x in zip((5, 4, 3, 2, 7, 6, 5, 4, 3, 2), d, strict=False)) % 11
     k1, k2 = (0 if k1 == 11 else k1), (0 if k2 == 11 else k2)
     if k1 != d[9] or k2 != d[10]:
         raise InvalidIdentifier("a fødselsnummer's last two digits are mod-11 check digits")

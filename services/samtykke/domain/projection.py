@@ -123,24 +123,35 @@ def marketing_consent(catalog: PurposeCatalog, change: ConsentChanged) -> Market
     else:
         lapse = change.valid_until.date() if change.valid_until else None
     return MarketingConsent(
-        subject_id=change.subject_id, purpose=change.purpose, channel=change.channel or NO_CHANNEL,
-        mechanism=purpose.mechanism.value, status=change.status,
+        subject_id=change.subject_id,
+        purpose=change.purpose,
+        channel=change.channel or NO_CHANNEL,
+        mechanism=purpose.mechanism.value,
+        status=change.status,
         in_force=in_force_at(change.status, change.valid_until, change.occurred_at),
-        valid_until=change.valid_until, lapse_date=lapse, country=change.country,
-        kind=change.subject_kind, account_id=change.account_id, version=change.version,
+        valid_until=change.valid_until,
+        lapse_date=lapse,
+        country=change.country,
+        kind=change.subject_kind,
+        account_id=change.account_id,
+        version=change.version,
         occurred_at=change.occurred_at,
     )
 
 
 def marketable(
-    catalog: PurposeCatalog, consents: Iterable[MarketingConsent], subjects: Mapping[str, SubjectChanged],
+    catalog: PurposeCatalog,
+    consents: Iterable[MarketingConsent],
+    subjects: Mapping[str, SubjectChanged],
     at: datetime,
 ) -> set[ChangeKey]:
     """Who may be marketed to at `at`: an opt-in grant in force, or an opt-out purpose not objected
     to (every known customer of a kind it applies to, on each of its channels); never the erased."""
     erased = {s.subject_id for s in subjects.values() if s.erased}
     rows = {(c.subject_id, c.purpose, c.channel): c for c in consents}
-    allowed = {k for k, c in rows.items() if c.mechanism == Mechanism.OPT_IN and in_force_at(c.status, c.valid_until, at)}
+    allowed = {
+        k for k, c in rows.items() if c.mechanism == Mechanism.OPT_IN and in_force_at(c.status, c.valid_until, at)
+    }
     for purpose in catalog.purposes.values():
         if not purpose.marketing or purpose.mechanism is not Mechanism.OPT_OUT:
             continue
@@ -178,7 +189,9 @@ def daily_deltas(changes: Iterable[ConsentChanged]) -> dict[DailyKey, tuple[int,
 
 
 def traffic_data_use(
-    catalog: PurposeCatalog, subjects: Mapping[str, SubjectChanged], latest: Mapping[ChangeKey, ConsentChanged],
+    catalog: PurposeCatalog,
+    subjects: Mapping[str, SubjectChanged],
+    latest: Mapping[ChangeKey, ConsentChanged],
     at: datetime,
 ) -> set[tuple[str, str, str]]:
     """(subject, purpose, decided_by) for each traffic-data purpose a subject's data may be used for:
@@ -186,11 +199,13 @@ def traffic_data_use(
     codes = {p.code for p in catalog.traffic_data_purposes()}
     live = {s.subject_id: s for s in subjects.values() if not s.erased}
     granted = {
-        (c.subject_id, c.purpose) for c in latest.values()
+        (c.subject_id, c.purpose)
+        for c in latest.values()
         if c.purpose in codes and c.subject_id in live and in_force_at(c.status, c.valid_until, at)
     }
     by_account = {
-        (live[subject].account_id, purpose) for subject, purpose in granted
+        (live[subject].account_id, purpose)
+        for subject, purpose in granted
         if live[subject].kind == SubjectKind.BUSINESS and live[subject].account_id is not None
     }
     uses = {(subject, purpose, "self") for subject, purpose in granted if live[subject].kind != SubjectKind.EMPLOYEE}

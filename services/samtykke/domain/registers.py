@@ -37,9 +37,7 @@ REGISTER_COUNTRY: dict[Register, Country] = {r: scope[0] for r, scope in REGISTE
 _COVERING: dict[tuple[str, str], tuple[Register, ...]] = {}
 for _register, (_country, _channels) in REGISTER_SCOPE.items():
     for _channel in _channels:
-        _COVERING[(_country.value, _channel.value)] = _COVERING.get((_country.value, _channel.value), ()) + (
-            _register,
-        )
+        _COVERING[(_country.value, _channel.value)] = (*_COVERING.get((_country.value, _channel.value), ()), _register)
 
 
 def registers_covering(country: str, channel: str | None) -> tuple[Register, ...]:

@@ -114,22 +114,27 @@ class SuppressionRules:
         self.catalog = catalog
         direct = catalog.get(DIRECT_MARKETING)
         self._objection_channels: dict[str, tuple[str, ...]] = {
-            kind.value: tuple(c.value for c in direct.channels.get(kind, ())) if direct else ()
-            for kind in SubjectKind
+            kind.value: tuple(c.value for c in direct.channels.get(kind, ())) if direct else () for kind in SubjectKind
         }
         # every marketing (purpose, channel) a kind of subject has, planned once: the change feed
         # decides all of them twice for every event it applies
         self.marketing_plans: dict[str, tuple[CheckPlan, ...]] = {
             kind.value: tuple(
                 self.plan(purpose, channel)
-                for purpose in catalog.purposes.values() if purpose.marketing and purpose.applies_to(kind)
+                for purpose in catalog.purposes.values()
+                if purpose.marketing and purpose.applies_to(kind)
                 for channel in (tuple(c.value for c in purpose.channels[kind]) if purpose.per_channel else (None,))
             )
             for kind in SubjectKind
         }
 
     def apply_consent(
-        self, state: SubjectState, purpose: str, channel: str | None, status: str, version: int,
+        self,
+        state: SubjectState,
+        purpose: str,
+        channel: str | None,
+        status: str,
+        version: int,
         valid_until: float | None,
     ) -> bool:
         """Fold one change in, guarded by version (duplicates and replays change nothing)."""
@@ -155,8 +160,11 @@ class SuppressionRules:
     def plan(self, purpose: Purpose, channel: str | None) -> CheckPlan:
         """What a check of (purpose, channel) needs, worked out once per request, not per subject."""
         return CheckPlan(
-            purpose=purpose, channel=channel, key=(purpose.code, channel if purpose.per_channel else None),
-            opt_in=purpose.mechanism is Mechanism.OPT_IN, marketing=purpose.marketing,
+            purpose=purpose,
+            channel=channel,
+            key=(purpose.code, channel if purpose.per_channel else None),
+            opt_in=purpose.mechanism is Mechanism.OPT_IN,
+            marketing=purpose.marketing,
             not_consent_based=purpose.mechanism is Mechanism.NONE,
             direct_key=(DIRECT_MARKETING, channel),
         )
@@ -166,7 +174,9 @@ class SuppressionRules:
     ) -> Verdict:
         return self.decide_planned(state, self.plan(purpose, channel), at, registers)
 
-    def decide_planned(self, state: SubjectState | None, plan: CheckPlan, at: float, registers: RegisterBook) -> Verdict:
+    def decide_planned(
+        self, state: SubjectState | None, plan: CheckPlan, at: float, registers: RegisterBook
+    ) -> Verdict:
         if state is None:
             return UNKNOWN
         if state.erased:

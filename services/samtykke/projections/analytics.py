@@ -46,14 +46,17 @@ class AnalyticsProjection(Projection):
     async def apply(self, conn: asyncpg.Connection, batch: Batch) -> Applied:
         s = self.schema
         subjects = await self.fresh_subjects(
-            conn, batch.subjects, key="pseudonym", key_of=lambda e: pseudonym(self._key, e.subject_id))
+            conn, batch.subjects, key="pseudonym", key_of=lambda e: pseudonym(self._key, e.subject_id)
+        )
         await conn.executemany(
             f"INSERT INTO {s}.subjects AS t (pseudonym, kind, country, account_pseudonym, erased, version) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pseudonym) DO UPDATE SET kind = EXCLUDED.kind, "
             "country = EXCLUDED.country, account_pseudonym = EXCLUDED.account_pseudonym, "
             "erased = EXCLUDED.erased, version = EXCLUDED.version WHERE EXCLUDED.version > t.version",
-            [(k, e.kind, e.country, account_pseudonym(self._key, e.account_id), e.erased, e.version)
-             for k, e in subjects],
+            [
+                (k, e.kind, e.country, account_pseudonym(self._key, e.account_id), e.erased, e.version)
+                for k, e in subjects
+            ],
         )
         new = await self._insert_facts(conn, batch.changes)
         await conn.executemany(
@@ -68,8 +71,10 @@ class AnalyticsProjection(Projection):
             "DO UPDATE SET status = EXCLUDED.status, valid_until = EXCLUDED.valid_until, "
             "version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at, applied_at = clock_timestamp() "
             "WHERE EXCLUDED.version > t.version",
-            [(*self._fact_key(c)[:3], c.status, c.valid_until, c.version, c.occurred_at)
-             for c in latest_changes(new).values()],
+            [
+                (*self._fact_key(c)[:3], c.status, c.valid_until, c.version, c.occurred_at)
+                for c in latest_changes(new).values()
+            ],
         )
         return Applied(new, len(subjects))
 

@@ -30,51 +30,57 @@ log = logging.getLogger(__name__)
 
 def faust_settings(domain: Domain, settings: Settings) -> dict[str, Any]:
     batch = settings.projection_batch_size
-    return dict(
-        broker=";".join(f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")),
+    return {
+        "broker": ";".join(f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")),
         # exactly-once *effect* comes from version guards + offsets in PostgreSQL; Faust's
         # exactly_once mode (Kafka transactions) is fragile in faust-streaming and not needed
-        processing_guarantee="at_least_once",
+        "processing_guarantee": "at_least_once",
         # used only when a stored position is out of range (the events were deleted by retention):
         # then start from the oldest event still kept rather than skip to the end
-        consumer_auto_offset_reset="earliest",
+        "consumer_auto_offset_reset": "earliest",
         # one poll returns up to one batch, so a full batch is usually one fetch away
-        broker_max_poll_records=batch,
+        "broker_max_poll_records": batch,
         # per-partition buffer before Faust pauses fetching: the next batches are ready while one
         # commits, and memory stays bounded during a replay of millions of events
-        stream_buffer_maxsize=4 * batch,
+        "stream_buffer_maxsize": 4 * batch,
         # the topics are consumed with acks=False, so Faust never commits group offsets; its commit
         # loop only wakes up to find nothing to do (PostgreSQL holds the positions)
-        broker_commit_every=batch,
-        broker_commit_interval=10.0,
+        "broker_commit_every": batch,
+        "broker_commit_interval": 10.0,
         # a projector that died (SIGKILL) loses its partitions within ~10 s, not Faust's default 60 s
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 3.0,
         # no tables to restore, so start applying as soon as partitions are assigned
-        stream_recovery_delay=0.0,
+        "stream_recovery_delay": 0.0,
         # no leader election (no tables, no timers) and no topic creation: the contract topics are
         # created with their retention by `ensure_topics`, never with Faust's defaults
-        topic_disable_leader=True,
-        topic_allow_declare=False,
+        "topic_disable_leader": True,
+        "topic_allow_declare": False,
         # the dead-letter send must be on all in-sync replicas before the batch's offsets commit
-        producer_acks=-1,
+        "producer_acks": -1,
         # an unexpected error stops the worker (exit 1) so its supervisor restarts it and it resumes
         # from PostgreSQL; restarting only the agent coroutine would skip the batch in flight
-        agent_supervisor="mode.supervisors.CrashingSupervisor",
-        web_enabled=True,
+        "agent_supervisor": "mode.supervisors.CrashingSupervisor",
+        "web_enabled": True,
         # /metrics, /healthz and /ready must answer probes and scrapes from outside the container
-        web_bind=settings.http_host,
-        web_host=settings.http_host,
-        web_port=domain.web_port(settings),
-        datadir=str(settings.state_dir / "faust" / domain.name),
-    )
+        "web_bind": settings.http_host,
+        "web_host": settings.http_host,
+        "web_port": domain.web_port(settings),
+        "datadir": str(settings.state_dir / "faust" / domain.name),
+    }
 
 
 def raw_message(message: Any) -> RawMessage:
     headers = message.headers or ()
     pairs = headers.items() if isinstance(headers, dict) else headers
-    return RawMessage(message.topic, message.partition, message.offset, message.key, message.value,
-                      tuple((str(k), bytes(v or b"")) for k, v in pairs))
+    return RawMessage(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        tuple((str(k), bytes(v or b"")) for k, v in pairs),
+    )
 
 
 def create_app(domain: Domain, settings: Settings, resources: ProjectorResources) -> faust.App:
@@ -85,16 +91,20 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
         await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     dead_letters = DeadLetterQueue(dead_letter_topic(domain.group(settings)), send_and_wait)
-    applier = BatchApplier(resources.pool, resources.projection, resources.decoder, dead_letters,
-                           resources.metrics, domain.lock_key)
+    applier = BatchApplier(
+        resources.pool, resources.projection, resources.decoder, dead_letters, resources.metrics, domain.lock_key
+    )
     metrics = resources.metrics
-    topics = app.topic(settings.topic_changes, settings.topic_subjects,
-                       key_serializer="raw", value_serializer="raw", acks=False)
+    topics = app.topic(
+        settings.topic_changes, settings.topic_subjects, key_serializer="raw", value_serializer="raw", acks=False
+    )
 
     @app.agent(topics, name=f"{domain.name}_projector")
     async def project(stream: StreamT[bytes]) -> None:
         # take_events is on the concrete Stream, not on the StreamT interface
-        batches = cast(Stream[bytes], stream).take_events(settings.projection_batch_size, settings.projection_batch_seconds)
+        batches = cast(Stream[bytes], stream).take_events(
+            settings.projection_batch_size, settings.projection_batch_seconds
+        )
         async for events in batches:
             messages = [raw_message(event.message) for event in events]
             batch = await applier.apply(messages)
@@ -133,7 +143,13 @@ def run(domain_name: str, settings: Settings) -> NoReturn:
     asyncio.set_event_loop(loop)
     resources = loop.run_until_complete(ProjectorResources.open(domain, settings))
     app = create_app(domain, settings, resources)
-    log.info("%s projector: group %s, schema %s, web on %s:%d", domain.name, domain.group(settings),
-             resources.projection.schema, settings.http_host, domain.web_port(settings))
+    log.info(
+        "%s projector: group %s, schema %s, web on %s:%d",
+        domain.name,
+        domain.group(settings),
+        resources.projection.schema,
+        settings.http_host,
+        domain.web_port(settings),
+    )
     worker = Worker(app, loop=loop, loglevel="INFO", quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

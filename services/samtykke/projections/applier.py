@@ -31,8 +31,13 @@ log = logging.getLogger(__name__)
 
 class BatchApplier:
     def __init__(
-        self, pool: asyncpg.Pool, projection: Projection, decoder: EventDecoder,
-        dead_letters: DeadLetterQueue, metrics: ProjectionMetrics, lock_key: int,
+        self,
+        pool: asyncpg.Pool,
+        projection: Projection,
+        decoder: EventDecoder,
+        dead_letters: DeadLetterQueue,
+        metrics: ProjectionMetrics,
+        lock_key: int,
     ) -> None:
         self._pool = pool
         self.projection = projection
@@ -49,8 +54,14 @@ class BatchApplier:
             await with_backoff(partial(self._dead_letters.put, message, poison), "dead_letter", self._metrics)
             self._metrics.dead_letters.labels(self._metrics.domain, poison.kind.value).inc()
             self.dead_lettered += 1
-            log.warning("dead-lettered %s[%d]@%d to %s: %s", message.topic, message.partition,
-                        message.offset, self._dead_letters.topic, poison.kind.value)
+            log.warning(
+                "dead-lettered %s[%d]@%d to %s: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                self._dead_letters.topic,
+                poison.kind.value,
+            )
         started = time.perf_counter()
         applied = await with_backoff(partial(self._commit, batch), "database", self._metrics)
         self._observe(messages, batch, applied, time.perf_counter() - started)

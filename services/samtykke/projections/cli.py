@@ -1,8 +1,8 @@
 """`samtykke projections ...`: run a projector, rebuild a domain, provision roles.
 
-    samtykke projections run DOMAIN          (DOMAIN: marketing | analytics | customer_service)
-    samtykke projections rebuild DOMAIN      fresh tables from the start of the topics, then switch
-    samtykke projections provision           roles and schemas (owner login)
+samtykke projections run DOMAIN          (DOMAIN: marketing | analytics | customer_service)
+samtykke projections rebuild DOMAIN      fresh tables from the start of the topics, then switch
+samtykke projections provision           roles and schemas (owner login)
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rebuild.set_defaults(handler=rebuild_domain)
 
     provision = actions.add_parser("provision", help="create the roles and schemas (owner login)")
-    provision.add_argument("domains", nargs="*", type=domain_name, metavar="DOMAIN",
-                           help="only these domains (default: all)")
+    provision.add_argument(
+        "domains", nargs="*", type=domain_name, metavar="DOMAIN", help="only these domains (default: all)"
+    )
     provision.set_defaults(handler=provision_all)

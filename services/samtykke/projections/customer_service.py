@@ -39,7 +39,9 @@ class CustomerServiceProjection(Projection):
         if erased:
             await conn.execute(
                 f"UPDATE {s}.timeline SET evidence_ref = NULL "
-                "WHERE subject_id = ANY($1::text[]) AND evidence_ref IS NOT NULL", erased)
+                "WHERE subject_id = ANY($1::text[]) AND evidence_ref IS NOT NULL",
+                erased,
+            )
         new = await self._insert_timeline(conn, batch.changes)
         await conn.executemany(
             f"INSERT INTO {s}.consents AS t ({_CURRENT}) "
@@ -52,9 +54,21 @@ class CustomerServiceProjection(Projection):
             "notice_version = EXCLUDED.notice_version, applied_at = clock_timestamp() "
             "WHERE EXCLUDED.version > t.version",
             [
-                (c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.status, c.previous_status, c.version,
-                 c.occurred_at, c.recorded_at, c.valid_until, c.last_used_at, c.source, c.actor_kind,
-                 c.notice_version)
+                (
+                    c.subject_id,
+                    c.purpose,
+                    c.channel or NO_CHANNEL,
+                    c.status,
+                    c.previous_status,
+                    c.version,
+                    c.occurred_at,
+                    c.recorded_at,
+                    c.valid_until,
+                    c.last_used_at,
+                    c.source,
+                    c.actor_kind,
+                    c.notice_version,
+                )
                 for c in latest_changes(new).values()
             ],
         )
@@ -64,13 +78,27 @@ class CustomerServiceProjection(Projection):
         entries = {(c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.version): c for c in changes}
         if not entries:
             return []
-        erased = {r["subject_id"] for r in await conn.fetch(
-            f"SELECT subject_id FROM {self.schema}.subjects WHERE erased AND subject_id = ANY($1::text[])",
-            list({k[0] for k in entries}),
-        )}
+        erased = {
+            r["subject_id"]
+            for r in await conn.fetch(
+                f"SELECT subject_id FROM {self.schema}.subjects WHERE erased AND subject_id = ANY($1::text[])",
+                list({k[0] for k in entries}),
+            )
+        }
         rows = [
-            (*k, c.event_id, c.status, c.previous_status, c.occurred_at, c.recorded_at, c.valid_until,
-             c.source, c.actor_kind, c.notice_version, timeline_evidence(c, c.subject_id in erased))
+            (
+                *k,
+                c.event_id,
+                c.status,
+                c.previous_status,
+                c.occurred_at,
+                c.recorded_at,
+                c.valid_until,
+                c.source,
+                c.actor_kind,
+                c.notice_version,
+                timeline_evidence(c, c.subject_id in erased),
+            )
             for k, c in entries.items()
         ]
         inserted = await conn.fetch(

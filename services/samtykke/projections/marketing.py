@@ -27,13 +27,15 @@ class MarketingProjection(Projection):
     async def refresh_reference_data(self, conn: asyncpg.Connection) -> None:
         rows = [
             (p.code, kind.value, channel.value, p.mechanism.value)
-            for p in self.catalog.purposes.values() if p.marketing and p.mechanism is Mechanism.OPT_OUT
-            for kind, channels in p.channels.items() for channel in channels
+            for p in self.catalog.purposes.values()
+            if p.marketing and p.mechanism is Mechanism.OPT_OUT
+            for kind, channels in p.channels.items()
+            for channel in channels
         ]
         await conn.execute(f"DELETE FROM {self.schema}.purpose_channels")
         await conn.executemany(
-            f"INSERT INTO {self.schema}.purpose_channels (purpose, kind, channel, mechanism) "
-            "VALUES ($1, $2, $3, $4)", rows,
+            f"INSERT INTO {self.schema}.purpose_channels (purpose, kind, channel, mechanism) VALUES ($1, $2, $3, $4)",
+            rows,
         )
 
     async def apply(self, conn: asyncpg.Connection, batch: Batch) -> Applied:
@@ -59,9 +61,23 @@ class MarketingProjection(Projection):
             "occurred_at = EXCLUDED.occurred_at, applied_at = clock_timestamp() "
             "WHERE EXCLUDED.version > t.version",
             [
-                (r.subject_id, r.purpose, r.channel, r.mechanism, r.status, r.in_force, r.valid_until,
-                 r.lapse_date, r.country, r.kind, r.account_id, r.version, r.occurred_at)
-                for r in rows if r is not None
+                (
+                    r.subject_id,
+                    r.purpose,
+                    r.channel,
+                    r.mechanism,
+                    r.status,
+                    r.in_force,
+                    r.valid_until,
+                    r.lapse_date,
+                    r.country,
+                    r.kind,
+                    r.account_id,
+                    r.version,
+                    r.occurred_at,
+                )
+                for r in rows
+                if r is not None
             ],
         )
         return Applied(fresh, len(subjects))
@@ -76,6 +92,8 @@ class MarketingProjection(Projection):
             f"SELECT t.subject_id, t.purpose, t.channel, t.version FROM {self.schema}.consents t "
             "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(subject_id, purpose, channel) "
             "USING (subject_id, purpose, channel) FOR UPDATE OF t",
-            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
         )
         return {(r["subject_id"], r["purpose"], r["channel"]): r["version"] for r in rows}

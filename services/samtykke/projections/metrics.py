@@ -17,30 +17,44 @@ class ProjectionMetrics:
         self.events = Counter(
             "samtykke_projection_events_total",
             "Events consumed: applied, unchanged (duplicate, stale or not this domain's) or dead_letter",
-            ["domain", "topic", "outcome"], registry=self.registry,
+            ["domain", "topic", "outcome"],
+            registry=self.registry,
         )
         self.batch_size = Histogram(
-            "samtykke_projection_batch_size", "Messages per applied batch (one transaction each)",
-            ["domain"], buckets=BATCH_BUCKETS, registry=self.registry,
+            "samtykke_projection_batch_size",
+            "Messages per applied batch (one transaction each)",
+            ["domain"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
         )
         self.commit_seconds = Histogram(
-            "samtykke_projection_commit_seconds", "Time to write one batch and its offsets",
-            ["domain"], registry=self.registry,
+            "samtykke_projection_commit_seconds",
+            "Time to write one batch and its offsets",
+            ["domain"],
+            registry=self.registry,
         )
         self.lag = Gauge(
-            "samtykke_projection_consumer_lag", "Messages between the last applied offset and the partition end",
-            ["domain", "topic", "partition"], registry=self.registry,
+            "samtykke_projection_consumer_lag",
+            "Messages between the last applied offset and the partition end",
+            ["domain", "topic", "partition"],
+            registry=self.registry,
         )
         self.propagation = Histogram(
             "samtykke_projection_propagation_seconds",
             "End-to-end propagation: event recorded_at to its row committed",
-            ["domain"], buckets=PROPAGATION_BUCKETS, registry=self.registry,
+            ["domain"],
+            buckets=PROPAGATION_BUCKETS,
+            registry=self.registry,
         )
         self.dead_letters = Counter(
-            "samtykke_projection_dead_letters_total", "Messages sent to the dead-letter queue, by reason kind",
-            ["domain", "reason"], registry=self.registry,
+            "samtykke_projection_dead_letters_total",
+            "Messages sent to the dead-letter queue, by reason kind",
+            ["domain", "reason"],
+            registry=self.registry,
         )
         self.retries = Counter(
-            "samtykke_projection_retries_total", "Transient failures retried with backoff, by stage",
-            ["domain", "stage"], registry=self.registry,
+            "samtykke_projection_retries_total",
+            "Transient failures retried with backoff, by stage",
+            ["domain", "stage"],
+            registry=self.registry,
         )

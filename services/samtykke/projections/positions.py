@@ -62,8 +62,10 @@ class StoredPositionConsumer(faust_kafka.Consumer):
             stored = wanted.get(tp)
             positions[tp] = stored if stored is not None else earliest[tp]
         await self.seek_wait(positions)
-        log.info("resuming from PostgreSQL positions: %s",
-                 ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(positions.items())))
+        log.info(
+            "resuming from PostgreSQL positions: %s",
+            ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(positions.items())),
+        )
         return positions
 
 

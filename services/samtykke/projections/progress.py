@@ -20,7 +20,9 @@ class Progress:
         self._unit = unit
         self._started = self._logged = time.monotonic()
         self._log_every = log_every
-        self._bar = tqdm(total=total, desc=description, unit=f" {unit}", unit_scale=True) if sys.stderr.isatty() else None
+        self._bar = (
+            tqdm(total=total, desc=description, unit=f" {unit}", unit_scale=True) if sys.stderr.isatty() else None
+        )
 
     @property
     def rate(self) -> float:
@@ -39,8 +41,16 @@ class Progress:
 
     def _log_line(self) -> None:
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
-        log.info("%s: %s/%s %s%s, %.0f %s/s", self._description, f"{self.done:,}", f"{self.total:,}",
-                 self._unit, share, self.rate, self._unit)
+        log.info(
+            "%s: %s/%s %s%s, %.0f %s/s",
+            self._description,
+            f"{self.done:,}",
+            f"{self.total:,}",
+            self._unit,
+            share,
+            self.rate,
+            self._unit,
+        )
 
     def __enter__(self) -> Progress:
         return self

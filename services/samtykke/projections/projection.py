@@ -54,7 +54,7 @@ class Projection(abc.ABC):
             await conn.execute(self.ddl())
             await self.refresh_reference_data(conn)
 
-    async def refresh_reference_data(self, conn: asyncpg.Connection) -> None:
+    async def refresh_reference_data(self, conn: asyncpg.Connection) -> None:  # noqa: B027 (optional hook)
         """Catalog facts the views need; none by default."""
 
     @abc.abstractmethod
@@ -62,7 +62,10 @@ class Projection(abc.ABC):
         """Apply a decoded batch inside the caller's transaction."""
 
     async def fresh_subjects(
-        self, conn: asyncpg.Connection, subjects: Iterable[SubjectChanged], key: str = "subject_id",
+        self,
+        conn: asyncpg.Connection,
+        subjects: Iterable[SubjectChanged],
+        key: str = "subject_id",
         key_of: Callable[[SubjectChanged], str] = lambda s: s.subject_id,
     ) -> list[tuple[str, SubjectChanged]]:
         """(table key, event) for the subjects whose version beats the stored one."""
@@ -70,8 +73,7 @@ class Projection(abc.ABC):
         if not latest:
             return []
         rows = await conn.fetch(
-            f"SELECT {key} AS k, version FROM {self.schema}.subjects WHERE {key} = ANY($1::text[]) "
-            "FOR UPDATE",
+            f"SELECT {key} AS k, version FROM {self.schema}.subjects WHERE {key} = ANY($1::text[]) FOR UPDATE",
             list(latest),
         )
         stored = {r["k"]: r["version"] for r in rows}

@@ -8,6 +8,7 @@ the role's behalf and rename schemas at a rebuild's switch-over. Idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import asyncpg
@@ -24,13 +25,14 @@ log = logging.getLogger(__name__)
 async def ensure_role(owner: asyncpg.Connection, domain: Domain, password: str) -> None:
     exists = await owner.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", domain.role)
     if not exists:
-        try:
+        # a concurrent provision may create it first (roles are cluster-wide)
+        with contextlib.suppress(asyncpg.DuplicateObjectError):
             await owner.execute(f'CREATE ROLE "{domain.role}" LOGIN NOINHERIT')
-        except asyncpg.DuplicateObjectError:
-            pass  # created by a concurrent provision (roles are cluster-wide)
     statement = await owner.fetchval(
-        "SELECT format('ALTER ROLE %I LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L', "
-        "$1::text, $2::text)", domain.role, password)
+        "SELECT format('ALTER ROLE %I LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L', $1::text, $2::text)",
+        domain.role,
+        password,
+    )
     await owner.execute(statement)
     member = await owner.fetchval("SELECT pg_has_role(current_user, $1, 'MEMBER')", domain.role)
     if not member:
@@ -49,7 +51,9 @@ async def revoke_elsewhere(owner: asyncpg.Connection, domain: Domain) -> None:
     await owner.execute(f'REVOKE CREATE, TEMPORARY ON DATABASE "{database}" FROM "{domain.role}"')
     others = await owner.fetch(
         "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' "
-        "AND nspowner <> (SELECT oid FROM pg_roles WHERE rolname = $1)", domain.role)
+        "AND nspowner <> (SELECT oid FROM pg_roles WHERE rolname = $1)",
+        domain.role,
+    )
     for row in others:
         schema = row["nspname"]
         await owner.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM "{domain.role}"')

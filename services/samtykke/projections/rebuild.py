@@ -66,7 +66,12 @@ async def _fresh_schema(owner: asyncpg.Connection, domain: Domain) -> tuple[str,
 
 
 async def _switch(
-    owner: asyncpg.Connection, domain: Domain, target: str, n: int, replay: TopicReplay, applier: BatchApplier,
+    owner: asyncpg.Connection,
+    domain: Domain,
+    target: str,
+    n: int,
+    replay: TopicReplay,
+    applier: BatchApplier,
 ) -> str | None:
     retired = None
     async with owner.transaction():
@@ -91,14 +96,23 @@ async def rebuild(domain: Domain, settings: Settings, keep_old: bool = False) ->
         resources = await ProjectorResources.open(domain, settings, schema=target)
         producer = idempotent_producer(settings.kafka_bootstrap)
         await producer.start()
-        replay = TopicReplay(settings.kafka_bootstrap, [settings.topic_changes, settings.topic_subjects],
-                             settings.projection_rebuild_batch_size)
+        replay = TopicReplay(
+            settings.kafka_bootstrap,
+            [settings.topic_changes, settings.topic_subjects],
+            settings.projection_rebuild_batch_size,
+        )
         try:
             await replay.start()
             dead_letters = DeadLetterQueue(dead_letter_topic(domain.group(settings)), _sender(producer))
             # its own lock key: the switch holds the live one while the catch-up batches commit
-            applier = BatchApplier(resources.pool, resources.projection, resources.decoder, dead_letters,
-                                   resources.metrics, lock_key=_rebuild_lock(domain) ^ 1)
+            applier = BatchApplier(
+                resources.pool,
+                resources.projection,
+                resources.decoder,
+                dead_letters,
+                resources.metrics,
+                lock_key=_rebuild_lock(domain) ^ 1,
+            )
             started = time.monotonic()
             ends = await replay.end_offsets()
             with Progress(await replay.remaining(ends), f"rebuild {domain.name}") as progress:
@@ -112,9 +126,15 @@ async def rebuild(domain: Domain, settings: Settings, keep_old: bool = False) ->
             await producer.stop()
             await resources.close()
         dead = applier.dead_lettered
-        log.info("rebuild %s: %d events in %.1fs (%.0f/s), %d dead letters; readers now see the rebuilt tables%s",
-                 domain.name, progress.done, seconds, progress.done / max(seconds, 1e-9), dead,
-                 f" (old schema kept as {retired})" if retired and keep_old else "")
+        log.info(
+            "rebuild %s: %d events in %.1fs (%.0f/s), %d dead letters; readers now see the rebuilt tables%s",
+            domain.name,
+            progress.done,
+            seconds,
+            progress.done / max(seconds, 1e-9),
+            dead,
+            f" (old schema kept as {retired})" if retired and keep_old else "",
+        )
         return RebuildReport(domain.name, progress.done, seconds, dead)
     finally:
         await owner.close()
@@ -123,4 +143,5 @@ async def rebuild(domain: Domain, settings: Settings, keep_old: bool = False) ->
 def _sender(producer: AIOKafkaProducer) -> SendAndWait:
     async def send_and_wait(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
     return send_and_wait

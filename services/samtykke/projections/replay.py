@@ -24,8 +24,11 @@ class TopicReplay:
         self._topics = list(topics)
         self._batch_size = batch_size
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=batch_size,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=batch_size,
         )
         self.partitions: list[TopicPartition] = []
 
@@ -62,7 +65,8 @@ class TopicReplay:
             fetched = await self._consumer.getmany(*pending, timeout_ms=500, max_records=self._batch_size)
             messages = [
                 RawMessage(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
-                for records in fetched.values() for r in records
+                for records in fetched.values()
+                for r in records
             ]
             if messages:
                 await apply(messages)

@@ -37,9 +37,17 @@ class ProjectorResources:
     @classmethod
     async def open(cls, domain: Domain, settings: Settings, schema: str | None = None) -> ProjectorResources:
         metrics = ProjectionMetrics(domain.name)
-        await with_backoff(lambda: ensure_topics(
-            settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects,
-            settings.topic_partitions, extra=[dead_letter_topic(domain.group(settings))]), "topics", metrics)
+        await with_backoff(
+            lambda: ensure_topics(
+                settings.kafka_bootstrap,
+                settings.topic_changes,
+                settings.topic_subjects,
+                settings.topic_partitions,
+                extra=[dead_letter_topic(domain.group(settings))],
+            ),
+            "topics",
+            metrics,
+        )
         pool = await with_backoff(lambda: create_pool(domain.dsn(settings), min_size=1, max_size=4), "connect", metrics)
         catalog = load_catalog()
         projection = domain.projection(schema or domain.name, settings, catalog)
@@ -50,7 +58,9 @@ class ProjectorResources:
         return cls(domain, settings, pool, registry, projection, decoder, metrics)
 
     async def stored_positions(self, assigned: set[TP]) -> Mapping[TP, int | None]:
-        stored = await with_backoff(lambda: OffsetStore(self.projection.schema).load(self.pool), "positions", self.metrics)
+        stored = await with_backoff(
+            lambda: OffsetStore(self.projection.schema).load(self.pool), "positions", self.metrics
+        )
         positions = OffsetStore.next_positions(stored, [(tp.topic, tp.partition) for tp in assigned])
         return {tp: positions[(tp.topic, tp.partition)] for tp in assigned}
 

@@ -39,8 +39,11 @@ def is_transient(exc: BaseException) -> bool:
 
 
 async def with_backoff(
-    operation: Callable[[], Awaitable[T]], stage: str, metrics: ProjectionMetrics,
-    first_delay: float = 0.1, max_delay: float = 5.0,
+    operation: Callable[[], Awaitable[T]],
+    stage: str,
+    metrics: ProjectionMetrics,
+    first_delay: float = 0.1,
+    max_delay: float = 5.0,
 ) -> T:
     delay = first_delay
     while True:

@@ -41,16 +41,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.topic_changes: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "ConsentChanged")),
         settings.topic_subjects: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "SubjectChanged")),
     }
-    feed = TopicFeed(settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects, decoders,
-                     index, metrics, settings.suppression_dlq_topic)
-    gate = SuppressionGate(index, feed.age, feed.caught_up.is_set, settings.suppression_max_lag_seconds,
-                           settings.suppression_stale_response == "503", metrics)
+    feed = TopicFeed(
+        settings.kafka_bootstrap,
+        settings.topic_changes,
+        settings.topic_subjects,
+        decoders,
+        index,
+        metrics,
+        settings.suppression_dlq_topic,
+    )
+    gate = SuppressionGate(
+        index,
+        feed.age,
+        feed.caught_up.is_set,
+        settings.suppression_max_lag_seconds,
+        settings.suppression_stale_response == "503",
+        metrics,
+    )
     metrics.watch(feed.age, lambda: len(index.subjects))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_supervised(feed.run, "feed"), name="feed"),
-                 asyncio.create_task(_ticking(index), name="tick")]
+        tasks = [
+            asyncio.create_task(_supervised(feed.run, "feed"), name="feed"),
+            asyncio.create_task(_ticking(index), name="tick"),
+        ]
         try:
             yield
         finally:
@@ -63,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="samtykke suppression service",
         version="1",
         description="The gate in front of every marketing send: decisions with reasons, the suppression list "
-                    "and its change feed, national register imports. Fails closed when its index is stale.",
+        "and its change feed, national register imports. Fails closed when its index is stale.",
         lifespan=lifespan,
     )
     app.state.api_keys = settings.api_keys
@@ -106,9 +121,14 @@ def _operations_routes(app: FastAPI, feed: TopicFeed, gate: SuppressionGate) -> 
     @app.get("/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
         age = feed.age()
-        body = {"ready": feed.caught_up.is_set() and not gate.is_stale(), "caught_up": feed.caught_up.is_set(),
-                "stale": gate.is_stale(), "index_age_seconds": round(age, 3),
-                "subjects": len(gate.index.subjects), "position": gate.index.position()}
+        body = {
+            "ready": feed.caught_up.is_set() and not gate.is_stale(),
+            "caught_up": feed.caught_up.is_set(),
+            "stale": gate.is_stale(),
+            "index_age_seconds": round(age, 3),
+            "subjects": len(gate.index.subjects),
+            "position": gate.index.position(),
+        }
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
@@ -118,5 +138,10 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.suppression_port,
-                log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.suppression_port,
+        log_level="info",
+        access_log=False,
+    )

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from samtykke.adapters.auth import Principal, authorise, bearer
 
+
 class TokenBucket:
     def __init__(self, per_minute: int) -> None:
         self.capacity = float(per_minute)
@@ -93,7 +94,9 @@ class RateLimitHeaders:
                 values = scope.get("state", {}).get("ratelimit")
                 if values:
                     present = {k.lower() for k, _ in message.get("headers", [])}
-                    extra = [(k.lower().encode(), v.encode()) for k, v in values.items() if k.lower().encode() not in present]
+                    extra = [
+                        (k.lower().encode(), v.encode()) for k, v in values.items() if k.lower().encode() not in present
+                    ]
                     message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -46,8 +46,11 @@ class SuppressionChanges:
         return f"{self.epoch}.{self._next_seq - 1}"
 
     def record(
-        self, subject_id: str, before: dict[ConsentKey, tuple[Reason, ...]],
-        after: dict[ConsentKey, tuple[Reason, ...]], at: float,
+        self,
+        subject_id: str,
+        before: dict[ConsentKey, tuple[Reason, ...]],
+        after: dict[ConsentKey, tuple[Reason, ...]],
+        at: float,
     ) -> int:
         written = 0
         for key in before.keys() | after.keys():

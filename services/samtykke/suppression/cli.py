@@ -1,7 +1,7 @@
 """`samtykke suppression …`: serve the service, import a register file through its API.
 
-    samtykke suppression serve
-    samtykke suppression import-register FILE --register NIX --published 2026-11-01 [--url URL] [--key KEY]
+samtykke suppression serve
+samtykke suppression import-register FILE --register NIX --published 2026-11-01 [--url URL] [--key KEY]
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def import_register(args: argparse.Namespace) -> int:
     path = Path(args.file)
     headers = {"Authorization": f"Bearer {args.key}", "Content-Type": "text/plain"}
     with httpx.Client(base_url=url, headers=headers, timeout=600) as client, path.open("rb") as body:
-        response = client.post(f"/v1/registers/{args.register}/imports", params={"published": args.published},
-                               content=body)
+        response = client.post(
+            f"/v1/registers/{args.register}/imports", params={"published": args.published}, content=body
+        )
         if response.status_code != 202:
             print(f"import refused: {response.status_code} {response.text}", file=sys.stderr)
             return 1
@@ -40,9 +41,11 @@ def import_register(args: argparse.Namespace) -> int:
             time.sleep(0.5)
             job = client.get(f"/v1/registers/imports/{job['job_id']}").json()
             print(f"\r{args.register}: {job['read']:,} rows read, {job['invalid']:,} invalid", end="", flush=True)
-    print(f"\r{args.register} published {job['published']}: {job['state']}; read {job['read']:,}, "
-          f"listed {job['listed']:,}, matched {job['matched']:,}, invalid {job['invalid']:,}"
-          + (f" (first invalid lines: {job['invalid_lines'][:10]})" if job["invalid"] else ""))
+    print(
+        f"\r{args.register} published {job['published']}: {job['state']}; read {job['read']:,}, "
+        f"listed {job['listed']:,}, matched {job['matched']:,}, invalid {job['invalid']:,}"
+        + (f" (first invalid lines: {job['invalid_lines'][:10]})" if job["invalid"] else "")
+    )
     return 0 if job["state"] == "done" else 1
 
 

@@ -30,8 +30,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(IndexStale)
     async def _stale(_: Request, exc: IndexStale) -> JSONResponse:
-        return problem(503, "stale_index", [("index", f"{exc}: older than the freshness bound; never allowed on doubt")],
-                       {"Retry-After": "1"})
+        return problem(
+            503,
+            "stale_index",
+            [("index", f"{exc}: older than the freshness bound; never allowed on doubt")],
+            {"Retry-After": "1"},
+        )
 
     @app.exception_handler(CursorGone)
     async def _gone(_: Request, exc: CursorGone) -> JSONResponse:

@@ -18,9 +18,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .api import Gate, iso
 from samtykke.adapters.auth import Principal
 
+from .api import Gate, iso
 from .auth import require
 from .changes import SuppressionChanges
 from .gate import IndexStale, SuppressionGate
@@ -36,8 +36,12 @@ def _feed(g: SuppressionGate) -> SuppressionChanges:
     return changes
 
 
-@router.get("/suppressions", summary="Full suppression list (NDJSON), with a cursor for the change feed",
-            response_class=StreamingResponse, responses={200: {"content": {"application/x-ndjson": {}}}})
+@router.get(
+    "/suppressions",
+    summary="Full suppression list (NDJSON), with a cursor for the change feed",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
 async def export(g: Gate, _: Principal = Depends(require("suppression:export"))) -> StreamingResponse:
     changes = _feed(g)
     cursor = changes.cursor
@@ -49,19 +53,34 @@ async def export(g: Gate, _: Principal = Depends(require("suppression:export")))
             out = []
             for state in states[start : start + 2000]:
                 for (purpose, channel), reasons in g.index.entries(state, now).items():
-                    out.append(json.dumps({"subject_id": state.subject_id, "purpose": purpose, "channel": channel,
-                                           "reasons": [r.value for r in reasons]}, separators=(",", ":")))
+                    out.append(
+                        json.dumps(
+                            {
+                                "subject_id": state.subject_id,
+                                "purpose": purpose,
+                                "channel": channel,
+                                "reasons": [r.value for r in reasons],
+                            },
+                            separators=(",", ":"),
+                        )
+                    )
             if out:
                 yield ("\n".join(out) + "\n").encode()
             await asyncio.sleep(0)  # let checks run between slices of a long export
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson",
-                             headers={"Suppression-Cursor": cursor, "Suppression-Evaluated-At": iso(now) or ""})
+    return StreamingResponse(
+        lines(),
+        media_type="application/x-ndjson",
+        headers={"Suppression-Cursor": cursor, "Suppression-Evaluated-At": iso(now) or ""},
+    )
 
 
-@router.get("/suppressions/changes", response_model=ChangesOut,
-            summary="Changes to the suppression list after a cursor (additions and removals)",
-            responses={410: {"description": "Cursor from another replica or start-up, or trimmed: re-export"}})
+@router.get(
+    "/suppressions/changes",
+    response_model=ChangesOut,
+    summary="Changes to the suppression list after a cursor (additions and removals)",
+    responses={410: {"description": "Cursor from another replica or start-up, or trimmed: re-export"}},
+)
 async def changes(
     g: Gate,
     cursor: Annotated[str | None, Query(max_length=100, description="From the export or the previous page")] = None,
@@ -70,7 +89,15 @@ async def changes(
 ) -> JSONResponse:
     page, next_cursor = _feed(g).since(cursor, limit)
     body: list[dict[str, Any]] = [
-        {"seq": c.seq, "at": iso(c.at), "action": c.action, "subject_id": c.subject_id, "purpose": c.purpose,
-         "channel": c.channel, "reasons": [r.value for r in c.reasons]} for c in page
+        {
+            "seq": c.seq,
+            "at": iso(c.at),
+            "action": c.action,
+            "subject_id": c.subject_id,
+            "purpose": c.purpose,
+            "channel": c.channel,
+            "reasons": [r.value for r in c.reasons],
+        }
+        for c in page
     ]
     return JSONResponse({"changes": body, "next_cursor": next_cursor})

@@ -39,8 +39,14 @@ log = logging.getLogger(__name__)
 
 class TopicFeed:
     def __init__(
-        self, bootstrap: str, topic_changes: str, topic_subjects: str, decoders: dict[str, AvroDecoder],
-        index: SuppressionIndex, metrics: SuppressionMetrics, dlq_topic: str,
+        self,
+        bootstrap: str,
+        topic_changes: str,
+        topic_subjects: str,
+        decoders: dict[str, AvroDecoder],
+        index: SuppressionIndex,
+        metrics: SuppressionMetrics,
+        dlq_topic: str,
     ) -> None:
         self._bootstrap = bootstrap
         self._changes, self._subjects = topic_changes, topic_subjects
@@ -75,8 +81,11 @@ class TopicFeed:
     # -- the loop -------------------------------------------------------------------------
     async def run(self) -> None:
         consumer = self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-            fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * 1024 * 1024,
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await consumer.start()
         try:
@@ -111,8 +120,9 @@ class TopicFeed:
         self._start_ends = await consumer.end_offsets(self._partitions)
         for tp in self._partitions:  # so the position (the proof on each decision) names every partition
             self._index.positions.setdefault(tp.topic, {})[tp.partition] = await consumer.position(tp)
-        log.info("feed assigned %d partitions; replaying %d messages", len(self._partitions),
-                 sum(self._start_ends.values()))
+        log.info(
+            "feed assigned %d partitions; replaying %d messages", len(self._partitions), sum(self._start_ends.values())
+        )
 
     async def _apply(self, tp: TopicPartition, message: Any) -> None:
         now = time.time()
@@ -149,8 +159,12 @@ class TopicFeed:
         self._metrics.undecodable.labels(tp.topic).inc()
         key = message.key.decode("utf-8", "replace") if message.key else None
         self._index.taint(key)
-        headers = [("reason", reason.encode()), ("topic", tp.topic.encode()),
-                   ("partition", str(tp.partition).encode()), ("offset", str(message.offset).encode())]
+        headers = [
+            ("reason", reason.encode()),
+            ("topic", tp.topic.encode()),
+            ("partition", str(tp.partition).encode()),
+            ("offset", str(message.offset).encode()),
+        ]
         try:
             producer = await self._dlq_producer()
             await producer.send_and_wait(self._dlq_topic, message.value, key=message.key, headers=headers)
@@ -163,8 +177,9 @@ class TopicFeed:
             admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
             await admin.start()
             try:
-                await admin.create_topics([NewTopic(self._dlq_topic, 1, 1,
-                                                    topic_configs={"retention.ms": LONG_RETENTION_MS})])
+                await admin.create_topics(
+                    [NewTopic(self._dlq_topic, 1, 1, topic_configs={"retention.ms": LONG_RETENTION_MS})]
+                )
             except TopicAlreadyExistsError:
                 pass
             finally:

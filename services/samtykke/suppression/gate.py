@@ -1,7 +1,7 @@
 """SuppressionGate: the service's use cases — decide one target or many, under the freshness bound.
 
-Fail closed: until the index has caught up, and whenever it is older than `max_lag_seconds`, every decision is blocked with
-reason `stale` first (or the request is refused with 503, by setting); never allowed on doubt.
+Fail closed: until the index has caught up, and whenever it is older than `max_lag_seconds`, every
+decision is blocked with reason `stale` first (or the request is refused with 503, by setting); never allowed on doubt.
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ class Snapshot:
 
 class SuppressionGate:
     def __init__(
-        self, index: SuppressionIndex, age: Callable[[], float], caught_up: Callable[[], bool],
-        max_lag_seconds: float, refuse_when_stale: bool, metrics: SuppressionMetrics,
+        self,
+        index: SuppressionIndex,
+        age: Callable[[], float],
+        caught_up: Callable[[], bool],
+        max_lag_seconds: float,
+        refuse_when_stale: bool,
+        metrics: SuppressionMetrics,
     ) -> None:
         self.index = index
         self._age = age

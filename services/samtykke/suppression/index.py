@@ -70,7 +70,7 @@ class SuppressionIndex:
             if value is not None:
                 held = self.holders.get(value, ())
                 if state.subject_id not in held:
-                    self.holders[value] = held + (state.subject_id,)
+                    self.holders[value] = (*held, state.subject_id)
             setattr(state, attribute, value)
         self._record(state, before, now)
 

@@ -15,40 +15,57 @@ class SuppressionMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.decisions = Counter(
-            "samtykke_suppression_decisions_total", "Decisions by result and reason (a blocked decision "
-            "counts once per reason)", ["result", "reason"], registry=registry,
+            "samtykke_suppression_decisions_total",
+            "Decisions by result and reason (a blocked decision counts once per reason)",
+            ["result", "reason"],
+            registry=registry,
         )
         self.check_latency = Histogram(
-            "samtykke_suppression_check_seconds", "Time to decide a request, by endpoint (HTTP excluded)",
-            ["endpoint"], registry=registry, buckets=LATENCY_BUCKETS,
+            "samtykke_suppression_check_seconds",
+            "Time to decide a request, by endpoint (HTTP excluded)",
+            ["endpoint"],
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
         )
         self.propagation = Histogram(
-            "samtykke_suppression_propagation_seconds", "End-to-end propagation: event recorded_at to "
-            "applied to the index (live events only, not the start-up replay)", registry=registry,
+            "samtykke_suppression_propagation_seconds",
+            "End-to-end propagation: event recorded_at to "
+            "applied to the index (live events only, not the start-up replay)",
+            registry=registry,
             buckets=PROPAGATION_BUCKETS,
         )
         self.index_lag = Gauge(
-            "samtykke_suppression_index_lag_messages", "Messages on the topics not yet applied to the index",
+            "samtykke_suppression_index_lag_messages",
+            "Messages on the topics not yet applied to the index",
             registry=registry,
         )
         self.index_age = Gauge(
-            "samtykke_suppression_index_age_seconds", "Seconds since the feed last confirmed it had applied "
-            "everything the broker held", registry=registry,
+            "samtykke_suppression_index_age_seconds",
+            "Seconds since the feed last confirmed it had applied everything the broker held",
+            registry=registry,
         )
         self.index_subjects = Gauge(
-            "samtykke_suppression_index_subjects", "Subjects in the index", registry=registry,
+            "samtykke_suppression_index_subjects",
+            "Subjects in the index",
+            registry=registry,
         )
         self.applied = Counter(
-            "samtykke_suppression_events_applied_total", "Events applied to the index", ["topic"],
+            "samtykke_suppression_events_applied_total",
+            "Events applied to the index",
+            ["topic"],
             registry=registry,
         )
         self.undecodable = Counter(
-            "samtykke_suppression_undecodable_total", "Messages the feed could not decode (sent to the DLQ)",
-            ["topic"], registry=registry,
+            "samtykke_suppression_undecodable_total",
+            "Messages the feed could not decode (sent to the DLQ)",
+            ["topic"],
+            registry=registry,
         )
         self.register_rows = Counter(
-            "samtykke_suppression_register_rows_total", "Register file rows imported, by register and outcome",
-            ["register", "outcome"], registry=registry,
+            "samtykke_suppression_register_rows_total",
+            "Register file rows imported, by register and outcome",
+            ["register", "outcome"],
+            registry=registry,
         )
 
     def watch(self, age: Callable[[], float], subjects: Callable[[], int]) -> None:

@@ -21,10 +21,9 @@ from typing import IO, Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from samtykke.adapters.auth import Principal
 from samtykke.domain.identifiers import InvalidIdentifier, normalise_phone
 from samtykke.domain.registers import REGISTER_COUNTRY, Register, RegisterSnapshot
-
-from samtykke.adapters.auth import Principal
 
 from .auth import require
 from .errors import RequestProblems
@@ -52,12 +51,22 @@ class RegisterImport:
     error: str | None = None
 
     def view(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "register": self.register.value, "published": self.published.isoformat(),
-                "state": self.state, "read": self.read, "listed": self.listed, "matched": self.matched,
-                "invalid": self.invalid, "invalid_lines": self.invalid_lines, "error": self.error}
+        return {
+            "job_id": self.job_id,
+            "register": self.register.value,
+            "published": self.published.isoformat(),
+            "state": self.state,
+            "read": self.read,
+            "listed": self.listed,
+            "matched": self.matched,
+            "invalid": self.invalid,
+            "invalid_lines": self.invalid_lines,
+            "error": self.error,
+        }
 
-    async def run(self, source: IO[bytes], parser: TargetParser, index: SuppressionIndex,
-                  metrics: SuppressionMetrics) -> None:
+    async def run(
+        self, source: IO[bytes], parser: TargetParser, index: SuppressionIndex, metrics: SuppressionMetrics
+    ) -> None:
         country = REGISTER_COUNTRY[self.register]
         hashes: set[str] = set()
         started = time.perf_counter()
@@ -74,17 +83,31 @@ class RegisterImport:
                     if len(self.invalid_lines) < KEPT_INVALID_LINES:
                         self.invalid_lines.append(number)
                 if self.read % 100_000 == 0:
-                    log.info("register %s import %s: %d rows read, %d invalid, %.0f rows/s", self.register,
-                             self.job_id, self.read, self.invalid, self.read / (time.perf_counter() - started))
+                    log.info(
+                        "register %s import %s: %d rows read, %d invalid, %.0f rows/s",
+                        self.register,
+                        self.job_id,
+                        self.read,
+                        self.invalid,
+                        self.read / (time.perf_counter() - started),
+                    )
                     await asyncio.sleep(0)  # checks keep being answered during a long import
             self.listed = len(hashes)
             self.matched = index.install_register(
-                RegisterSnapshot(self.register, self.published, frozenset(hashes)), time.time())
+                RegisterSnapshot(self.register, self.published, frozenset(hashes)), time.time()
+            )
             self.state = "done"
             metrics.register_rows.labels(self.register.value, "valid").inc(self.read - self.invalid)
             metrics.register_rows.labels(self.register.value, "invalid").inc(self.invalid)
-            log.info("register %s import %s done: %d read, %d listed, %d matched, %d invalid", self.register,
-                     self.job_id, self.read, self.listed, self.matched, self.invalid)
+            log.info(
+                "register %s import %s done: %d read, %d listed, %d matched, %d invalid",
+                self.register,
+                self.job_id,
+                self.read,
+                self.listed,
+                self.matched,
+                self.invalid,
+            )
         except Exception as exc:  # a job failure is reported on the job, the snapshot in use is kept
             self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("register %s import %s failed", self.register, self.job_id)
@@ -102,17 +125,23 @@ def _check_published(index: SuppressionIndex, register: Register, published: dat
         raise RequestProblems([("published", f"older than the snapshot in use ({current.published.isoformat()})")])
 
 
-@router.post("/{register}/imports", status_code=202, response_model=RegisterImportOut,
-             summary="Import a register file (text/plain, one phone number per line) as a job",
-             openapi_extra={"requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.post(
+    "/{register}/imports",
+    status_code=202,
+    response_model=RegisterImportOut,
+    summary="Import a register file (text/plain, one phone number per line) as a job",
+    openapi_extra={"requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def start_import(
-    request: Request, register: Annotated[Register, Path()],
+    request: Request,
+    register: Annotated[Register, Path()],
     published: Annotated[date, Query(description="The register file's publication date")],
     _: Principal = Depends(require("admin")),
 ) -> JSONResponse:
     index: SuppressionIndex = request.app.state.gate.index
     _check_published(index, register, published)
-    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
+    # closed by the import job when it has read the file
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
     async for chunk in request.stream():
         spool.write(chunk)
     spool.seek(0)
@@ -125,8 +154,12 @@ async def start_import(
     return JSONResponse(job.view(), status_code=202, headers={"Location": f"/v1/registers/imports/{job.job_id}"})
 
 
-@router.get("/imports/{job_id}", response_model=RegisterImportOut, summary="Progress and counts of an import job",
-            responses={404: {"description": "Unknown job"}})
+@router.get(
+    "/imports/{job_id}",
+    response_model=RegisterImportOut,
+    summary="Progress and counts of an import job",
+    responses={404: {"description": "Unknown job"}},
+)
 async def import_status(
     request: Request, job_id: Annotated[str, Path(max_length=64)], _: Principal = Depends(require("admin"))
 ) -> JSONResponse:
@@ -144,9 +177,14 @@ async def registers(request: Request, _: Principal = Depends(require("suppressio
     for register in Register:
         snapshot = index.registers.snapshots.get(register)
         until = index.registers.fresh_until(register)
-        out[register.value] = None if snapshot is None else {
-            "published": snapshot.published.isoformat(), "listed": len(snapshot.phone_hashes),
-            "fresh_until": datetime.fromtimestamp(until, UTC).isoformat() if until else None,
-            "fresh": index.registers.is_fresh(register, now),
-        }
+        out[register.value] = (
+            None
+            if snapshot is None
+            else {
+                "published": snapshot.published.isoformat(),
+                "listed": len(snapshot.phone_hashes),
+                "fresh_until": datetime.fromtimestamp(until, UTC).isoformat() if until else None,
+                "fresh": index.registers.is_fresh(register, now),
+            }
+        )
     return out

@@ -58,7 +58,8 @@ class BulkIn(Strict):
     channel: Channel | None = None
     at: Instant | None = None
     entries: list[dict[str, Any]] = Field(
-        min_length=1, max_length=MAX_BULK,
+        min_length=1,
+        max_length=MAX_BULK,
         description="Each entry is an object with exactly one of subject_id, phone, email",
     )
 
@@ -125,8 +126,6 @@ class RegisterImportOut(BaseModel):
     invalid: int
     invalid_lines: list[int] = Field(description="Line numbers of the first invalid rows")
     error: str | None = None
-
-
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -22,12 +22,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 
+from samtykke.adapters.auth import Principal
 from samtykke.domain.model import Channel
 from samtykke.domain.suppression import Reason
 
 from .api import Gate, Mode, Parser, SkipInvalid, entry_out, iso, resolve_purpose
-from samtykke.adapters.auth import Principal
-
 from .auth import require
 from .errors import RequestProblems
 from .schemas import ERROR_RESPONSES, DryRunOut
@@ -89,19 +88,31 @@ def _reject(problems: list[EntryProblem], total: int) -> RequestProblems:
     return RequestProblems(listed, "invalid_entries")
 
 
-@router.post("/check/stream", summary="Decide a campaign list (NDJSON or CSV), streamed back",
-             openapi_extra={"requestBody": BODY}, response_class=StreamingResponse,
-             responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}})
+@router.post(
+    "/check/stream",
+    summary="Decide a campaign list (NDJSON or CSV), streamed back",
+    openapi_extra={"requestBody": BODY},
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+)
 async def check_stream(
-    request: Request, g: Gate, p: Parser, purpose: Purpose, channel: Channel | None = None, at: At = None,
-    mode: Mode = "blocked", skip_invalid: SkipInvalid = False, _: Principal = Depends(require("suppression:check")),
+    request: Request,
+    g: Gate,
+    p: Parser,
+    purpose: Purpose,
+    channel: Channel | None = None,
+    at: At = None,
+    mode: Mode = "blocked",
+    skip_invalid: SkipInvalid = False,
+    _: Principal = Depends(require("suppression:check")),
 ) -> Any:
     started = time.perf_counter()
     chosen, chan = resolve_purpose(g, purpose, channel)
     as_csv = "text/csv" in request.headers.get("accept", "")
     snap = g.snapshot(at.timestamp() if at else None)
     reader = EntryReader(p, request.headers.get("content-type", ""))
-    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    # closed by the streaming response once it has sent the answers
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
     spool.write(b"index,result,reasons,subject_ids,valid_until\n" if as_csv else b"")
     problems: list[EntryProblem] = []
     invalid = 0
@@ -115,8 +126,16 @@ async def check_stream(
                 if len(problems) < LISTED_PROBLEMS:
                     problems.append(item)
                 if skip_invalid:
-                    out.append(_line({"index": index, "result": "invalid",
-                                      "problems": [{"field": item.field, "rule": item.rule}]}, as_csv))
+                    out.append(
+                        _line(
+                            {
+                                "index": index,
+                                "result": "invalid",
+                                "problems": [{"field": item.field, "rule": item.rule}],
+                            },
+                            as_csv,
+                        )
+                    )
                 continue
             verdict, holders = g.decide(item, plan, snap)
             if mode == "full" or not verdict.allowed:
@@ -130,16 +149,24 @@ async def check_stream(
     g.metrics.count(tally)
     g.metrics.check_latency.labels("stream").observe(time.perf_counter() - started)
     spool.seek(0)
-    headers = {"Suppression-Evaluated-At": iso(snap.evaluated_at) or "", "Suppression-Position": json.dumps(snap.position),
-               "Suppression-Counts": json.dumps({"checked": reader.count - invalid, "invalid": invalid})}
-    return StreamingResponse(_drain(spool), media_type="text/csv" if as_csv else "application/x-ndjson", headers=headers)
+    headers = {
+        "Suppression-Evaluated-At": iso(snap.evaluated_at) or "",
+        "Suppression-Position": json.dumps(snap.position),
+        "Suppression-Counts": json.dumps({"checked": reader.count - invalid, "invalid": invalid}),
+    }
+    return StreamingResponse(
+        _drain(spool), media_type="text/csv" if as_csv else "application/x-ndjson", headers=headers
+    )
 
 
 def _line(entry: dict[str, Any], as_csv: bool) -> str:
     if not as_csv:
         return json.dumps(entry, separators=(",", ":")) + "\n"
-    reasons = "|".join(entry.get("reasons", [])) or ";".join(f"{p['field']}: {p['rule']}" for p in entry.get("problems") or [])
-    return f"{entry['index']},{entry['result']},\"{reasons}\",{'|'.join(entry.get('subject_ids', []))},{entry.get('valid_until') or ''}\n"
+    reasons = "|".join(entry.get("reasons", [])) or ";".join(
+        f"{p['field']}: {p['rule']}" for p in entry.get("problems") or []
+    )
+    subject_ids = "|".join(entry.get("subject_ids", []))
+    return f'{entry["index"]},{entry["result"]},"{reasons}",{subject_ids},{entry.get("valid_until") or ""}\n'
 
 
 async def _drain(spool: IO[bytes]) -> AsyncIterator[bytes]:
@@ -150,11 +177,21 @@ async def _drain(spool: IO[bytes]) -> AsyncIterator[bytes]:
         spool.close()
 
 
-@router.post("/campaigns/dry-run", response_model=DryRunOut, openapi_extra={"requestBody": BODY},
-             summary="Campaign dry run: how many would be allowed, blocked by which reason (no side effects)")
+@router.post(
+    "/campaigns/dry-run",
+    response_model=DryRunOut,
+    openapi_extra={"requestBody": BODY},
+    summary="Campaign dry run: how many would be allowed, blocked by which reason (no side effects)",
+)
 async def dry_run(
-    request: Request, g: Gate, p: Parser, purpose: Purpose, channel: Channel | None = None, at: At = None,
-    skip_invalid: SkipInvalid = False, _: Principal = Depends(require("suppression:check")),
+    request: Request,
+    g: Gate,
+    p: Parser,
+    purpose: Purpose,
+    channel: Channel | None = None,
+    at: At = None,
+    skip_invalid: SkipInvalid = False,
+    _: Principal = Depends(require("suppression:check")),
 ) -> JSONResponse:
     chosen, chan = resolve_purpose(g, purpose, channel)
     snap = g.snapshot(at.timestamp() if at else None)
@@ -178,6 +215,16 @@ async def dry_run(
                 by_reason.update(r.value for r in verdict.reasons)
     if invalid and not skip_invalid:
         raise _reject(problems, invalid)
-    return JSONResponse({"purpose": chosen.code, "channel": chan, "evaluated_at": iso(snap.evaluated_at),
-                         "position": snap.position, "total": reader.count, "allowed": allowed, "blocked": blocked,
-                         "invalid": invalid, "blocked_by_reason": dict(by_reason.most_common())})
+    return JSONResponse(
+        {
+            "purpose": chosen.code,
+            "channel": chan,
+            "evaluated_at": iso(snap.evaluated_at),
+            "position": snap.position,
+            "total": reader.count,
+            "allowed": allowed,
+            "blocked": blocked,
+            "invalid": invalid,
+            "blocked_by_reason": dict(by_reason.most_common()),
+        }
+    )

@@ -29,9 +29,17 @@ from ..conftest import RunningConsent
 
 # the settings a projector process needs, passed as the environment it reads them from
 PROJECTOR_SETTINGS = (
-    "kafka_bootstrap", "registry_url", "database_url", "topic_changes", "topic_subjects",
-    "topic_partitions", "projection_web_port_base", "projection_group_prefix",
-    "projection_role_password", "analytics_pseudonym_key", "projection_batch_size",
+    "kafka_bootstrap",
+    "registry_url",
+    "database_url",
+    "topic_changes",
+    "topic_subjects",
+    "topic_partitions",
+    "projection_web_port_base",
+    "projection_group_prefix",
+    "projection_role_password",
+    "analytics_pseudonym_key",
+    "projection_batch_size",
 )
 
 
@@ -72,7 +80,10 @@ class ProjectorProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "samtykke.cli", "projections", "run", self.domain],
-            env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=settings_env(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         return self
 
@@ -171,11 +182,13 @@ class ProjectionPlatform:
 
 @pytest.fixture
 async def platform(consent: RunningConsent, tmp_path: Path) -> AsyncIterator[ProjectionPlatform]:
-    settings = consent.settings.model_copy(update={
-        "projection_web_port_base": free_port_base(),
-        "projection_group_prefix": f"t{uuid.uuid4().hex[:12]}",
-        "projection_batch_size": 200,
-    })
+    settings = consent.settings.model_copy(
+        update={
+            "projection_web_port_base": free_port_base(),
+            "projection_group_prefix": f"t{uuid.uuid4().hex[:12]}",
+            "projection_batch_size": 200,
+        }
+    )
     await provision(settings)
     running = ProjectionPlatform(consent, settings, tmp_path)
     try:

@@ -25,8 +25,9 @@ class Subject:
     account_id: str | None
 
 
-async def register(client: httpx.AsyncClient, kind: str, country: str, account: str | None,
-                   identifiers: dict[str, str] | None = None) -> Subject:
+async def register(
+    client: httpx.AsyncClient, kind: str, country: str, account: str | None, identifiers: dict[str, str] | None = None
+) -> Subject:
     body: dict[str, Any] = {"kind": kind, "country": country, "account_id": account}
     if identifiers:
         body["identifiers"] = identifiers
@@ -35,12 +36,15 @@ async def register(client: httpx.AsyncClient, kind: str, country: str, account: 
     return Subject(response.json()["subject_id"], kind, account)
 
 
-async def population(client: httpx.AsyncClient, rng: random.Random, consumers: int = 10,
-                     businesses: int = 3, employees: int = 6) -> list[Subject]:
+async def population(
+    client: httpx.AsyncClient, rng: random.Random, consumers: int = 10, businesses: int = 3, employees: int = 6
+) -> list[Subject]:
     accounts = [f"ACC-{rng.randrange(10**6):06d}" for _ in range(businesses)]
     subjects = [await register(client, "consumer", rng.choice(COUNTRIES), None) for _ in range(consumers)]
     subjects += [await register(client, "business", rng.choice(COUNTRIES), a) for a in accounts]
-    subjects += [await register(client, "employee", rng.choice(COUNTRIES), rng.choice(accounts)) for _ in range(employees)]
+    subjects += [
+        await register(client, "employee", rng.choice(COUNTRIES), rng.choice(accounts)) for _ in range(employees)
+    ]
     return subjects
 
 
@@ -84,17 +88,26 @@ class RandomHistory:
                 decisions.append(decision)
             actor = "company_admin" if subject.kind == "business" else ("agent" if action == "revoke" else "subject")
             source = {"company_admin": "company_admin", "agent": "customer_service", "subject": "self_service"}[actor]
-            body = {"decisions": decisions, "source": source, "actor": {"kind": actor},
-                    "notice_version": f"n-{self.rng.randint(1, 3)}", "evidence_ref": f"ev-{self.rng.randrange(10**6)}"}
+            body = {
+                "decisions": decisions,
+                "source": source,
+                "actor": {"kind": actor},
+                "notice_version": f"n-{self.rng.randint(1, 3)}",
+                "evidence_ref": f"ev-{self.rng.randrange(10**6)}",
+            }
             response = await self.client.post(f"/v1/subjects/{subject.subject_id}/consents", json=body)
             assert response.status_code == 201, response.text
             self.decisions += len(decisions)
 
     async def lifecycle(self, erasures: int = 2) -> None:
         """Reported uses of some grants, erasure of a few subjects, then a lifecycle sweep."""
-        for subject_id, purpose, channel in self.rng.sample(sorted(self.decided, key=str), k=min(10, len(self.decided))):
+        for subject_id, purpose, channel in self.rng.sample(
+            sorted(self.decided, key=str), k=min(10, len(self.decided))
+        ):
             if purpose == "direct_marketing":
-                await self.client.post(f"/v1/subjects/{subject_id}/usage", json={"purpose": purpose, "channel": channel})
+                await self.client.post(
+                    f"/v1/subjects/{subject_id}/usage", json={"purpose": purpose, "channel": channel}
+                )
         for subject in self.rng.sample([s for s in self.live if s.kind != "business"], k=erasures):
             assert (await self.client.post(f"/v1/subjects/{subject.subject_id}/erasure")).status_code == 200
             self.live.remove(subject)

@@ -34,23 +34,48 @@ def _ms(value: datetime | None) -> datetime | None:
 
 async def ledger(conn: asyncpg.Connection) -> tuple[list[ConsentChanged], list[SubjectChanged]]:
     subjects = [
-        SubjectChanged(event_id="", subject_id=str(r["subject_id"]), kind=r["kind"], country=r["country"],
-                       account_id=r["account_id"], phone_hash=None, email_hash=None, national_id_hash=None,
-                       erased=r["erased_at"] is not None, version=r["version"], occurred_at=_ms(r["updated_at"]))
+        SubjectChanged(
+            event_id="",
+            subject_id=str(r["subject_id"]),
+            kind=r["kind"],
+            country=r["country"],
+            account_id=r["account_id"],
+            phone_hash=None,
+            email_hash=None,
+            national_id_hash=None,
+            erased=r["erased_at"] is not None,
+            version=r["version"],
+            occurred_at=_ms(r["updated_at"]),
+        )
         for r in await conn.fetch("SELECT * FROM consent.subjects")
     ]
     by_id = {s.subject_id: s for s in subjects}
     changes = []
     for r in await conn.fetch("SELECT * FROM consent.ledger ORDER BY seq"):
         s = by_id[str(r["subject_id"])]
-        changes.append(ConsentChanged(
-            event_id=str(r["event_id"]), subject_id=s.subject_id, subject_kind=s.kind, account_id=s.account_id,
-            country=s.country, purpose=r["purpose"], channel=r["channel"] or None, status=r["status"],
-            previous_status=r["previous_status"], version=r["version"], occurred_at=_ms(r["occurred_at"]),
-            recorded_at=_ms(r["recorded_at"]), valid_until=_ms(r["valid_until"]), source=r["source"],
-            actor_kind=r["actor_kind"], notice_version=r["notice_version"], evidence_ref=r["evidence_ref"],
-            correlation_id=r["correlation_id"], last_used_at=_ms(r["last_used_at"]),
-        ))
+        changes.append(
+            ConsentChanged(
+                event_id=str(r["event_id"]),
+                subject_id=s.subject_id,
+                subject_kind=s.kind,
+                account_id=s.account_id,
+                country=s.country,
+                purpose=r["purpose"],
+                channel=r["channel"] or None,
+                status=r["status"],
+                previous_status=r["previous_status"],
+                version=r["version"],
+                occurred_at=_ms(r["occurred_at"]),
+                recorded_at=_ms(r["recorded_at"]),
+                valid_until=_ms(r["valid_until"]),
+                source=r["source"],
+                actor_kind=r["actor_kind"],
+                notice_version=r["notice_version"],
+                evidence_ref=r["evidence_ref"],
+                correlation_id=r["correlation_id"],
+                last_used_at=_ms(r["last_used_at"]),
+            )
+        )
     return changes, subjects
 
 
@@ -61,32 +86,88 @@ def expected(domain: str, changes: list[ConsentChanged], subjects: list[SubjectC
         rows = [r for r in (marketing_consent(CATALOG, c) for c in latest.values()) if r is not None]
         return {
             "subjects": {s.subject_id: (s.kind, s.country, s.account_id, s.erased, s.version) for s in people.values()},
-            "consents": {(r.subject_id, r.purpose, r.channel): (r.mechanism, r.status, r.in_force, r.valid_until,
-                         r.lapse_date, r.country, r.kind, r.account_id, r.version, r.occurred_at) for r in rows},
+            "consents": {
+                (r.subject_id, r.purpose, r.channel): (
+                    r.mechanism,
+                    r.status,
+                    r.in_force,
+                    r.valid_until,
+                    r.lapse_date,
+                    r.country,
+                    r.kind,
+                    r.account_id,
+                    r.version,
+                    r.occurred_at,
+                )
+                for r in rows
+            },
             "marketable": marketable(CATALOG, rows, people, now),
         }
     if domain == "analytics":
         p = {sid: pseudonym(key, sid) for sid in {c.subject_id for c in changes} | set(people)}
         return {
-            "subjects": {p[s.subject_id]: (s.kind, s.country, account_pseudonym(key, s.account_id), s.erased, s.version)
-                         for s in people.values()},
-            "consents": {(p[c.subject_id], c.purpose, c.channel or NO_CHANNEL): (c.status, c.valid_until, c.version,
-                         c.occurred_at) for c in latest.values()},
-            "status_changes": {(p[c.subject_id], c.purpose, c.channel or NO_CHANNEL, c.version): (
-                c.status, c.previous_status, c.country, c.occurred_at) for c in changes},
+            "subjects": {
+                p[s.subject_id]: (s.kind, s.country, account_pseudonym(key, s.account_id), s.erased, s.version)
+                for s in people.values()
+            },
+            "consents": {
+                (p[c.subject_id], c.purpose, c.channel or NO_CHANNEL): (
+                    c.status,
+                    c.valid_until,
+                    c.version,
+                    c.occurred_at,
+                )
+                for c in latest.values()
+            },
+            "status_changes": {
+                (p[c.subject_id], c.purpose, c.channel or NO_CHANNEL, c.version): (
+                    c.status,
+                    c.previous_status,
+                    c.country,
+                    c.occurred_at,
+                )
+                for c in changes
+            },
             "daily_status_changes": daily_deltas(changes),
-            "traffic_data_use": {(p[s], purpose, by) for s, purpose, by in traffic_data_use(CATALOG, people, latest, now)},
+            "traffic_data_use": {
+                (p[s], purpose, by) for s, purpose, by in traffic_data_use(CATALOG, people, latest, now)
+            },
         }
     erased = {s.subject_id for s in people.values() if s.erased}
     return {
-        "subjects": {s.subject_id: (s.kind, s.country, s.account_id, s.erased, s.version, s.occurred_at)
-                     for s in people.values()},
-        "consents": {(c.subject_id, c.purpose, c.channel or NO_CHANNEL): (
-            c.status, c.previous_status, c.version, c.occurred_at, c.recorded_at, c.valid_until, c.last_used_at,
-            c.source, c.actor_kind, c.notice_version) for c in latest.values()},
-        "timeline": {(c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.version): (
-            c.event_id, c.status, c.previous_status, c.occurred_at, c.recorded_at, c.valid_until, c.source,
-            c.actor_kind, c.notice_version, timeline_evidence(c, c.subject_id in erased)) for c in changes},
+        "subjects": {
+            s.subject_id: (s.kind, s.country, s.account_id, s.erased, s.version, s.occurred_at) for s in people.values()
+        },
+        "consents": {
+            (c.subject_id, c.purpose, c.channel or NO_CHANNEL): (
+                c.status,
+                c.previous_status,
+                c.version,
+                c.occurred_at,
+                c.recorded_at,
+                c.valid_until,
+                c.last_used_at,
+                c.source,
+                c.actor_kind,
+                c.notice_version,
+            )
+            for c in latest.values()
+        },
+        "timeline": {
+            (c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.version): (
+                c.event_id,
+                c.status,
+                c.previous_status,
+                c.occurred_at,
+                c.recorded_at,
+                c.valid_until,
+                c.source,
+                c.actor_kind,
+                c.notice_version,
+                timeline_evidence(c, c.subject_id in erased),
+            )
+            for c in changes
+        },
     }
 
 
@@ -100,34 +181,66 @@ async def actual(conn: asyncpg.Connection, domain: str) -> Tables:
 
     if domain == "marketing":
         return {
-            "subjects": _keyed(await q("SELECT subject_id, kind, country, account_id, erased, version FROM {s}.subjects"), 1),
-            "consents": _keyed(await q("SELECT subject_id, purpose, channel, mechanism, status, in_force, valid_until, "
-                                       "lapse_date, country, kind, account_id, version, occurred_at FROM {s}.consents"), 3),
-            "marketable": {tuple(r.values()) for r in await q(
-                "SELECT subject_id, purpose, coalesce(channel, '') FROM {s}.marketable")},
+            "subjects": _keyed(
+                await q("SELECT subject_id, kind, country, account_id, erased, version FROM {s}.subjects"), 1
+            ),
+            "consents": _keyed(
+                await q(
+                    "SELECT subject_id, purpose, channel, mechanism, status, in_force, valid_until, "
+                    "lapse_date, country, kind, account_id, version, occurred_at FROM {s}.consents"
+                ),
+                3,
+            ),
+            "marketable": {
+                tuple(r.values())
+                for r in await q("SELECT subject_id, purpose, coalesce(channel, '') FROM {s}.marketable")
+            },
         }
     if domain == "analytics":
         return {
-            "subjects": _keyed(await q("SELECT pseudonym, kind, country, account_pseudonym, erased, version "
-                                       "FROM {s}.subjects"), 1),
-            "consents": _keyed(await q("SELECT pseudonym, purpose, channel, status, valid_until, version, occurred_at "
-                                       "FROM {s}.consents"), 3),
-            "status_changes": _keyed(await q("SELECT pseudonym, purpose, channel, version, status, previous_status, "
-                                             "country, occurred_at FROM {s}.status_changes"), 4),
-            "daily_status_changes": _keyed(await q("SELECT day, purpose, status, country, entered, exited "
-                                                   "FROM {s}.daily_status_changes"), 4),
-            "traffic_data_use": {tuple(r.values()) for r in await q(
-                "SELECT pseudonym, purpose, decided_by FROM {s}.traffic_data_use")},
+            "subjects": _keyed(
+                await q("SELECT pseudonym, kind, country, account_pseudonym, erased, version FROM {s}.subjects"), 1
+            ),
+            "consents": _keyed(
+                await q(
+                    "SELECT pseudonym, purpose, channel, status, valid_until, version, occurred_at FROM {s}.consents"
+                ),
+                3,
+            ),
+            "status_changes": _keyed(
+                await q(
+                    "SELECT pseudonym, purpose, channel, version, status, previous_status, "
+                    "country, occurred_at FROM {s}.status_changes"
+                ),
+                4,
+            ),
+            "daily_status_changes": _keyed(
+                await q("SELECT day, purpose, status, country, entered, exited FROM {s}.daily_status_changes"), 4
+            ),
+            "traffic_data_use": {
+                tuple(r.values()) for r in await q("SELECT pseudonym, purpose, decided_by FROM {s}.traffic_data_use")
+            },
         }
     return {
-        "subjects": _keyed(await q("SELECT subject_id, kind, country, account_id, erased, version, updated_at "
-                                   "FROM {s}.subjects"), 1),
-        "consents": _keyed(await q("SELECT subject_id, purpose, channel, status, previous_status, version, occurred_at, "
-                                   "recorded_at, valid_until, last_used_at, source, actor_kind, notice_version "
-                                   "FROM {s}.consents"), 3),
-        "timeline": _keyed(await q("SELECT subject_id, purpose, channel, version, event_id, status, previous_status, "
-                                   "occurred_at, recorded_at, valid_until, source, actor_kind, notice_version, "
-                                   "evidence_ref FROM {s}.timeline"), 4),
+        "subjects": _keyed(
+            await q("SELECT subject_id, kind, country, account_id, erased, version, updated_at FROM {s}.subjects"), 1
+        ),
+        "consents": _keyed(
+            await q(
+                "SELECT subject_id, purpose, channel, status, previous_status, version, occurred_at, "
+                "recorded_at, valid_until, last_used_at, source, actor_kind, notice_version "
+                "FROM {s}.consents"
+            ),
+            3,
+        ),
+        "timeline": _keyed(
+            await q(
+                "SELECT subject_id, purpose, channel, version, event_id, status, previous_status, "
+                "occurred_at, recorded_at, valid_until, source, actor_kind, notice_version, "
+                "evidence_ref FROM {s}.timeline"
+            ),
+            4,
+        ),
     }
 
 
@@ -144,8 +257,11 @@ async def snapshot(conn: asyncpg.Connection, *domains: str) -> Tables:
     """Every row of every table (offsets aside: they record when, not what)."""
     tables: Tables = {}
     for domain in domains:
-        names = await conn.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 "
-                                 "AND table_type = 'BASE TABLE' AND table_name <> 'consumer_offsets'", domain)
+        names = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 "
+            "AND table_type = 'BASE TABLE' AND table_name <> 'consumer_offsets'",
+            domain,
+        )
         for row in names:
             rows = await conn.fetch(f"SELECT t::text AS row FROM {domain}.{row['table_name']} t")
             tables[f"{domain}.{row['table_name']}"] = sorted(r["row"] for r in rows)

@@ -19,8 +19,12 @@ from .conftest import ProjectionPlatform
 from .history import register
 
 
-async def read_dead_letters(bootstrap: str, topic: str, count: int, timeout: float = 30) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+async def read_dead_letters(
+    bootstrap: str, topic: str, count: int, timeout: float = 30
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     try:
         found: list[ConsumerRecord[bytes, bytes]] = []
@@ -34,8 +38,11 @@ async def read_dead_letters(bootstrap: str, topic: str, count: int, timeout: flo
 
 
 def decision(action: str) -> dict[str, object]:
-    return {"decisions": [{"purpose": "direct_marketing", "channel": "sms", "action": action}],
-            "source": "self_service", "actor": {"kind": "subject"}}
+    return {
+        "decisions": [{"purpose": "direct_marketing", "channel": "sms", "action": action}],
+        "source": "self_service",
+        "actor": {"kind": "subject"},
+    }
 
 
 async def test_poison_goes_to_the_dead_letter_queue_and_later_events_apply(platform: ProjectionPlatform) -> None:
@@ -52,10 +59,24 @@ async def test_poison_goes_to_the_dead_letter_queue_and_later_events_apply(platf
     conn = await platform.owner()
     row = await conn.fetchrow("SELECT * FROM consent.ledger LIMIT 1")
     bogus = ConsentChanged(
-        event_id=str(row["event_id"]), subject_id=subject.subject_id, subject_kind="consumer", account_id=None,
-        country="DK", purpose="direct_marketing", channel="sms", status="bogus", previous_status="granted",
-        version=2, occurred_at=row["occurred_at"], recorded_at=row["recorded_at"], valid_until=None,
-        source="self_service", actor_kind="subject", notice_version=None, evidence_ref=None, correlation_id=None,
+        event_id=str(row["event_id"]),
+        subject_id=subject.subject_id,
+        subject_kind="consumer",
+        account_id=None,
+        country="DK",
+        purpose="direct_marketing",
+        channel="sms",
+        status="bogus",
+        previous_status="granted",
+        version=2,
+        occurred_at=row["occurred_at"],
+        recorded_at=row["recorded_at"],
+        valid_until=None,
+        source="self_service",
+        actor_kind="subject",
+        notice_version=None,
+        evidence_ref=None,
+        correlation_id=None,
     )
     poison = {
         b"not avro at all": "undecodable",
@@ -66,11 +87,14 @@ async def test_poison_goes_to_the_dead_letter_queue_and_later_events_apply(platf
     await producer.start()
     try:
         for value in poison:  # keyed by the subject: the same partition as its real events
-            await producer.send_and_wait(settings.topic_changes, value, key=subject.subject_id.encode(),
-                                         headers=[("origin", b"test")])
+            await producer.send_and_wait(
+                settings.topic_changes, value, key=subject.subject_id.encode(), headers=[("origin", b"test")]
+            )
     finally:
         await producer.stop()
-    assert (await client.post(f"/v1/subjects/{subject.subject_id}/consents", json=decision("withdraw"))).status_code == 201
+    assert (
+        await client.post(f"/v1/subjects/{subject.subject_id}/consents", json=decision("withdraw"))
+    ).status_code == 201
     await platform.caught_up("marketing")
 
     status = await conn.fetchval("SELECT status FROM marketing.consents WHERE subject_id = $1", subject.subject_id)

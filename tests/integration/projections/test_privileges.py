@@ -39,8 +39,13 @@ async def test_analytics_holds_no_subject_id_and_no_identifier(platform: Project
     await platform.start("analytics")
     client = platform.consent.client
     people = [
-        await register(client, "consumer", "DK", None, {"phone": "+45 20 30 40 50", "email": "Karen.Holm@example.dk",
-                                                         "national_id": "010190-1234"}),
+        await register(
+            client,
+            "consumer",
+            "DK",
+            None,
+            {"phone": "+45 20 30 40 50", "email": "Karen.Holm@example.dk", "national_id": "010190-1234"},
+        ),
         await register(client, "business", "SE", "ACME-77", {"email": "admin@acme.se"}),
         await register(client, "employee", "SE", "ACME-77", {"phone": "070-123 45 67", "email": "ola@acme.se"}),
         await register(client, "consumer", "NO", None, {"phone": "+47 912 34 567"}),
@@ -52,7 +57,9 @@ async def test_analytics_holds_no_subject_id_and_no_identifier(platform: Project
 
     conn = await platform.owner()
     try:
-        relations = await conn.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = 'analytics'")
+        relations = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'analytics'"
+        )
         dump = ""
         for relation in relations:
             rows = await conn.fetch(f"SELECT t::text AS row FROM analytics.{relation['table_name']} t")
@@ -62,13 +69,29 @@ async def test_analytics_holds_no_subject_id_and_no_identifier(platform: Project
         forbidden += [str(r["event_id"]) for r in await conn.fetch("SELECT event_id FROM consent.ledger")]
         for row in await conn.fetch("SELECT phone_hash, email_hash, national_id_hash FROM consent.subjects"):
             forbidden += [h for h in row.values() if h]
-        forbidden += ["4520304050", "20304050", "karen.holm", "Karen.Holm", "0101901234", "010190-1234",
-                      "admin@acme.se", "46701234567", "701234567", "ola@acme.se", "4791234567", "91234567"]
+        forbidden += [
+            "4520304050",
+            "20304050",
+            "karen.holm",
+            "Karen.Holm",
+            "0101901234",
+            "010190-1234",
+            "admin@acme.se",
+            "46701234567",
+            "701234567",
+            "ola@acme.se",
+            "4791234567",
+            "91234567",
+        ]
         assert len(forbidden) > 20
         for value in forbidden:
             assert value not in dump, "an identifier reached the analytics schema"
-        columns = {r["column_name"] for r in await conn.fetch(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics'")}
+        columns = {
+            r["column_name"]
+            for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics'"
+            )
+        }
         assert not columns & {"subject_id", "account_id", "event_id", "phone_hash", "email_hash", "national_id_hash"}
     finally:
         await conn.close()

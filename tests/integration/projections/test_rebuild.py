@@ -22,8 +22,15 @@ async def test_rebuild_switches_readers_to_fresh_tables_while_the_projector_runs
     try:
         schema_before = await conn.fetchval("SELECT oid FROM pg_namespace WHERE nspname = 'customer_service'")
         rebuild = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "samtykke.cli", "projections", "rebuild", "customer_service",
-            env=settings_env(platform.settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "samtykke.cli",
+            "projections",
+            "rebuild",
+            "customer_service",
+            env=settings_env(platform.settings),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         finished = asyncio.create_task(rebuild.communicate())
         while not finished.done():  # the live projector keeps applying during the rebuild and its switch
@@ -35,8 +42,10 @@ async def test_rebuild_switches_readers_to_fresh_tables_while_the_projector_runs
         await history.lifecycle(erasures=1)
         await platform.caught_up("customer_service")
 
-        schemas = [r["nspname"] for r in await conn.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'customer\\_service%'")]
+        schemas = [
+            r["nspname"]
+            for r in await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'customer\\_service%'")
+        ]
         assert schemas == ["customer_service"]
         assert await conn.fetchval("SELECT oid FROM pg_namespace WHERE nspname = 'customer_service'") != schema_before
         await assert_equals_recomputation(conn, b"", "customer_service")

@@ -41,7 +41,9 @@ class RunningSuppression:
         result: dict[str, Any] = response.json()
         return result
 
-    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30, **body: Any) -> dict[str, Any]:
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30, **body: Any
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             decision = await self.check(**body)
@@ -53,8 +55,10 @@ class RunningSuppression:
 
 
 def suppression_settings(consent: Settings, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(suppression_port=free_port(),
-                                  suppression_dlq_topic=f"{consent.topic_changes}.suppression.dlq")
+    values: dict[str, Any] = {
+        "suppression_port": free_port(),
+        "suppression_dlq_topic": f"{consent.topic_changes}.suppression.dlq",
+    }
     values.update(overrides)
     return consent.model_copy(update=values)
 

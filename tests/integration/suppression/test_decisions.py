@@ -31,12 +31,16 @@ async def test_a_withdrawal_blocks_and_we_record_how_long_it_took(
     assert first["subject_ids"] == [subject] and first["valid_until"]
     assert set(first["position"]) == {consent.settings.topic_changes, consent.settings.topic_subjects}
     by_phone = await suppression.wait_for(allowed, phone="+4521222324", purpose="direct_marketing", channel="sms")
-    by_email = await suppression.wait_for(allowed, email="mette.dahl@EXAMPLE.dk", purpose="direct_marketing", channel="sms")
+    by_email = await suppression.wait_for(
+        allowed, email="mette.dahl@EXAMPLE.dk", purpose="direct_marketing", channel="sms"
+    )
     assert by_phone["result"] == by_email["result"] == "allowed" and by_phone["subject_ids"] == [subject]
 
     started = time.perf_counter()
     await decide(consent, subject, ("direct_marketing", "sms", "withdraw"))
-    decision = await suppression.wait_for(blocked("withdrawn"), subject_id=subject, purpose="direct_marketing", channel="sms")
+    decision = await suppression.wait_for(
+        blocked("withdrawn"), subject_id=subject, purpose="direct_marketing", channel="sms"
+    )
     took = time.perf_counter() - started
     print(f"\nwithdrawal to blocked decision: {took * 1000:.0f} ms (consent API commit -> outbox -> Kafka -> index)")
     assert decision["reasons"] == ["withdrawn"] and decision["valid_until"] is None
@@ -66,7 +70,9 @@ async def test_service_messages_stay_allowed_after_a_marketing_opt_out(
 ) -> None:
     subject = await register(consent, "NO", "+47 41 00 00 01")
     await decide(consent, subject, *(("direct_marketing", c, "withdraw") for c in CHANNELS))
-    await suppression.wait_for(blocked("objected"), subject_id=subject, purpose="existing_customer_offers", channel="sms")
+    await suppression.wait_for(
+        blocked("objected"), subject_id=subject, purpose="existing_customer_offers", channel="sms"
+    )
     for channel in CHANNELS:
         service = await suppression.check(subject_id=subject, purpose="service_delivery", channel=channel)
         assert service["result"] == "allowed", service
@@ -94,12 +100,17 @@ async def test_a_nix_listed_number_is_blocked_for_calls_until_it_holds_a_phone_c
 ) -> None:
     listed = await register(consent, "SE", "070-111 22 33")
     clear = await register(consent, "SE", "+46 70 999 88 77")
-    await suppression.wait_for(lambda d: d["subject_ids"] == [clear], subject_id=clear,
-                               purpose="existing_customer_offers", channel="phone")
+    await suppression.wait_for(
+        lambda d: d["subject_ids"] == [clear], subject_id=clear, purpose="existing_customer_offers", channel="phone"
+    )
     published = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
     body = "# NIX-Telefon test extract\n+46701112233\n0701234567\nnot-a-number\n\n+4670\n"
-    response = await suppression.client.post("/v1/registers/NIX/imports", params={"published": published},
-                                             content=body, headers=ADMIN | {"Content-Type": "text/plain"})
+    response = await suppression.client.post(
+        "/v1/registers/NIX/imports",
+        params={"published": published},
+        content=body,
+        headers=ADMIN | {"Content-Type": "text/plain"},
+    )
     assert response.status_code == 202, response.text
     job = response.json()
     while job["state"] == "running":
@@ -108,11 +119,13 @@ async def test_a_nix_listed_number_is_blocked_for_calls_until_it_holds_a_phone_c
     assert (job["state"], job["read"], job["listed"], job["matched"], job["invalid"]) == ("done", 4, 2, 1, 2)
     assert job["invalid_lines"] == [4, 6]
 
-    call = dict(subject_id=listed, purpose="direct_marketing", channel="phone")
+    call = {"subject_id": listed, "purpose": "direct_marketing", "channel": "phone"}
     assert (await suppression.check(**call))["reasons"] == ["no_consent", "register:NIX"]
     soft = await suppression.check(subject_id=listed, purpose="existing_customer_offers", channel="phone")
     assert soft["reasons"] == ["register:NIX"] and soft["registers"][0]["published"] == published
-    assert (await suppression.check(subject_id=listed, purpose="existing_customer_offers", channel="sms"))["result"] == "allowed"
+    assert (await suppression.check(subject_id=listed, purpose="existing_customer_offers", channel="sms"))[
+        "result"
+    ] == "allowed"
     fine = await suppression.check(subject_id=clear, purpose="existing_customer_offers", channel="phone")
     assert fine["result"] == "allowed" and fine["registers"][0]["standing"] == "clear"
     assert fine["valid_until"] == fine["registers"][0]["fresh_until"]  # good until the snapshot goes stale
@@ -127,13 +140,18 @@ async def test_a_register_past_its_freshness_window_makes_dependent_decisions_st
     consent: RunningConsent, suppression: RunningSuppression
 ) -> None:
     subject = await register(consent, "NO", "+47 41 22 33 44")
-    await suppression.wait_for(lambda d: d["subject_ids"] == [subject], subject_id=subject,
-                               purpose="existing_customer_offers", channel="post")
+    await suppression.wait_for(
+        lambda d: d["subject_ids"] == [subject], subject_id=subject, purpose="existing_customer_offers", channel="post"
+    )
     unloaded = await suppression.check(subject_id=subject, purpose="existing_customer_offers", channel="post")
     assert unloaded["reasons"] == ["stale"]  # no Reservasjonsregisteret loaded: cannot tell, so blocked
     old = (datetime.now(UTC) - timedelta(days=40)).date().isoformat()  # freshness: 31 days
-    response = await suppression.client.post("/v1/registers/RESERVASJON/imports", params={"published": old},
-                                             content="+4790000000\n", headers=ADMIN | {"Content-Type": "text/plain"})
+    response = await suppression.client.post(
+        "/v1/registers/RESERVASJON/imports",
+        params={"published": old},
+        content="+4790000000\n",
+        headers=ADMIN | {"Content-Type": "text/plain"},
+    )
     assert response.status_code == 202
     await asyncio.sleep(0.2)
     decision = await suppression.check(subject_id=subject, purpose="existing_customer_offers", channel="post")

@@ -67,18 +67,25 @@ async def test_bulk_json_rejects_the_batch_on_an_invalid_entry_unless_told_to_sk
     no = await register(consent, "DK", email="no@example.dk")
     await decide(consent, yes, ("direct_marketing", "sms", "grant"))
     await suppression.wait_for(lambda d: d["result"] == "allowed", subject_id=yes, **DM_SMS)
-    entries = [{"subject_id": yes}, {"phone": "+45 40 40 40 40"}, {"email": "no@example.dk"}, {"phone": "12"},
-               {"subject_id": no, "phone": "+4540404040"}]
+    entries = [
+        {"subject_id": yes},
+        {"phone": "+45 40 40 40 40"},
+        {"email": "no@example.dk"},
+        {"phone": "12"},
+        {"subject_id": no, "phone": "+4540404040"},
+    ]
     rejected = await suppression.client.post("/v1/check/bulk", json={**DM_SMS, "entries": entries})
     assert rejected.status_code == 422
     assert [p["field"] for p in rejected.json()["problems"]] == ["entries[3].phone", "entries[4]"]
-    skipped = await suppression.client.post("/v1/check/bulk", params={"skip_invalid": "true"},
-                                            json={**DM_SMS, "entries": entries})
+    skipped = await suppression.client.post(
+        "/v1/check/bulk", params={"skip_invalid": "true"}, json={**DM_SMS, "entries": entries}
+    )
     body = skipped.json()
     assert (body["checked"], body["blocked"], body["invalid"]) == (3, 1, 2)
     assert [(r["index"], r["result"]) for r in body["results"]] == [(2, "blocked"), (3, "invalid"), (4, "invalid")]
-    full = await suppression.client.post("/v1/check/bulk", params={"mode": "full"},
-                                         json={**DM_SMS, "entries": entries[:3]})
+    full = await suppression.client.post(
+        "/v1/check/bulk", params={"mode": "full"}, json={**DM_SMS, "entries": entries[:3]}
+    )
     assert [r["result"] for r in full.json()["results"]] == ["allowed", "allowed", "blocked"]
     assert full.headers["RateLimit-Limit"] and int(full.headers["RateLimit-Remaining"]) >= 0
 
@@ -94,34 +101,52 @@ async def test_streamed_csv_ndjson_and_the_campaign_dry_run(
     await suppression.wait_for(lambda d: d["reasons"] == ["withdrawn"], subject_id=no, **DM_SMS)
     unknown = "00000000-0000-4000-8000-000000000000"
     csv = f"subject_id\n{yes}\n{no}\n{unknown}\n"
-    response = await suppression.client.post("/v1/check/stream", params=DM_SMS, content=csv,
-                                             headers={"Content-Type": "text/csv"})
+    response = await suppression.client.post(
+        "/v1/check/stream", params=DM_SMS, content=csv, headers={"Content-Type": "text/csv"}
+    )
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert [(r["index"], r["reasons"]) for r in lines] == [(1, ["withdrawn"]), (2, ["unknown_subject"])]
     assert json.loads(response.headers["Suppression-Position"])
-    as_csv = await suppression.client.post("/v1/check/stream", params=DM_SMS | {"mode": "full"}, content=csv,
-                                           headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    as_csv = await suppression.client.post(
+        "/v1/check/stream",
+        params=DM_SMS | {"mode": "full"},
+        content=csv,
+        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+    )
     assert as_csv.text.splitlines()[0] == "index,result,reasons,subject_ids,valid_until"
     assert len(as_csv.text.splitlines()) == 4
     ndjson = "\n".join(json.dumps(e) for e in ({"subject_id": yes}, {"email": "bad"}, {"subject_id": no}))
-    bad = await suppression.client.post("/v1/check/stream", params=DM_SMS, content=ndjson,
-                                        headers={"Content-Type": "application/x-ndjson"})
+    bad = await suppression.client.post(
+        "/v1/check/stream", params=DM_SMS, content=ndjson, headers={"Content-Type": "application/x-ndjson"}
+    )
     assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "entries[1].email"
-    dry = await suppression.client.post("/v1/campaigns/dry-run", params=DM_SMS | {"skip_invalid": "true"},
-                                        content=ndjson, headers={"Content-Type": "application/x-ndjson"})
+    dry = await suppression.client.post(
+        "/v1/campaigns/dry-run",
+        params=DM_SMS | {"skip_invalid": "true"},
+        content=ndjson,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
     summary = dry.json()
     assert (summary["total"], summary["allowed"], summary["blocked"], summary["invalid"]) == (3, 1, 1, 1)
     assert summary["blocked_by_reason"] == {"withdrawn": 1}
 
 
-async def test_export_and_change_feed_include_removals(consent: RunningConsent, suppression: RunningSuppression) -> None:
+async def test_export_and_change_feed_include_removals(
+    consent: RunningConsent, suppression: RunningSuppression
+) -> None:
     subject = await register(consent, "DK")
     await decide(consent, subject, ("direct_marketing", "email", "withdraw"))
-    await suppression.wait_for(lambda d: d["reasons"] == ["withdrawn"], subject_id=subject,
-                               purpose="direct_marketing", channel="email")
+    await suppression.wait_for(
+        lambda d: d["reasons"] == ["withdrawn"], subject_id=subject, purpose="direct_marketing", channel="email"
+    )
     export = await suppression.client.get("/v1/suppressions")
     entries = [json.loads(line) for line in export.text.splitlines()]
-    assert {"subject_id": subject, "purpose": "direct_marketing", "channel": "email", "reasons": ["withdrawn"]} in entries
+    assert {
+        "subject_id": subject,
+        "purpose": "direct_marketing",
+        "channel": "email",
+        "reasons": ["withdrawn"],
+    } in entries
     cursor = export.headers["Suppression-Cursor"]
     await decide(consent, subject, ("direct_marketing", "email", "grant"))
     await decide(consent, subject, ("direct_marketing", "sms", "withdraw"))
@@ -147,7 +172,9 @@ async def test_an_undecodable_message_is_dead_lettered_and_never_allows(
     producer = idempotent_producer(consent.settings.kafka_bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(consent.settings.topic_changes, b"\x00\x00\x00\x00\x01garbage", key=subject.encode())
+        await producer.send_and_wait(
+            consent.settings.topic_changes, b"\x00\x00\x00\x00\x01garbage", key=subject.encode()
+        )
     finally:
         await producer.stop()
     await suppression.wait_for(lambda d: d["reasons"] == ["stale"], subject_id=subject, **DM_SMS)
@@ -167,17 +194,23 @@ async def test_an_undecodable_message_is_dead_lettered_and_never_allows(
         await dlq.stop()
 
 
-async def test_credentials_scopes_and_bounded_metric_labels(consent: RunningConsent, suppression: RunningSuppression) -> None:
+async def test_credentials_scopes_and_bounded_metric_labels(
+    consent: RunningConsent, suppression: RunningSuppression
+) -> None:
     subject = await register(consent, "DK", "+45 50 60 70 80")
     body = {"subject_id": subject, **DM_SMS}
-    assert (await suppression.client.post("/v1/check", json=body, headers={"Authorization": "Bearer nope"})).status_code == 401
+    assert (
+        await suppression.client.post("/v1/check", json=body, headers={"Authorization": "Bearer nope"})
+    ).status_code == 401
     reader = {"Authorization": "Bearer dev-reader"}
     assert (await suppression.client.post("/v1/check", json=body, headers=reader)).status_code == 403
-    assert (await suppression.client.post("/v1/registers/NIX/imports", params={"published": "2026-01-01"},
-                                          content="")).status_code == 403
+    assert (
+        await suppression.client.post("/v1/registers/NIX/imports", params={"published": "2026-01-01"}, content="")
+    ).status_code == 403
     invalid = await suppression.client.post("/v1/check", json={**body, "purpose": "telepathy"})
     assert invalid.status_code == 422 and invalid.json()["problems"] == [
-        {"field": "purpose", "rule": "unknown purpose 'telepathy'"}]
+        {"field": "purpose", "rule": "unknown purpose 'telepathy'"}
+    ]
     await suppression.check(phone="+4550607080", **DM_SMS)
     metrics = (await suppression.client.get("/metrics")).text
     assert 'route="/v1/check"' in metrics and "samtykke_suppression_index_age_seconds" in metrics

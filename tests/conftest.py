@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from samtykke.adapters.settings import Settings, get_settings
+from tests import leftovers
 
 # the one environment switch the tests read: where the stack comes from
 STACK_SOURCE = os.environ.get("SAMTYKKE_TEST_STACK", "local")
@@ -67,7 +68,14 @@ def stack() -> Iterator[StackEndpoints]:
 
     settings = get_settings()
     devstack.up(settings)
+    before = leftovers.contents(settings)
     yield StackEndpoints(settings.kafka_bootstrap, settings.registry_url, settings.database_url)
+    # the development stack outlives the session: take away what the tests made
+    removed = leftovers.remove_added(settings, before)
+    print(
+        f"\nremoved what the tests made: {len(removed.topics)} topics, {len(removed.subjects)} registry subjects, "
+        f"{len(removed.databases)} databases"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -71,7 +71,11 @@ def stack() -> Iterator[StackEndpoints]:
     before = leftovers.contents(settings)
     yield StackEndpoints(settings.kafka_bootstrap, settings.registry_url, settings.database_url)
     # the development stack outlives the session: take away what the tests made
-    removed = leftovers.remove_added(settings, before)
+    try:
+        removed = leftovers.remove_added(settings, before)
+    except Exception as error:  # a stack stopped by the last test: report, the results stand
+        print(f"\ncould not remove what the tests made: {type(error).__name__}: {error}")
+        return
     print(
         f"\nremoved what the tests made: {len(removed.topics)} topics, {len(removed.subjects)} registry subjects, "
         f"{len(removed.databases)} databases"

@@ -18,6 +18,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
 from samtykke.adapters.settings import Settings
+from samtykke.devstack.registry import STORAGE_DATABASE
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def remove_added(settings: Settings, before: StackContents) -> StackContents:
     keep = platform_topics(settings) | {f"{topic}-value" for topic in platform_topics(settings)}
     topics = {t for t in now.topics - before.topics if t not in keep and not t.startswith("_")}
     subjects = {s for s in now.subjects - before.subjects if s not in keep}
-    databases = set(now.databases - before.databases)
+    # the registry's storage is the stack's own, even when a test's restart of the registry made it
+    databases = set(now.databases - before.databases) - {STORAGE_DATABASE}
     if topics:
         asyncio.run(_delete_topics(settings.kafka_bootstrap, sorted(topics)))
     for subject in sorted(subjects):

@@ -157,3 +157,30 @@ async def test_broker_restart_keeps_topics_and_records(local_stack: StackEndpoin
         b"before restart",
         b"after restart",
     ]
+
+
+async def test_registry_restart_keeps_schema_ids(local_stack: StackEndpoints, topic_names: TopicNames) -> None:
+    """Records on Kafka name their schema by id: a registry restarted empty would leave every
+    consumer unable to decode the log, so the local registry keeps its schemas in PostgreSQL."""
+    subject = f"{topic_names.subjects}-value"
+    schema = {"type": "record", "name": "Durable", "fields": [{"name": "kept", "type": "boolean"}]}
+    base_url = local_stack.registry_url.rstrip("/") + "/"
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        registered = await client.post(
+            f"subjects/{subject}/versions",
+            json={"schema": json.dumps(schema)},
+            headers={"Content-Type": SCHEMA_CONTENT_TYPE},
+        )
+        assert registered.status_code == 200, registered.text
+        schema_id = registered.json()["id"]
+
+    devstack.stop_part("registry")
+    assert not next(row for row in devstack.status() if row.name == "registry").running
+    devstack.start_part("registry")
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        by_id = await client.get(f"schemas/ids/{schema_id}")
+        subjects = (await client.get("subjects")).json()
+    assert by_id.status_code == 200, by_id.text
+    assert json.loads(by_id.json()["schema"])["name"] == "Durable"
+    assert subject in subjects

@@ -1,25 +1,31 @@
 """Apicurio Registry as the Avro schema registry, served on its Confluent-compatible API.
 
 3.0.9 is the newest Apicurio on Maven Central that runs on Java 17 in the
-`legacy-jar` layout (a runner jar plus lib/). It keeps schemas in an in-memory
-H2 database, so a restart starts empty: the services register their schemas on
-start-up, which is exactly what a fresh environment must cope with anyway.
+`legacy-jar` layout (a runner jar plus lib/). It keeps its schemas in the stack's
+PostgreSQL (Apicurio's SQL storage), in a database and role of its own, so a
+restart keeps every schema id: a record on Kafka names its schema by that id, and
+a registry restarted empty would leave every consumer unable to decode the log.
+The registry creates its tables itself at first start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import pwd
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from samtykke.adapters.settings import Settings
-from samtykke.devstack.layout import HostPort, StackLayout, registry_address
+from samtykke.devstack.layout import HostPort, StackLayout, database_address, registry_address
 from samtykke.devstack.parts import Report, StackError
+from samtykke.devstack.postgres import database_answers
 from samtykke.devstack.process import DetachedProcess, port_is_open, wait_until
 
 APICURIO_VERSION = "3.0.9"
@@ -28,6 +34,30 @@ ARCHIVE_NAME = f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"
 RUNNER_JAR = f"apicurio-registry-app-{APICURIO_VERSION}-runner.jar"
 MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 ARCHIVE_PATH = f"io/apicurio/apicurio-registry-app/{APICURIO_VERSION}/{ARCHIVE_NAME}"
+# the registry's own database and login in the stack's PostgreSQL (a local development
+# secret, like the stack's own login; deployments give the registry theirs)
+STORAGE_DATABASE = "samtykke_registry"
+STORAGE_ROLE = "samtykke_registry"
+STORAGE_PASSWORD = "dev-only-registry-password"
+DATABASE_WAIT_SECONDS = 90.0
+
+
+async def ensure_storage_database(owner_url: str) -> None:
+    """The registry's role and database, created idempotently through the stack's owner login."""
+    owner = await asyncpg.connect(owner_url)
+    try:
+        if not await owner.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", STORAGE_ROLE):
+            await owner.execute(f'CREATE ROLE "{STORAGE_ROLE}" LOGIN')
+        statement = await owner.fetchval(
+            "SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)", STORAGE_ROLE, STORAGE_PASSWORD
+        )
+        await owner.execute(statement)
+        if not await owner.fetchval("SELECT true FROM pg_database WHERE datname = $1", STORAGE_DATABASE):
+            # the owner login must be a member of the role to hand it the database
+            await owner.execute(f'GRANT "{STORAGE_ROLE}" TO CURRENT_USER')
+            await owner.execute(f'CREATE DATABASE "{STORAGE_DATABASE}" OWNER "{STORAGE_ROLE}"')
+    finally:
+        await owner.close()
 
 
 def maven_local_repository() -> Path:
@@ -40,6 +70,8 @@ class SchemaRegistryProcess:
     name = "registry"
 
     def __init__(self, settings: Settings, layout: StackLayout) -> None:
+        self.owner_url = settings.database_url
+        self.database = database_address(settings)
         self.url = settings.registry_url.rstrip("/")
         self.address: HostPort = registry_address(settings)
         self.home = layout.state_dir / "apicurio" / APICURIO_VERSION
@@ -78,6 +110,7 @@ class SchemaRegistryProcess:
                 "stack did not start; stop it or change SAMTYKKE_REGISTRY_URL",
                 self.log_path,
             )
+        self._prepare_storage()
         self.process.spawn(
             [
                 "java",
@@ -90,6 +123,35 @@ class SchemaRegistryProcess:
             ],
             cwd=self.home,
         )
+
+    def _prepare_storage(self) -> None:
+        """The registry's database and role, then its storage settings in the file Quarkus reads
+        from the working directory (so the password is in no process's command line)."""
+        deadline = time.monotonic() + DATABASE_WAIT_SECONDS
+        # the stack starts its parts together: PostgreSQL may still be coming up
+        while not asyncio.run(database_answers(self.owner_url)):
+            if time.monotonic() > deadline:
+                raise StackError(self.name, "PostgreSQL (its storage) did not answer", self.log_path)
+            time.sleep(0.5)
+        asyncio.run(ensure_storage_database(self.owner_url))
+        config = self.home / "config"
+        config.mkdir(exist_ok=True)
+        properties = config / "application.properties"
+        properties.write_text(
+            "\n".join(
+                [
+                    "# written by `samtykke stack up` on every start",
+                    "apicurio.storage.kind=sql",
+                    "apicurio.storage.sql.kind=postgresql",
+                    f"apicurio.datasource.url=jdbc:postgresql://{self.database.host}:{self.database.port}/"
+                    f"{STORAGE_DATABASE}",
+                    f"apicurio.datasource.username={STORAGE_ROLE}",
+                    f"apicurio.datasource.password={STORAGE_PASSWORD}",
+                    "",
+                ]
+            )
+        )
+        properties.chmod(0o600)
 
     def is_ready(self) -> bool:
         if not port_is_open(self.address):

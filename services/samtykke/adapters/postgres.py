@@ -21,8 +21,32 @@ async def rollback_only(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+# Bounds on every session, so a hung peer or a forgotten transaction surfaces as an error the caller
+# retries instead of a stage that waits for ever (a relay leader holding its lock, a projector batch):
+# the server drops a session idle inside a transaction, gives up on a lock or a statement, and probes a
+# silent client; the client gives up on a command the server never answers.
+SESSION_BOUNDS = {
+    "statement_timeout": "30s",
+    "lock_timeout": "10s",
+    "idle_in_transaction_session_timeout": "60s",
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
+COMMAND_TIMEOUT_SECONDS = 60.0
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
+    server_settings = {**SESSION_BOUNDS, **kwargs.pop("server_settings", {})}
+    kwargs.setdefault("command_timeout", COMMAND_TIMEOUT_SECONDS)
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings=server_settings,
+        **kwargs,
+    )
     assert pool is not None
     return pool
 

@@ -10,19 +10,19 @@ latency percentiles and the ratio to the baseline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 import httpx
 
+from benchmarks.percentiles import percentile
 from samtykke.adapters.settings import Settings
+from samtykke.devstack.process import ServiceProcess
 
 HEADERS = {"Authorization": "Bearer dev-admin"}
 CHANNELS = ["sms", "email", "phone", "post", "push"]
@@ -39,11 +39,8 @@ class Result:
     def rate(self) -> float:
         return self.decisions / self.seconds
 
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    def percentile_ms(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000
 
 
 async def _drive(workers: int, seconds: float, step: Callable[[int], Awaitable[int]], name: str) -> Result:
@@ -63,8 +60,8 @@ async def _drive(workers: int, seconds: float, step: Callable[[int], Awaitable[i
     return Result(name, done, time.perf_counter() - started, latencies)
 
 
-@contextlib.asynccontextmanager
-async def consent_process(settings: Settings, database_url: str, port: int) -> AsyncIterator[str]:
+def consent_process(database_url: str, port: int) -> ServiceProcess:
+    """The consent service on its own database and topics; alive (/healthz) is enough to drive it."""
     env = dict(
         os.environ,
         SAMTYKKE_DATABASE_URL=database_url,
@@ -72,30 +69,8 @@ async def consent_process(settings: Settings, database_url: str, port: int) -> A
         SAMTYKKE_TOPIC_CHANGES=f"bench-{port}.consent.changes",
         SAMTYKKE_TOPIC_SUBJECTS=f"bench-{port}.consent.subjects",
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "samtykke.cli",
-        "consent",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("consent service did not start")
-        yield url
-    finally:
-        process.terminate()
-        await process.wait()
+    return ServiceProcess("consent", ("consent", "serve"), url, env, ready_timeout=30, ready_path="/healthz")
 
 
 async def measure_api(url: str, subjects: int, workers: int, seconds: float, batch: int) -> Result:
@@ -160,7 +135,8 @@ def report(pairs: list[tuple[Result, Result]]) -> str:
     for ours, base in pairs:
         for r in (ours, base):
             ratio = f"{ours.rate / base.rate:.2f}x" if r is ours else "(baseline)"
-            lines.append(f"{r.name:42} {r.rate:12.0f} {r.percentile(0.5):8.1f} {r.percentile(0.99):8.1f}   {ratio}")
+            p50, p99 = r.percentile_ms(0.5), r.percentile_ms(0.99)
+            lines.append(f"{r.name:42} {r.rate:12.0f} {p50:8.1f} {p99:8.1f}   {ratio}")
     return "\n".join(lines)
 
 
@@ -172,9 +148,9 @@ async def run(settings: Settings, seconds: float = 10.0, workers: int = 16, subj
     database_url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
     pairs = []
     try:
-        async with consent_process(settings, database_url, port=settings.consent_port + 100) as url:
+        async with consent_process(database_url, settings.consent_port + 100) as service:
             for batch in (1, 50):
-                ours = await measure_api(url, subjects, workers, seconds, batch)
+                ours = await measure_api(service.url, subjects, workers, seconds, batch)
                 base = await measure_baseline(database_url, workers, seconds, batch)
                 pairs.append((ours, base))
                 print(f"measured {ours.name}: {ours.rate:.0f}/s; baseline {base.rate:.0f}/s", flush=True)

@@ -29,6 +29,7 @@ from samtykke.adapters.settings import Settings
 from .drive import KEYS, pool_size, run_step, subject_pool
 from .floor import floor
 from .observe import DESTINATIONS, DOMAIN_TABLES, SuppressionFeed, arrivals
+from .percentiles import percentile
 from .platform import RunningPlatform, running_platform
 from .procstat import ProcessMeter
 from .replay import replay
@@ -55,14 +56,13 @@ class SubjectPool:
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan"), "n": 0}
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return {"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1], "n": len(ordered)}
+    return {
+        "p50": percentile(values, 0.5),
+        "p95": percentile(values, 0.95),
+        "p99": percentile(values, 0.99),
+        "max": max(values, default=float("nan")),
+        "n": len(values),
+    }
 
 
 def machine() -> dict[str, Any]:

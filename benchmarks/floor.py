@@ -14,9 +14,10 @@ import time
 import uuid
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from samtykke.adapters.kafka import assign_all
 from samtykke.adapters.settings import Settings
 
 PAYLOAD = 300  # bytes, about one Avro ConsentChanged
@@ -60,10 +61,7 @@ async def floor(settings: Settings, rate: float, seconds: float) -> list[float]:
     try:
         await producer.start()
         await consumer.start()
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await assign_all(consumer, settings.kafka_bootstrap, [topic], "beginning", wait_seconds=30)
         reader = asyncio.create_task(_consume(consumer, conn, table, count, latencies))
         filler = os.urandom(PAYLOAD - 8)
         keys = [str(uuid.uuid4()).encode() for _ in range(max(1, count // 10))]

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import httpx
-
-from benchmarks.projections import bench_platform, child_env
+from benchmarks.projections import bench_platform
 from samtykke.adapters.settings import Settings
+from samtykke.devstack.process import ServiceProcess, settings_environment
 from samtykke.projections.domains import DOMAINS
 
 # the settings a child process needs to land on the benchmark's database, topics and ports
@@ -47,20 +44,6 @@ class RunningPlatform:
     pids: dict[str, int] = field(default_factory=dict)
 
 
-async def _wait_ready(name: str, process: asyncio.subprocess.Process, url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{url}/ready", timeout=2)).status_code == 200:
-                    return
-            if process.returncode is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode} during start-up")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready after {timeout:.0f}s")
-            await asyncio.sleep(0.2)
-
-
 @contextlib.asynccontextmanager
 async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[RunningPlatform]:
     """Consent, projectors and suppression on a fresh database and topic pair; all stopped after."""
@@ -72,7 +55,7 @@ async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[Ru
     )
     async with bench_platform(base) as bench:
         bench = bench.model_copy(update={"suppression_dlq_topic": f"{bench.topic_changes}.suppression.dlq"})
-        env = child_env(bench, _CARRIED) | {
+        env = settings_environment(bench, _CARRIED) | {
             "SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS": "30",
             "SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE": "100000000",
         }
@@ -82,16 +65,13 @@ async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[Ru
             **{d.name: (("projections", "run", d.name), f"{host}:{d.web_port(bench)}") for d in DOMAINS.values()},
             "suppression": (("suppression", "serve"), f"{host}:{bench.suppression_port}"),
         }
-        os.makedirs(log_dir, exist_ok=True)
-        processes: dict[str, asyncio.subprocess.Process] = {}
+        logs = Path(log_dir)
+        processes: dict[str, ServiceProcess] = {}
         try:
             for name, (args, url) in services.items():
-                with open(os.path.join(log_dir, f"{name}.log"), "wb") as log:
-                    processes[name] = await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "samtykke.cli", *args, env=env, stdout=log, stderr=log
-                    )
+                processes[name] = ServiceProcess(name, args, url, env, logs / f"{name}.log", 120)
                 # the consent service creates the topics' schemas; start the rest once it answers
-                await _wait_ready(name, processes[name], url, timeout=120)
+                await processes[name].spawn().ready()
             yield RunningPlatform(
                 bench,
                 services["consent"][1],
@@ -99,12 +79,6 @@ async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[Ru
                 {name: p.pid for name, p in processes.items()},
             )
         finally:
-            for process in processes.values():
-                if process.returncode is None:
-                    process.terminate()
-            for process in processes.values():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(process.wait(), timeout=20)
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
+            for process in processes.values():  # all at once: each takes seconds to shut down
+                process.terminate()
+            await asyncio.gather(*(process.stop() for process in processes.values()))

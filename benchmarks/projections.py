@@ -16,81 +16,66 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.percentiles import percentile
 from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
-from samtykke.adapters.kafka import ensure_topics
+from samtykke.adapters.dead_letters import dead_letter_topic
+from samtykke.adapters.kafka import assign_all, ensure_topics
 from samtykke.adapters.settings import Settings
-from samtykke.projections.dead_letters import dead_letter_topic
+from samtykke.devstack.process import ServiceProcess, settings_environment
 from samtykke.projections.domains import DOMAINS, Domain
 from samtykke.projections.provision import provision
 
+# the settings a projector process needs to land on the benchmark's database, topics and ports
+PROJECTOR_SETTINGS = (
+    "kafka_bootstrap",
+    "registry_url",
+    "database_url",
+    "topic_changes",
+    "topic_subjects",
+    "projection_web_port_base",
+    "projection_group_prefix",
+    "projection_batch_size",
+)
 
-def child_env(settings: Settings, names: Iterable[str]) -> dict[str, str]:
-    """This process's environment plus the named settings, for a `samtykke` child process that
-    must land on the benchmark's database, topics and ports."""
-    return dict(os.environ, **{f"SAMTYKKE_{n.upper()}": str(getattr(settings, n)) for n in names})
 
-
-@contextlib.asynccontextmanager
-async def projector(domain: Domain, settings: Settings) -> AsyncIterator[str]:
-    env = child_env(
-        settings,
-        (
-            "kafka_bootstrap",
-            "registry_url",
-            "database_url",
-            "topic_changes",
-            "topic_subjects",
-            "projection_web_port_base",
-            "projection_group_prefix",
-            "projection_batch_size",
-        ),
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "samtykke.cli",
-        "projections",
-        "run",
-        domain.name,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        yield f"http://127.0.0.1:{domain.web_port(settings)}"
-    finally:
-        process.terminate()
-        await process.wait()
+def projector(domain: Domain, settings: Settings) -> ServiceProcess:
+    """A projector process of `domain`; as `async with`, ready (its partitions assigned) inside."""
+    url = f"http://127.0.0.1:{domain.web_port(settings)}"
+    env = settings_environment(settings, PROJECTOR_SETTINGS)
+    return ServiceProcess(domain.name, ("projections", "run", domain.name), url, env)
 
 
 async def applied_rate(domain: Domain, settings: Settings, total: int) -> float:
     """Events/s from the first committed batch to the last, read from the offsets table."""
     conn = await asyncpg.connect(settings.database_url)
     first: tuple[float, int] | None = None
+    # watched from the spawn, not from /ready: a small backlog may be applied before /ready answers
+    process = projector(domain, settings).spawn()
     try:
-        async with projector(domain, settings):
-            while True:
-                applied = int(
-                    await conn.fetchval(f"SELECT coalesce(sum(last_offset + 1), 0) FROM {domain.name}.consumer_offsets")
-                )
-                now = time.perf_counter()
-                if first is None and applied > 0:
-                    first = (now, applied)
-                if applied >= total and first is not None:
-                    return (total - first[1]) / max(now - first[0], 1e-9)
-                await asyncio.sleep(0.05)
+        while True:
+            applied = int(
+                await conn.fetchval(f"SELECT coalesce(sum(last_offset + 1), 0) FROM {domain.name}.consumer_offsets")
+            )
+            now = time.perf_counter()
+            if first is None and applied > 0:
+                first = (now, applied)
+            if applied >= total and first is not None:
+                return (total - first[1]) / max(now - first[0], 1e-9)
+            if not process.running():
+                raise RuntimeError(f"{domain.name} projector exited with {process.returncode}")
+            await asyncio.sleep(0.05)
     finally:
+        await process.stop()
         await conn.close()
 
 
@@ -102,10 +87,7 @@ async def raw_consumer(settings: Settings, topics: list[str], from_end: bool) ->
     )
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        consumer.assign(partitions)
-        await (consumer.seek_to_end if from_end else consumer.seek_to_beginning)(*partitions)
+        await assign_all(consumer, settings.kafka_bootstrap, topics, "end" if from_end else "beginning")
         yield consumer
     finally:
         await consumer.stop()
@@ -172,11 +154,6 @@ async def steady(settings: Settings, history: SyntheticHistory, rate: float, sec
     return latencies
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 @contextlib.asynccontextmanager
 async def bench_platform(settings: Settings) -> AsyncIterator[Settings]:
     """A fresh database (provisioned) and topic pair, dropped afterwards."""
@@ -236,7 +213,7 @@ async def run(settings: Settings, events: int, rate: float, seconds: float) -> s
             rates[domain.name] = await applied_rate(domain, bench, total)
             print(f"{domain.name} projector: {rates[domain.name]:,.0f} events/s", flush=True)
         async with contextlib.AsyncExitStack() as stack:
-            urls = {d.name: await stack.enter_async_context(projector(d, bench)) for d in DOMAINS.values()}
+            urls = {d.name: (await stack.enter_async_context(projector(d, bench))).url for d in DOMAINS.values()}
             await asyncio.sleep(5)  # joined and caught up (nothing new since the backlog)
             raw_latencies = await steady(bench, history, rate, seconds)
             await asyncio.sleep(2)  # the last batches commit

@@ -10,13 +10,13 @@ fresh tables in and exited, the suppression service when `/ready` answers.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
-from benchmarks.projections import bench_platform, child_env, raw_rate
-from benchmarks.service_process import ServiceProcess
+from benchmarks.projections import bench_platform, raw_rate
+from benchmarks.service_process import suppression_service
 from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
 from samtykke.adapters.settings import Settings
+from samtykke.devstack.process import samtykke_command, settings_environment
 from samtykke.projections.domains import DOMAINS, Domain
 from samtykke.projections.progress import Progress
 
@@ -38,7 +38,7 @@ async def _produce(settings: Settings, events: int) -> int:
 
 
 async def _rebuilt(domain: Domain, settings: Settings, started: float) -> float:
-    env = child_env(
+    env = settings_environment(
         settings,
         (
             "kafka_bootstrap",
@@ -50,12 +50,7 @@ async def _rebuilt(domain: Domain, settings: Settings, started: float) -> float:
         ),
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "samtykke.cli",
-        "projections",
-        "rebuild",
-        domain.name,
+        *samtykke_command("projections", "rebuild", domain.name),
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -73,9 +68,7 @@ async def _rebuilt(domain: Domain, settings: Settings, started: float) -> float:
 
 
 async def _suppression_ready(settings: Settings, started: float) -> float:
-    async with ServiceProcess(
-        settings, (settings.topic_changes, settings.topic_subjects), settings.suppression_port + 20
-    ):
+    async with suppression_service((settings.topic_changes, settings.topic_subjects), settings.suppression_port + 20):
         return time.perf_counter() - started
 
 

@@ -25,7 +25,8 @@ import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
-from benchmarks.service_process import ServiceProcess, drive_open_loop, percentile, raw_http_check
+from benchmarks.percentiles import percentile
+from benchmarks.service_process import drive_open_loop, raw_http_check, resident_bytes, suppression_service
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import ensure_topics, idempotent_producer
 from samtykke.adapters.settings import Settings
@@ -167,8 +168,7 @@ def bulk_in_process(
         index.apply_subject(subject, now)
         index.apply_consent(change, now)
     gate = SuppressionGate(index, lambda: 0.0, lambda: True, 5.0, False, SuppressionMetrics(CollectorRegistry()))
-    parser, catalog = TargetParser(hash_key), index.rules.catalog
-    purpose = catalog.get("direct_marketing")
+    parser, purpose = TargetParser(hash_key), gate.purpose("direct_marketing")
     assert purpose is not None
     plan = gate.plan(purpose, "sms")
     started = time.perf_counter()
@@ -210,16 +210,17 @@ async def run(settings: Settings, n: int, rate: int, seconds: float) -> str:
     lines = [f"suppression bench: {n:,} subjects (10 % blocked), published {2 * n:,} events in {publish_s:.1f}s"]
     empty = (f"{prefix}-empty.consent.changes", f"{prefix}-empty.consent.subjects")
     await ensure_topics(settings.kafka_bootstrap, empty[0], empty[1], 6)
-    async with ServiceProcess(settings, empty, settings.suppression_port + 51) as idle:
-        idle_rss = idle.rss()
-    async with ServiceProcess(settings, topics, settings.suppression_port + 50) as service:
+    async with suppression_service(empty, settings.suppression_port + 51) as idle:
+        idle_rss = resident_bytes(idle)
+    async with suppression_service(topics, settings.suppression_port + 50) as service:
         lines.append(
             f"replay at start: {2 * n:,} events in {service.ready_after:.1f}s "
             f"({2 * n / service.ready_after:,.0f} events/s until /ready)"
         )
-        per_subject = (service.rss() - idle_rss) / n
+        loaded_rss = resident_bytes(service)
+        per_subject = (loaded_rss - idle_rss) / n
         lines.append(
-            f"resident memory: {service.rss() / 2**20:,.0f} MiB loaded vs {idle_rss / 2**20:,.0f} MiB empty "
+            f"resident memory: {loaded_rss / 2**20:,.0f} MiB loaded vs {idle_rss / 2**20:,.0f} MiB empty "
             f"= {per_subject:,.0f} bytes per indexed subject"
         )
         http_s, http_blocked = await bulk_http(service.url, ids)

@@ -20,10 +20,10 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from samtykke.adapters.avro import AvroDecoder, SchemaRegistry
-from samtykke.adapters.kafka import ensure_topics
+from samtykke.adapters.kafka import assign_all, ensure_topics
 from samtykke.adapters.settings import Settings
 from samtykke.domain.projection import pseudonym
 
@@ -65,14 +65,7 @@ async def _positioned_consumer(settings: Settings) -> AIOKafkaConsumer:
     """A plain consumer on every partition of consent.changes, at the current end."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
-    await consumer._client.force_metadata_update()  # the topic may be minutes old: refresh first
-    partitions = [
-        TopicPartition(settings.topic_changes, p)
-        for p in sorted(consumer.partitions_for_topic(settings.topic_changes) or ())
-    ]
-    consumer.assign(partitions)
-    for partition, offset in (await consumer.end_offsets(partitions)).items():
-        consumer.seek(partition, offset)
+    await assign_all(consumer, settings.kafka_bootstrap, [settings.topic_changes], "end")
     return consumer
 
 

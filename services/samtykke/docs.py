@@ -1,6 +1,7 @@
 """`samtykke docs export | check`: the topic and HTTP API documents in `schemas/`, built from the code.
 
-    samtykke docs export     write schemas/openapi/{consent,suppression}.json and schemas/asyncapi.yaml
+    samtykke docs export     write schemas/openapi/{consent,suppression}.json and schemas/asyncapi.yaml,
+                             and the generated tables in docs/ (reference.py: settings, metrics)
     samtykke docs check      exit 1, naming each document that differs from what the code exports now
 
 The OpenAPI documents are the services' own `app.openapi()`: the apps are built, never started, so
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from samtykke.adapters import dead_letters
 from samtykke.adapters.settings import Settings, checkout_root
 
 ASYNCAPI = "asyncapi.yaml"
@@ -45,19 +47,18 @@ WIRE_FORMAT = (
     "binary body. The writer schema is registered under `<topic>-value` (TopicNameStrategy) in a registry "
     "speaking the Confluent REST API; decode with the writer schema fetched by id, resolved to this one."
 )
-PROJECTOR_DLQ_HEADERS = {
-    "reason": "`<reason_kind>: <detail>`",
-    "reason_kind": "why the message could not be applied",
-    "source_topic": "topic the message was consumed from",
-    "source_partition": "its partition (decimal)",
-    "source_offset": "its offset (decimal)",
+# one dead-letter contract for every consumer (`adapters.dead_letters`), in the order they are sent
+DEAD_LETTER_HEADERS = {
+    dead_letters.REASON_KIND: "why the message could not be applied: "
+    + ", ".join(f"`{kind.value}`" for kind in dead_letters.PoisonKind),
+    dead_letters.REASON_DETAIL: f"the particular problem, at most {dead_letters.DETAIL_LIMIT} characters",
+    dead_letters.SOURCE_TOPIC: "topic the message was consumed from",
+    dead_letters.SOURCE_PARTITION: "its partition (decimal)",
+    dead_letters.SOURCE_OFFSET: "its offset (decimal)",
+    dead_letters.CONSUMER: "who could not apply it: the projector's consumer group, or `suppression`",
+    dead_letters.DEAD_LETTERED_AT: "when, ISO 8601 in UTC",
 }
-SUPPRESSION_DLQ_HEADERS = {
-    "reason": "`<exception type>: <message>`, at most 300 characters",
-    "topic": "topic the message was consumed from",
-    "partition": "its partition (decimal)",
-    "offset": "its offset (decimal)",
-}
+PROJECTOR_DLQ_HEADERS = SUPPRESSION_DLQ_HEADERS = DEAD_LETTER_HEADERS
 PROJECTIONS = {
     "marketing": "who may be marketed to, per purpose and channel, until when",
     "analytics": "pseudonymous traffic-data permissions and daily consent rates",
@@ -424,7 +425,22 @@ def export(args: argparse.Namespace) -> int:
     changed = write_documents(documents, args.schemas)
     for path in documents:
         print(f"{'wrote' if path in changed else 'unchanged'} {_shown(args.schemas)}/{path}")
-    return 0
+    return export_reference(args.docs)
+
+
+def _report(drifts: list[Drift], folder: Path) -> None:
+    for drift in drifts:
+        print(f"{_shown(folder)}/{drift.summary()}", file=sys.stderr)
+        for line in [] if drift.missing else drift.diff[:DIFF_LINES_SHOWN]:
+            print(f"  {line}", file=sys.stderr)
+        if not drift.missing and len(drift.diff) > DIFF_LINES_SHOWN:
+            print(f"  … {len(drift.diff) - DIFF_LINES_SHOWN} more diff lines", file=sys.stderr)
+    if drifts:
+        print(
+            f"{len(drifts)} document(s) in {_shown(folder)} drifted from the code: run `samtykke docs export` "
+            "and commit the result",
+            file=sys.stderr,
+        )
 
 
 def check(args: argparse.Namespace) -> int:
@@ -432,20 +448,46 @@ def check(args: argparse.Namespace) -> int:
     if documents is None:
         return 2
     drifts = find_drift(documents, args.schemas)
-    for drift in drifts:
-        print(f"{_shown(args.schemas)}/{drift.summary()}", file=sys.stderr)
-        for line in [] if drift.missing else drift.diff[:DIFF_LINES_SHOWN]:
-            print(f"  {line}", file=sys.stderr)
-        if not drift.missing and len(drift.diff) > DIFF_LINES_SHOWN:
-            print(f"  … {len(drift.diff) - DIFF_LINES_SHOWN} more diff lines", file=sys.stderr)
-    if drifts:
-        print(
-            f"{len(drifts)} document(s) in {_shown(args.schemas)} drifted from the code: run `samtykke docs export` "
-            "and commit the result",
-            file=sys.stderr,
-        )
+    _report(drifts, args.schemas)
+    if not drifts:
+        print(f"documents in {_shown(args.schemas)} match the code")
+    return max(1 if drifts else 0, check_reference(args.docs))
+
+
+# --- the generated tables in docs/ (configuration, metrics): rendered by reference.py ---
+
+
+def _reference(folder: Path) -> dict[str, str] | None:
+    """docs/'s documents with their tables as the code renders them now; None when a block is missing."""
+    from samtykke.reference import DOCUMENTS, MarkersMissing, reference_documents
+
+    current = {name: (folder / name).read_text("utf-8") if (folder / name).exists() else None for name in DOCUMENTS}
+    try:
+        return reference_documents(current)
+    except MarkersMissing as error:
+        print(f"{_shown(folder)}/{error}; then run `samtykke docs export`", file=sys.stderr)
+        return None
+
+
+def export_reference(folder: Path) -> int:
+    documents = _reference(folder)
+    if documents is None:
         return 1
-    print(f"documents in {_shown(args.schemas)} match the code")
+    changed = write_documents(documents, folder)
+    for path in documents:
+        print(f"{'wrote' if path in changed else 'unchanged'} {_shown(folder)}/{path}")
+    return 0
+
+
+def check_reference(folder: Path) -> int:
+    documents = _reference(folder)
+    if documents is None:
+        return 1
+    drifts = find_drift(documents, folder)
+    _report(drifts, folder)
+    if drifts:
+        return 1
+    print(f"generated tables in {_shown(folder)} match the code")
     return 0
 
 
@@ -454,8 +496,15 @@ def schemas_dir() -> Path:
     return (checkout_root() or Path.cwd()) / "schemas"
 
 
+def docs_dir() -> Path:
+    """The checkout's docs/ folder (the working directory's when outside a checkout)."""
+    return (checkout_root() or Path.cwd()) / "docs"
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = commands.add_parser("docs", help="the topic (AsyncAPI) and HTTP (OpenAPI) documents in schemas/")
+    group = commands.add_parser(
+        "docs", help="the topic (AsyncAPI) and HTTP (OpenAPI) documents in schemas/, the tables in docs/"
+    )
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, handler, text in (
         ("export", export, "write the documents from the code"),
@@ -467,5 +516,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             type=Path,
             default=schemas_dir(),
             help="folder holding the documents (default: the repository's schemas/)",
+        )
+        action.add_argument(
+            "--docs",
+            type=Path,
+            default=docs_dir(),
+            help="folder holding the documents with generated tables (default: the repository's docs/)",
         )
         action.set_defaults(handler=handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,6 +184,9 @@ async def test_state_history_and_as_of(consent: RunningConsent) -> None:
         )
     ).json()
     assert [(c["status"], c["version"]) for c in past] == [("granted", 1)]
+    # as of an instant the state is folded from the ledger: how it was recorded is not part of it
+    assert (past[0]["recorded_at"], past[0]["notice_version"], past[0]["source"]) == (None, None, None)
+    assert (current[0]["notice_version"], current[0]["source"]) == ("dm-2026-01", "self_service")
     before = (
         await consent.client.get(
             f"/v1/subjects/{subject}/consents", params={"at": (t0 - timedelta(days=1)).isoformat()}
@@ -212,6 +216,65 @@ async def test_lapse_usage_and_sweeper(consent: RunningConsent) -> None:
     current = {c["channel"]: c for c in (await consent.client.get(f"/v1/subjects/{subject}/consents")).json()}
     assert current["sms"]["status"] == "expired" and current["email"]["status"] == "granted"
     assert (await consent.client.post("/v1/lifecycle/sweep")).json()["expired"] == 0
+
+
+async def test_the_sweeper_purges_old_documentation_of_opt_in_purposes_only(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    decisions = batch(
+        ("direct_marketing", "sms", "grant"),
+        ("direct_marketing", "sms", "withdraw"),
+        ("existing_customer_offers", "email", "withdraw"),
+        ("direct_marketing", "email", "grant"),
+    )
+    three_years_ago = datetime.now(UTC) - timedelta(days=3 * 365)
+    for i, decision in enumerate(decisions["decisions"][:3]):
+        decision["occurred_at"] = (three_years_ago + timedelta(minutes=i)).isoformat()
+    assert (await consent.client.post(f"/v1/subjects/{subject}/consents", json=decisions)).status_code == 201
+
+    swept = (await consent.client.post("/v1/lifecycle/sweep")).json()
+
+    assert (swept["expired"], swept["purged_ledger_rows"]) == (0, 2)
+    history = (await consent.client.get(f"/v1/subjects/{subject}/history")).json()
+    assert [(h["purpose"], h["channel"], h["status"]) for h in history] == [
+        ("existing_customer_offers", "email", "withdrawn"),  # an objection: purging it would re-allow contact
+        ("direct_marketing", "email", "granted"),
+    ]
+    current = {(c["purpose"], c["channel"]): c["status"] for c in await current_state(consent, subject)}
+    assert current[("direct_marketing", "sms")] == "withdrawn"  # the state stays: it holds no personal data
+    assert (await consent.client.post("/v1/lifecycle/sweep")).json()["purged_ledger_rows"] == 0
+
+
+async def current_state(consent: RunningConsent, subject: str) -> list[dict[str, Any]]:
+    response = await consent.client.get(f"/v1/subjects/{subject}/consents")
+    assert response.status_code == 200, response.text
+    body: list[dict[str, Any]] = response.json()
+    return body
+
+
+async def test_lookup_by_each_kind_of_identifier(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    found = [
+        await consent.client.post("/v1/subjects/lookup", json=body)
+        for body in (
+            {"phone": "20 30 40 50", "country": "DK"},
+            {"email": "KAREN.HOLM@example.dk"},
+            {"national_id": "0101901234", "country": "DK"},
+        )
+    ]
+    assert [r.json() for r in found] == [{"subject_ids": [subject]}] * 3
+    nobody = await consent.client.post("/v1/subjects/lookup", json={"email": "ola@acme.se"})
+    assert nobody.json() == {"subject_ids": []}
+    bad = await consent.client.post("/v1/subjects/lookup", json={"email": "not-an-email"})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "email"
+    bad = await consent.client.post("/v1/subjects/lookup", json={"phone": "20 30"})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "phone"
+
+
+async def test_one_national_id_one_subject_even_when_registered_at_once(consent: RunningConsent) -> None:
+    responses = await asyncio.gather(*(consent.client.post("/v1/subjects", json=CONSUMER) for _ in range(4)))
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
+    [created] = [r.json()["subject_id"] for r in responses if r.status_code == 201]
+    assert {r.json()["subject_id"] for r in responses if r.status_code == 409} == {created}
 
 
 async def test_credentials_and_scopes(consent: RunningConsent) -> None:

@@ -7,7 +7,6 @@ fastavro, so a test proves the wire format, not our own round trip.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import struct
@@ -17,7 +16,9 @@ from typing import Any
 
 import fastavro
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+
+from samtykke.adapters.kafka import TopicsMissing, assign_all
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,10 @@ async def read_raw(bootstrap: str, topic: str, count: int, timeout: float = 60.0
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout
-        partitions = None
-        while not partitions:
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                if time.monotonic() > deadline:
-                    return []
-                await asyncio.sleep(0.2)
-        consumer.assign([TopicPartition(topic, p) for p in partitions])
-        await consumer.seek_to_beginning()
+        try:
+            await assign_all(consumer, bootstrap, [topic], "beginning", wait_seconds=timeout)
+        except TopicsMissing:
+            return []
         found: list[RawMessage] = []
         while len(found) < count and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=300)

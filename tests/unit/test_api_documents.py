@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 import yaml
@@ -23,8 +23,9 @@ from prometheus_client import CollectorRegistry
 from samtykke import docs
 from samtykke.adapters import kafka
 from samtykke.cli import main
-from samtykke.consent import relay, store
+from samtykke.consent import relay
 from samtykke.consent.app import create_app as consent_app
+from samtykke.consent.memory import MemoryConsentStore
 from samtykke.consent.metrics import ConsentMetrics
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.projections.dead_letters import DeadLetterQueue, dead_letter_topic
@@ -276,7 +277,7 @@ async def test_projector_dead_letter_headers_are_what_the_projector_sends(asynca
         sent.append((topic, key, value, headers))
 
     message = RawMessage(SETTINGS.topic_changes, 3, 41, SUBJECT.encode(), b"\x00junk", (("traceparent", b"x"),))
-    await DeadLetterQueue("samtykke.marketing.dlq", send).put(message, PoisonMessage(PoisonKind.UNDECODABLE, "bad"))
+    await DeadLetterQueue("samtykke.marketing", send).put(message, PoisonMessage(PoisonKind.UNDECODABLE, "bad"))
     [(_, key, value, headers)] = sent
     documented = asyncapi["components"]["messages"]["ProjectorDeadLetter"]["headers"]
     assert [name for name, _ in headers] == [*documented["properties"], "traceparent"]
@@ -291,7 +292,7 @@ async def test_suppression_dead_letter_headers_are_what_the_feed_sends(asyncapi:
             pass
 
     class Message:
-        offset, key, value = 7, SUBJECT.encode(), b"\x00junk"
+        topic, partition, offset, key, value, headers = SETTINGS.topic_changes, 2, 7, SUBJECT.encode(), b"\x00junk", ()
 
     producer = RecordingProducer()
     feed = suppression_feed.TopicFeed(
@@ -315,21 +316,7 @@ async def test_suppression_dead_letter_headers_are_what_the_feed_sends(asyncapi:
     assert args == (SETTINGS.suppression_dlq_topic, Message.value) and kwargs["key"] == Message.key
 
 
-async def test_the_consent_service_keys_every_event_by_subject_id() -> None:
-    class Connection:
-        def __init__(self) -> None:
-            self.outbox: list[tuple[Any, ...]] = []
-
-        async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-            if "consent.outbox" in sql:
-                self.outbox.extend(rows)
-
-        async def execute(self, sql: str, *args: Any) -> None:
-            # a batch of changes is one statement: ..., topic, schema name, keys, payloads
-            if "consent.outbox" in sql:
-                topic, schema, keys, payloads = args[-4:]
-                self.outbox.extend((topic, k, schema, p) for k, p in zip(keys, payloads, strict=True))
-
+async def test_the_consent_service_keys_every_event_by_subject_id(asyncapi: dict[str, Any]) -> None:
     now = datetime.now(UTC)
     change = ConsentChanged(
         str(uuid4()),
@@ -352,34 +339,20 @@ async def test_the_consent_service_keys_every_event_by_subject_id() -> None:
         None,
     )
     subject = SubjectChanged(str(uuid4()), SUBJECT, "consumer", "DK", None, None, None, None, False, 1, now)
-    conn = Connection()
-    await store.save_changes(conn, [change], None, SETTINGS.topic_changes)
-    await store.enqueue_subject(conn, SETTINGS.topic_subjects, subject)
-    assert [(row[0], row[1]) for row in conn.outbox] == [
+    store = MemoryConsentStore()  # held to the PostgreSQL store's contract by test_consent_store_contract
+    async with store.transaction() as uow:
+        await uow.save_changes([change], None, SETTINGS.topic_changes)
+        await uow.enqueue_subject(SETTINGS.topic_subjects, subject)
+    enqueued = await store.pending_outbox(10)
+    assert [(m.topic, m.key) for m in enqueued] == [
         (SETTINGS.topic_changes, SUBJECT),
         (SETTINGS.topic_subjects, SUBJECT),
     ]
-
-    rows = [
-        {"id": 1, "topic": topic, "message_key": key, "schema_name": schema, "payload": {}, "created_at": now}
-        for topic, key, schema, _ in conn.outbox
-    ]
-
-    class Pool:
-        def acquire(self) -> Pool:
-            return self
-
-        async def __aenter__(self) -> Pool:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            pass
-
-        async def fetch(self, sql: str, limit: int) -> list[dict[str, Any]]:
-            return rows
-
-        async def execute(self, sql: str, *args: object) -> None:
-            pass
+    for message in enqueued:
+        documented = channel_of(asyncapi, message.topic)["messages"]
+        assert list(documented) == [message.schema_name], message.topic
+        key = asyncapi["components"]["messages"][message.schema_name]["bindings"]["kafka"]["key"]
+        assert key["format"] == "uuid" and str(UUID(message.key)) == message.key == message.payload["subject_id"]
 
     class Encoder:
         def encode(self, record: dict[str, Any]) -> bytes:
@@ -387,7 +360,8 @@ async def test_the_consent_service_keys_every_event_by_subject_id() -> None:
 
     producer = RecordingProducer()
     outbox = relay.OutboxRelay(
-        Pool(),
+        None,  # the pool serves only leadership (LISTEN and the advisory lock), which publishing needs not
+        store,
         lambda: producer,
         {"ConsentChanged": Encoder(), "SubjectChanged": Encoder()},
         ConsentMetrics(CollectorRegistry()),
@@ -402,14 +376,17 @@ async def test_the_consent_service_keys_every_event_by_subject_id() -> None:
         (SETTINGS.topic_subjects, SUBJECT.encode()),
     ]
     assert all("headers" not in kwargs for _, kwargs in producer.sent)  # the documents list none
+    assert await store.pending_outbox(10) == []  # acknowledged rows are marked, not sent again
 
 
 # -- drift is caught --------------------------------------------------------------------------------------
 
 
 def test_check_reports_an_edited_document_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["docs", "export", "--schemas", str(tmp_path)]) == 0
-    assert main(["docs", "check", "--schemas", str(tmp_path)]) == 0
+    # the generated tables go to a folder of the test's own, never to the checkout's docs/
+    folders = ["--schemas", str(tmp_path), "--docs", str(tmp_path / "docs")]
+    assert main(["docs", "export", *folders]) == 0
+    assert main(["docs", "check", *folders]) == 0
     document = tmp_path / "openapi" / "consent.json"
     edited = json.loads(document.read_text("utf-8"))
     del edited["paths"]["/v1/purposes"]
@@ -417,7 +394,7 @@ def test_check_reports_an_edited_document_by_name(tmp_path: Path, capsys: pytest
     (tmp_path / docs.ASYNCAPI).unlink()
     capsys.readouterr()
 
-    assert main(["docs", "check", "--schemas", str(tmp_path)]) == 1
+    assert main(["docs", "check", *folders]) == 1
     report = capsys.readouterr().err
     assert "openapi/consent.json: differs from the code" in report and '+    "/v1/purposes": {' in report
     assert "asyncapi.yaml: missing" in report

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 
+from benchmarks.consent_api import Result
 from benchmarks.drive import KEYS, pool_size, requests_needed
 from benchmarks.e2e import passes, stats
+from benchmarks.percentiles import percentile
 
 DESTINATIONS = ("marketing", "analytics", "customer_service", "suppression")
 
@@ -26,7 +28,15 @@ def test_the_pool_touches_no_key_twice_in_a_step() -> None:
 def test_stats_are_nearest_rank_percentiles() -> None:
     result = stats([float(v) for v in range(1, 101)])
     assert (result["p50"], result["p95"], result["p99"], result["max"], result["n"]) == (51, 96, 100, 100, 100)
-    assert math.isnan(stats([])["p99"])
+    assert math.isnan(stats([])["p99"]) and math.isnan(stats([])["max"])
+
+
+def test_every_benchmark_takes_percentiles_the_same_way() -> None:
+    sample = [float(v) for v in range(100, 0, -1)]  # unsorted: the percentile sorts
+    assert (percentile(sample, 0.5), percentile(sample, 0.99), percentile(sample, 1.0)) == (51, 100, 100)
+    assert percentile([7.0], 0.99) == 7.0
+    assert math.isnan(percentile([], 0.5))  # no sample, no figure: never a made-up 0 ms
+    assert Result("api", 10, 1.0, [0.001 * v for v in range(1, 11)]).percentile_ms(0.5) == 6.0
 
 
 def _step(p99: float, achieved: float, missing: int = 0) -> dict[str, object]:

@@ -14,12 +14,18 @@ from samtykke.domain.consent import (
     check_decision,
     documentation_deadline,
     expire,
+    in_force,
     state_at,
     status_at,
 )
-from samtykke.domain.model import ActorKind, Channel, ConsentAction, ConsentStatus, SubjectKind
+from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.model import ActorKind, Channel, ConsentAction, ConsentStatus, PurposeCode, SubjectId, SubjectKind
+from samtykke.domain.projection import marketable, marketing_consent
+from samtykke.domain.registers import RegisterBook
+from samtykke.domain.suppression import SubjectState, SuppressionRules
 
 CATALOG = load_catalog()
+SUPPRESSION = SuppressionRules(CATALOG)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DM = CATALOG.purposes["direct_marketing"]
 
@@ -111,3 +117,49 @@ def test_state_at_equals_applying_decisions_in_order(steps: list[tuple[ConsentAc
         assert record.version == expected[-1].version
         assert record.status is status_at(expected[-1], at)
     assert state_at(history + history, at) == folded  # replaying twice changes nothing
+
+
+# --- the one in-force rule, and every reader of a grant that uses it -------------------------
+statuses = st.sampled_from(list(ConsentStatus))
+offsets = st.integers(min_value=-86_400, max_value=86_400)  # seconds around NOW
+
+
+def _instant(offset: int) -> datetime:
+    return NOW + timedelta(seconds=offset)
+
+
+@given(status=statuses, until=st.none() | offsets, at=offsets)
+def test_in_force_is_one_rule_for_datetimes_and_epoch_seconds(
+    status: ConsentStatus, until: int | None, at: int
+) -> None:
+    # a grant permits use strictly before its valid-until, and only a grant does
+    expected = status is ConsentStatus.GRANTED and (until is None or until > at)
+    valid_until = None if until is None else _instant(until)
+    assert in_force(status, valid_until, _instant(at)) is expected
+    epoch_until = None if valid_until is None else valid_until.timestamp()
+    assert in_force(status.value, epoch_until, _instant(at).timestamp()) is expected
+
+
+@given(status=statuses, until=st.none() | offsets, at=offsets)
+def test_the_ledger_the_index_and_the_marketing_table_agree_on_a_grant_in_force(
+    status: ConsentStatus, until: int | None, at: int
+) -> None:
+    valid_until, when = (None if until is None else _instant(until)), _instant(at)
+    expected = in_force(status, valid_until, when)
+    occurred = NOW - timedelta(days=2)
+    record = ConsentRecord(PurposeCode("direct_marketing"), Channel.SMS, status, 1, occurred, valid_until)
+    assert (status_at(record, when) is ConsentStatus.GRANTED) is expected
+
+    state = SubjectState(SubjectId("s-1"), "consumer", "DK")
+    epoch_until = None if valid_until is None else valid_until.timestamp()
+    SUPPRESSION.apply_consent(state, "direct_marketing", "sms", status.value, 1, epoch_until)
+    assert SUPPRESSION.decide(state, DM, "sms", when.timestamp(), RegisterBook({})).allowed is expected
+
+    change = ConsentChanged(
+        "e-1", "s-1", "consumer", None, "DK", "direct_marketing", "sms", status.value, None, 1, occurred, occurred,
+        valid_until, "self_service", "subject", None, None, None,
+    )  # fmt: skip
+    row = marketing_consent(CATALOG, change)
+    assert row is not None and row.in_force is in_force(status, valid_until, occurred)  # as of the change
+    subject = SubjectChanged("e-0", "s-1", "consumer", "DK", None, None, None, None, False, 1, occurred)
+    assert (("s-1", "direct_marketing", "sms") in marketable(CATALOG, [row], {"s-1": subject}, when)) is expected

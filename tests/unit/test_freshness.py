@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime, timedelta
 
+import fastavro
 from hypothesis import given
 from hypothesis import strategies as st
 
+from samtykke.adapters.settings import PACKAGED_SCHEMAS
 from samtykke.domain.freshness import Completeness, Watermark, is_stale
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -71,3 +75,12 @@ def test_reached_is_the_newest_watermark_the_positions_satisfy(offsets: list[tup
     applied = {(CHANGES, 0): position, (CHANGES, 1): position}
     expected = [m for m in marks if m.reached_by(applied)]
     assert view.advance(applied) == (expected[-1] if expected else None)
+
+
+def test_a_watermark_survives_its_avro_record() -> None:
+    schema = fastavro.parse_schema(json.loads((PACKAGED_SCHEMAS / "Watermark.avsc").read_text()))
+    original = Watermark(T0, {(CHANGES, 0): 5, ("consent.subjects", 3): 1}, frozenset({"s-1"}), epoch=4)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, schema, original.as_record(T0 + timedelta(seconds=1)))
+    buffer.seek(0)
+    assert Watermark.from_record(fastavro.schemaless_reader(buffer, schema)) == original

@@ -1,8 +1,14 @@
-"""Identifier normalisation and validation rules (pure)."""
+"""Identifier normalisation and validation rules, and the one keyed hash of identifiers (pure)."""
+
+import hashlib
+import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from samtykke.domain.identifiers import (
+    IdentifierHasher,
     InvalidIdentifier,
     identifier_hash,
     normalise_email,
@@ -10,6 +16,8 @@ from samtykke.domain.identifiers import (
     normalise_phone,
 )
 from samtykke.domain.model import Country
+from samtykke.domain.projection import account_pseudonym, pseudonym
+from samtykke.suppression.targets import TargetParser
 
 
 @pytest.mark.parametrize(
@@ -58,3 +66,32 @@ def test_keyed_hash_depends_on_key_and_kind() -> None:
     assert a != identifier_hash(b"k2" * 8, "phone", "+4512345678")
     assert a != identifier_hash(b"k1" * 8, "email", "+4512345678")
     assert "4512345678" not in a
+
+
+KEY = b"unit-test-identifier-key"
+
+
+def test_the_keyed_hash_is_pinned() -> None:
+    # stored hashes and the suppression index must match across releases: the message format is a contract
+    assert identifier_hash(KEY, "phone", "+4512345678") == (
+        "5fb6f87c8d83e9fdfc5e40cf8b2fae5c75cfb5948ba81c925bf390361ea67fc0"
+    )
+
+
+@given(st.sampled_from(["phone", "email", "national_id:DK", "subject", "account"]), st.text(max_size=40))
+def test_the_prepared_hasher_gives_the_digest_of_identifier_hash(kind: str, value: str) -> None:
+    hasher = IdentifierHasher(KEY)
+    assert hasher(kind, value) == identifier_hash(KEY, kind, value)
+    assert hasher(kind, value) == hmac.new(KEY, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+    assert hasher(kind, value) == hasher(kind, value)  # the prepared state is copied, never consumed
+
+
+def test_the_suppression_gate_keys_identifiers_as_the_consent_service_does() -> None:
+    parser = TargetParser(KEY)
+    assert parser.parse("phone", "+45 12 34 56 78").key == identifier_hash(KEY, "phone", "+4512345678")
+    assert parser.parse("email", " Anna@Example.DK").key == identifier_hash(KEY, "email", "anna@example.dk")
+
+
+def test_analytics_pseudonyms_are_keyed_hashes_of_subjects_and_accounts() -> None:
+    assert pseudonym(KEY, "s-1") == identifier_hash(KEY, "subject", "s-1")
+    assert account_pseudonym(KEY, "a-1") == identifier_hash(KEY, "account", "a-1")

@@ -46,60 +46,112 @@ DEV_API_KEYS: dict[str, list[str]] = {
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAMTYKKE_", extra="ignore")
 
-    # where the local stack keeps downloads, data and logs (ignored by git)
-    state_dir: Path = Field(default_factory=default_state_dir)
-    # the .avsc sources (packaged with samtykke; schemas/avro in a checkout points at them)
-    schema_dir: Path = PACKAGED_SCHEMAS
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Where the local stack keeps downloads, data, logs and pidfiles (ignored by git).",
+    )
+    schema_dir: Path = Field(
+        default=PACKAGED_SCHEMAS,
+        description="The `.avsc` sources (packaged with samtykke; `schemas/avro` in a checkout points at them).",
+    )
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    registry_url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
-    database_url: str = "postgresql://samtykke:samtykke@127.0.0.1:15432/samtykke"
+    kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers.")
+    registry_url: str = Field(
+        default="http://127.0.0.1:18081/apis/ccompat/v7",
+        description="Schema registry speaking the Confluent REST API.",
+    )
+    database_url: str = Field(
+        default="postgresql://samtykke:samtykke@127.0.0.1:15432/samtykke",
+        description="The consent service's database; its owner login also provisions the projectors' roles.",
+    )
 
-    topic_changes: str = "consent.changes"
-    topic_subjects: str = "consent.subjects"
-    topic_partitions: int = Field(default=6, ge=1)
+    topic_changes: str = Field(default="consent.changes", description="Topic of `ConsentChanged` events.")
+    topic_subjects: str = Field(default="consent.subjects", description="Compacted topic of `SubjectChanged` events.")
+    topic_partitions: int = Field(default=6, ge=1, description="Partitions when a service creates the topics.")
 
-    # keyed hash of normalised identifiers (matching without storing them in clear)
-    identifier_hash_key: str = Field(default="dev-only-identifier-key", min_length=16)
-    # Fernet key (32 url-safe base64 bytes) for identifiers kept for the subject's own access
-    identifier_encryption_key: str = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="
+    identifier_hash_key: str = Field(
+        default="dev-only-identifier-key",
+        min_length=16,
+        description="HMAC key of the normalised identifiers' keyed hashes (matching without storing them in "
+        "clear); the consent and suppression services must share it.",
+    )
+    identifier_encryption_key: str = Field(
+        default="ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=",
+        description="Fernet key (32 url-safe base64 bytes) for identifiers kept for the subject's own access.",
+    )
 
-    api_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEV_API_KEYS))
+    api_keys: dict[str, list[str]] = Field(
+        default_factory=lambda: dict(DEV_API_KEYS),
+        description='API keys and their scopes, as JSON `{"<key>": ["<scope>", ...]}`.',
+    )
 
-    http_host: str = "127.0.0.1"
-    consent_port: int = 18000
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP services listen on.")
+    consent_port: int = Field(default=18000, description="Port of the consent API.")
 
-    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
-    relay_idle_poll_seconds: float = Field(default=2.0, gt=0)
-    sweeper_interval_seconds: float = Field(default=60.0, gt=0)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000, description="Outbox rows per Kafka batch.")
+    relay_idle_poll_seconds: float = Field(
+        default=2.0, gt=0, description="Safety-net poll of the outbox when no NOTIFY arrives."
+    )
+    sweeper_interval_seconds: float = Field(default=60.0, gt=0, description="Interval of the lifecycle sweeper.")
 
     # --- projections (marketing, analytics, customer service) ---
-    # each projector logs in with its own role, which may write only its own schema
-    projection_role_password: str = "dev-only-projector-password"
-    # keyed hash of subject ids for the analytics domain (only the analytics projector holds it)
-    analytics_pseudonym_key: str = Field(default="dev-only-analytics-pseudonym-key", min_length=16)
-    projection_batch_size: int = Field(default=500, ge=1, le=10_000)
-    projection_batch_seconds: float = Field(default=0.05, gt=0)
+    projection_role_password: str = Field(
+        default="dev-only-projector-password",
+        description="Password of the projectors' per-domain login roles (each may write only its own schema).",
+    )
+    analytics_pseudonym_key: str = Field(
+        default="dev-only-analytics-pseudonym-key",
+        min_length=16,
+        description="HMAC key of the analytics pseudonyms of subject and account ids (only the analytics "
+        "projector holds it).",
+    )
+    projection_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Events per projector batch (or the batch time, whichever first)."
+    )
+    projection_batch_seconds: float = Field(
+        default=0.05, gt=0, description="Longest wait for a projector batch to fill."
+    )
     # a rebuild reads a backlog, never waits for events: bigger batches, fewer round trips
-    projection_rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000)
-    # each projector serves /metrics, /healthz, /ready on web_port_base + its index (1, 2, 3)
-    projection_web_port_base: int = 18100
-    # consumer groups are `<prefix>.<domain>`, dead letters `<prefix>.<domain>.dlq`; a second
-    # platform on the same Kafka (a test, a staging copy) sets its own prefix
-    projection_group_prefix: str = Field(default="samtykke", pattern=r"^[A-Za-z0-9._-]+$")
+    projection_rebuild_batch_size: int = Field(
+        default=5000,
+        ge=1,
+        le=50_000,
+        description="Events per transaction in `samtykke projections rebuild`.",
+    )
+    projection_web_port_base: int = Field(
+        default=18100,
+        description="Each projector serves `/metrics`, `/healthz` and `/ready` on this port + 1 (marketing), "
+        "+ 2 (analytics), + 3 (customer service).",
+    )
+    # a second platform on the same Kafka (a test, a staging copy) sets its own prefix
+    projection_group_prefix: str = Field(
+        default="samtykke",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer groups are `<prefix>.<domain>`, dead-letter topics `<prefix>.<domain>.dlq`.",
+    )
 
     # --- suppression service ---
-    suppression_port: int = 18200
-    # fail closed: when the index is older than this, decisions are blocked with reason `stale`
-    suppression_max_lag_seconds: float = Field(default=5.0, gt=0)
-    suppression_stale_response: Literal["block", "503"] = "block"
-    # days a national register file stays fresh after its publication date
-    register_freshness_days: dict[str, int] = Field(
-        default_factory=lambda: {"NIX": 60, "ROBINSON": 92, "RESERVASJON": 31}
+    suppression_port: int = Field(default=18200, description="Port of the suppression API.")
+    suppression_max_lag_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Fail closed: past this index age every decision is blocked with reason `stale`.",
     )
-    suppression_rate_limit_per_minute: int = Field(default=60_000, ge=1)
-    # messages the suppression feed cannot decode go here, with the reason in headers
-    suppression_dlq_topic: str = "samtykke.suppression.dlq"
+    suppression_stale_response: Literal["block", "503"] = Field(
+        default="block",
+        description="A stale index answers with a blocked decision (`block`, reason `stale`) or HTTP 503 (`503`).",
+    )
+    register_freshness_days: dict[str, int] = Field(
+        default_factory=lambda: {"NIX": 60, "ROBINSON": 92, "RESERVASJON": 31},
+        description="Days a national register file stays fresh after its publication date, per register.",
+    )
+    suppression_rate_limit_per_minute: int = Field(
+        default=60_000, ge=1, description="Requests per credential per minute (a bulk request costs one)."
+    )
+    suppression_dlq_topic: str = Field(
+        default="samtykke.suppression.dlq",
+        description="Where messages the suppression feed cannot decode go, with the reason in headers.",
+    )
 
     @field_validator("api_keys")
     @classmethod

@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse
 
 from samtykke.adapters.auth import Principal, require
 from samtykke.adapters.problems import install_problem_handlers, problem
-from samtykke.domain.consent import Decision, RuleViolation
-from samtykke.domain.identifiers import InvalidIdentifier, normalise_email, normalise_national_id, normalise_phone
+from samtykke.domain.consent import ConsentRecord, Decision
 from samtykke.domain.model import Country
 
 from .errors import Conflict, RulesBroken, SubjectNotFound
+from .ports import CurrentConsent, IdentifierKind, SubjectRow
 from .schemas import (
     ERROR_RESPONSES,
     AccessExportOut,
@@ -31,7 +31,7 @@ from .schemas import (
     SubjectOut,
     UsageIn,
 )
-from .service import ConsentService, DecisionBatch, NewSubject, SubjectRow, utcnow
+from .service import ConsentService, DecisionBatch, NewSubject, utcnow
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 IdempotencyKey = Annotated[
@@ -72,6 +72,22 @@ def _subject_out(svc: ConsentService, row: SubjectRow, reveal: bool) -> SubjectO
     )
 
 
+def _consent_out(record: ConsentRecord, recorded: CurrentConsent | None = None) -> ConsentOut:
+    """A state folded from the ledger as of an instant (no `recorded`) says nothing of how it was recorded."""
+    return ConsentOut(
+        purpose=record.purpose,
+        channel=record.channel,
+        status=record.status,
+        version=record.version,
+        occurred_at=record.occurred_at,
+        valid_until=record.valid_until,
+        last_used_at=record.last_used_at,
+        recorded_at=recorded.recorded_at if recorded else None,
+        notice_version=recorded.notice_version if recorded else None,
+        source=recorded.source if recorded else None,
+    )
+
+
 @router.get("/purposes", summary="The purpose catalog")
 async def purposes(svc: Service, _: Principal = Depends(require("consent:read"))) -> dict[str, Any]:
     return {"version": svc.catalog.version, "purposes": [p.as_dict() for p in svc.catalog.purposes.values()]}
@@ -95,19 +111,9 @@ async def register_subject(
 
 @router.post("/subjects/lookup", response_model=LookupOut, summary="Find subjects by an identifier (kept out of URLs)")
 async def lookup(body: LookupIn, svc: Service, _: Principal = Depends(require("consent:read"))) -> LookupOut:
-    try:
-        if body.phone is not None:
-            found = await svc.find_subjects("phone_hash", "phone", normalise_phone(body.phone, body.country))
-        elif body.email is not None:
-            found = await svc.find_subjects("email_hash", "email", normalise_email(body.email))
-        else:
-            assert body.national_id is not None and body.country is not None
-            value = normalise_national_id(body.national_id, body.country)
-            found = await svc.find_subjects("national_id_hash", f"national_id:{body.country.value}", value)
-    except InvalidIdentifier as exc:
-        field = next(n for n in ("phone", "email", "national_id") if getattr(body, n) is not None)
-        raise RulesBroken([RuleViolation(field, str(exc))]) from exc
-    return LookupOut(subject_ids=found)
+    # the body holds exactly one identifier (LookupIn checks it), in the field named by its kind
+    kind, value = next((k, v) for k in IdentifierKind if (v := getattr(body, k.value)) is not None)
+    return LookupOut(subject_ids=await svc.find_subjects(kind, value, body.country))
 
 
 @router.get("/subjects/{subject_id}", response_model=SubjectOut)
@@ -149,15 +155,17 @@ async def current_consents(
     svc: Service,
     at: Annotated[Instant | None, Query(description="State as of this instant")] = None,
     _: Principal = Depends(require("consent:read")),
-) -> list[dict[str, Any]]:
-    return await svc.current(str(subject_id), at)
+) -> list[ConsentOut]:
+    if at is None:
+        return [_consent_out(c.record, c) for c in await svc.current(str(subject_id))]
+    return [_consent_out(r) for r in await svc.state_at(str(subject_id), at)]
 
 
 @router.get("/subjects/{subject_id}/history", response_model=list[LedgerEntryOut])
 async def history(
     subject_id: UUID, svc: Service, _: Principal = Depends(require("consent:read"))
-) -> list[dict[str, Any]]:
-    return await svc.history(str(subject_id))
+) -> list[LedgerEntryOut]:
+    return [LedgerEntryOut.model_validate(e, from_attributes=True) for e in await svc.history(str(subject_id))]
 
 
 @router.post(
@@ -181,8 +189,8 @@ async def access_export(subject_id: UUID, svc: Service, _: Principal = Depends(r
     row = await svc.subject(str(subject_id))
     return AccessExportOut(
         subject=_subject_out(svc, row, reveal=True),
-        consents=[ConsentOut(**c) for c in await svc.current(row.subject_id, None)],
-        history=[LedgerEntryOut(**h) for h in await svc.history(row.subject_id)],
+        consents=[_consent_out(c.record, c) for c in await svc.current(row.subject_id)],
+        history=[LedgerEntryOut.model_validate(e, from_attributes=True) for e in await svc.history(row.subject_id)],
         catalog_version=svc.catalog.version,
     )
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from importlib import resources
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -16,21 +15,21 @@ from samtykke.adapters.auth import require
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import ensure_topics, idempotent_producer
 from samtykke.adapters.metrics import instrument_http, service_registry
-from samtykke.adapters.postgres import apply_schema, create_pool, rollback_only
+from samtykke.adapters.postgres import create_pool, rollback_only
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
 
 from . import api
 from .metrics import ConsentMetrics
+from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT
 from .relay import OutboxRelay, outbox_status, watch_outbox
 from .schemas import ERROR_RESPONSES
 from .service import ConsentService, utcnow
-from .store import OUTBOX_CONSENT, OUTBOX_SUBJECT
+from .store import PostgresConsentStore, create_schema
 from .sweeper import LifecycleSweeper
 
 log = logging.getLogger(__name__)
-SCHEMA_LOCK = 0x5A_4D_54_00
 
 
 # how often the outbox backlog gauges are refreshed (a fraction of the alerts' `for:` windows)
@@ -46,16 +45,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # the relay undoes its LISTEN and advisory lock itself (or closes the connection)
         pool = await create_pool(settings.database_url, min_size=2, max_size=20, reset=rollback_only)
-        sql = resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
-        await apply_schema(pool, sql, SCHEMA_LOCK)
+        await create_schema(pool)
         schema_registry = SchemaRegistry(settings.registry_url)
         encoders = {
             name: AvroEncoder(schema_registry, topic, load_schema(settings.schema_dir, name))
             for name, topic in ((OUTBOX_CONSENT, settings.topic_changes), (OUTBOX_SUBJECT, settings.topic_subjects))
         }
         catalog = load_catalog()
+        store = PostgresConsentStore(pool)
         svc = ConsentService(
-            pool,
+            store,
             catalog,
             IdentifierVault(settings.identifier_encryption_key),
             settings.identifier_hash_key.encode(),
@@ -71,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         relay = OutboxRelay(
             pool,
+            store,
             lambda: idempotent_producer(settings.kafka_bootstrap),
             encoders,
             metrics,
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.relay_idle_poll_seconds,
             provision,
         )
-        sweeper = LifecycleSweeper(svc, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
+        sweeper = LifecycleSweeper(store, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
         app.state.service, app.state.sweeper, app.state.pool = svc, sweeper, pool
         tasks = [
             asyncio.create_task(relay.run(), name="relay"),

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from samtykke.adapters.avro import AvroEncoder, RegistryError
 
 from .metrics import ConsentMetrics
+from .ports import Outbox
 
 log = logging.getLogger(__name__)
 RELAY_LOCK = 0x5A_4D_54_01
@@ -31,6 +32,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        outbox: Outbox,
         producer_factory: Callable[[], AIOKafkaProducer],
         encoders: dict[str, AvroEncoder],
         metrics: ConsentMetrics,
@@ -38,7 +40,8 @@ class OutboxRelay:
         idle_poll_seconds: float,
         provision: Callable[[], Awaitable[None]],
     ) -> None:
-        self._pool = pool
+        self._pool = pool  # for the leader's LISTEN and advisory lock
+        self._outbox = outbox
         self._new_producer = producer_factory
         self._producer: AIOKafkaProducer | None = None
         self._encoders = encoders
@@ -125,33 +128,20 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         producer = self._producer
         assert producer is not None
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, topic, message_key, schema_name, payload, created_at FROM consent.outbox "
-                "WHERE published_at IS NULL ORDER BY id LIMIT $1",
-                self._batch_size,
-            )
-            if not rows:
-                return 0
-            futures = [
-                await producer.send(
-                    row["topic"],
-                    value=self._encode(row["schema_name"], row["payload"]),
-                    key=row["message_key"].encode(),
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)
-            now = datetime.now(UTC)
-            await conn.execute(
-                "UPDATE consent.outbox SET published_at = $2 WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows],
-                now,
-            )
-        for row in rows:
-            self._metrics.published.labels(row["topic"]).inc()
-            self._metrics.publish_latency.observe((now - row["created_at"]).total_seconds())
-        return len(rows)
+        messages = await self._outbox.pending_outbox(self._batch_size)
+        if not messages:
+            return 0
+        futures = [
+            await producer.send(m.topic, value=self._encode(m.schema_name, m.payload), key=m.key.encode())
+            for m in messages
+        ]
+        await asyncio.gather(*futures)
+        now = datetime.now(UTC)
+        await self._outbox.mark_published([m.id for m in messages], now)
+        for m in messages:
+            self._metrics.published.labels(m.topic).inc()
+            self._metrics.publish_latency.observe((now - m.created_at).total_seconds())
+        return len(messages)
 
     def _encode(self, schema_name: str, payload: dict[str, Any]) -> bytes:
         encoder = self._encoders.get(schema_name)

@@ -1,273 +1,317 @@
-"""SQL for the consent service: subjects, current consents, the ledger, the outbox, idempotency.
+"""The consent store on PostgreSQL (asyncpg): subjects, current consents, the ledger, the outbox, idempotency.
 
-Every function takes a connection so the caller decides the transaction: a decision, its
-ledger row and its outbox row always commit together.
+A unit of work is one connection in one transaction, so a decision, its ledger row and its outbox
+row always commit together. Driver errors that mean "already stored" become `AlreadyStored` here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from importlib import resources
 from uuid import UUID
 
 import asyncpg
 
+from samtykke.adapters.postgres import apply_schema
 from samtykke.domain.consent import ConsentRecord
 from samtykke.domain.events import ConsentChanged, SubjectChanged
-from samtykke.domain.model import Channel, ConsentStatus, PurposeCode, SubjectKind
+from samtykke.domain.model import ActorKind, Channel, ConsentStatus, PurposeCode, Source, SubjectKind
 
-OUTBOX_CONSENT = "ConsentChanged"
-OUTBOX_SUBJECT = "SubjectChanged"
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectRow:
-    subject_id: str
-    kind: SubjectKind
-    country: str
-    account_id: str | None
-    phone_hash: str | None
-    email_hash: str | None
-    national_id_hash: str | None
-    phone_enc: bytes | None
-    email_enc: bytes | None
-    national_id_enc: bytes | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    erased_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> SubjectRow:
-        values = dict(row)
-        values["subject_id"] = str(values["subject_id"])
-        values["kind"] = SubjectKind(values["kind"])
-        return cls(**values)
-
-
-_SUBJECT_COLUMNS = (
-    "subject_id, kind, country, account_id, phone_hash, email_hash, national_id_hash, "
-    "phone_enc, email_enc, national_id_enc, version, created_at, updated_at, erased_at"
+from .errors import SubjectNotFound
+from .ports import (
+    OUTBOX_CONSENT,
+    OUTBOX_SUBJECT,
+    AlreadyStored,
+    ConsentUnitOfWork,
+    CurrentConsent,
+    IdentifierKind,
+    LedgerEntry,
+    OutboxMessage,
+    StoredResponse,
+    SubjectRow,
+)
+from .store_sql import (
+    CURRENT_COLUMNS,
+    DOCUMENTED_WITHDRAWALS,
+    DOCUMENTED_WITHDRAWALS_AFTER,
+    ERASE_SUBJECT,
+    FIND_SUBJECTS,
+    LEDGER_COLUMNS,
+    LEDGER_TYPES,
+    PURGE_DOCUMENTATION,
+    SAVE_CHANGES,
+    SUBJECT_COLUMNS,
 )
 
+__all__ = ["OUTBOX_CONSENT", "OUTBOX_SUBJECT", "PostgresConsentStore", "create_schema"]
 
-async def insert_subject(conn: asyncpg.Connection, row: SubjectRow) -> None:
-    await conn.execute(
-        f"INSERT INTO consent.subjects ({_SUBJECT_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
-        UUID(row.subject_id),
-        row.kind.value,
-        row.country,
-        row.account_id,
-        row.phone_hash,
-        row.email_hash,
-        row.national_id_hash,
-        row.phone_enc,
-        row.email_enc,
-        row.national_id_enc,
-        row.version,
-        row.created_at,
-        row.updated_at,
-        row.erased_at,
+NATIONAL_ID_INDEX = "subjects_national_id_hash"
+SCHEMA_LOCK = 0x5A_4D_54_00
+
+
+async def create_schema(pool: asyncpg.Pool) -> None:
+    """Apply `schema.sql` (idempotent) under an advisory lock, so replicas starting together do not race."""
+    sql = resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
+    await apply_schema(pool, sql, SCHEMA_LOCK)
+
+
+def _subject(row: asyncpg.Record) -> SubjectRow:
+    values = dict(row)
+    values["subject_id"] = str(values["subject_id"])
+    values["kind"] = SubjectKind(values["kind"])
+    return SubjectRow(**values)
+
+
+def _channel(stored: str) -> Channel | None:
+    return Channel(stored) if stored else None  # '' stands for "no channel" in a key column
+
+
+def _current(row: asyncpg.Record) -> CurrentConsent:
+    return CurrentConsent(
+        subject_id=str(row["subject_id"]),
+        record=ConsentRecord(
+            purpose=PurposeCode(row["purpose"]),
+            channel=_channel(row["channel"]),
+            status=ConsentStatus(row["status"]),
+            version=row["version"],
+            occurred_at=row["occurred_at"],
+            valid_until=row["valid_until"],
+            last_used_at=row["last_used_at"],
+        ),
+        recorded_at=row["recorded_at"],
+        notice_version=row["notice_version"],
+        source=Source(row["source"]),
     )
 
 
-async def subject_by_national_id(conn: asyncpg.Connection, digest: str) -> str | None:
-    found = await conn.fetchval("SELECT subject_id FROM consent.subjects WHERE national_id_hash = $1", digest)
-    return None if found is None else str(found)
-
-
-async def get_subject(conn: asyncpg.Connection, subject_id: str, lock: bool = False) -> SubjectRow | None:
-    suffix = " FOR UPDATE" if lock else ""
-    row = await conn.fetchrow(
-        f"SELECT {_SUBJECT_COLUMNS} FROM consent.subjects WHERE subject_id = $1{suffix}", UUID(subject_id)
-    )
-    return None if row is None else SubjectRow.from_row(row)
-
-
-async def find_subjects(conn: asyncpg.Connection, column: str, digest: str) -> list[str]:
-    assert column in {"phone_hash", "email_hash", "national_id_hash"}
-    rows = await conn.fetch(f"SELECT subject_id FROM consent.subjects WHERE {column} = $1 ORDER BY created_at", digest)
-    return [str(r["subject_id"]) for r in rows]
-
-
-async def erase_subject(conn: asyncpg.Connection, subject_id: str, at: datetime) -> int:
-    """Drop the clear (encrypted) identifiers; keep hashes so suppression survives erasure."""
-    version: int = await conn.fetchval(
-        "UPDATE consent.subjects SET phone_enc = NULL, email_enc = NULL, national_id_enc = NULL, "
-        "erased_at = $2, updated_at = $2, version = version + 1 WHERE subject_id = $1 RETURNING version",
-        UUID(subject_id),
-        at,
-    )
-    await conn.execute(
-        "UPDATE consent.ledger SET evidence_ref = NULL, actor_ref = NULL WHERE subject_id = $1",
-        UUID(subject_id),
-    )
-    await conn.execute("DELETE FROM consent.idempotency WHERE subject_id = $1", UUID(subject_id))
-    return version
-
-
-def _record(row: asyncpg.Record) -> ConsentRecord:
-    return ConsentRecord(
+def _ledger_entry(row: asyncpg.Record) -> LedgerEntry:
+    previous = row["previous_status"]
+    return LedgerEntry(
+        seq=row["seq"],
+        event_id=str(row["event_id"]),
+        subject_id=str(row["subject_id"]),
         purpose=PurposeCode(row["purpose"]),
-        channel=Channel(row["channel"]) if row["channel"] else None,
+        channel=_channel(row["channel"]),
         status=ConsentStatus(row["status"]),
+        previous_status=ConsentStatus(previous) if previous else None,
         version=row["version"],
         occurred_at=row["occurred_at"],
+        recorded_at=row["recorded_at"],
         valid_until=row["valid_until"],
         last_used_at=row["last_used_at"],
+        source=Source(row["source"]),
+        actor_kind=ActorKind(row["actor_kind"]),
+        actor_ref=row["actor_ref"],
+        notice_version=row["notice_version"],
+        evidence_ref=row["evidence_ref"],
+        correlation_id=row["correlation_id"],
     )
 
 
-async def current_consents(conn: asyncpg.Connection, subject_id: str) -> dict[tuple[str, str | None], ConsentRecord]:
-    rows = await conn.fetch(
-        "SELECT purpose, channel, status, version, occurred_at, valid_until, last_used_at "
-        "FROM consent.consents WHERE subject_id = $1 ORDER BY purpose, channel",
-        UUID(subject_id),
-    )
-    return {r.key: r for r in map(_record, rows)}
+class _Reads:
+    """The lock-free reads, on a pool (each its own statement) or inside a unit of work's connection."""
 
+    def __init__(self, db: asyncpg.Pool | asyncpg.Connection) -> None:
+        self._db = db
 
-async def current_rows(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        "SELECT purpose, NULLIF(channel, '') AS channel, status, version, occurred_at, recorded_at, "
-        "valid_until, last_used_at, notice_version, source FROM consent.consents "
-        "WHERE subject_id = $1 ORDER BY purpose, channel",
-        UUID(subject_id),
-    )
-    return [dict(r) for r in rows]
-
-
-_LEDGER_COLUMNS = (
-    "event_id, subject_id, purpose, channel, status, previous_status, version, occurred_at, "
-    "recorded_at, valid_until, last_used_at, source, actor_kind, actor_ref, notice_version, "
-    "evidence_ref, correlation_id"
-)
-
-
-async def ledger(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"SELECT seq, {_LEDGER_COLUMNS} FROM consent.ledger WHERE subject_id = $1 ORDER BY seq",
-        UUID(subject_id),
-    )
-    history = []
-    for r in rows:
-        entry = dict(r)
-        entry["event_id"] = str(entry["event_id"])
-        entry["subject_id"] = str(entry["subject_id"])
-        entry["channel"] = entry["channel"] or None
-        history.append(entry)
-    return history
-
-
-_LEDGER_TYPES = (
-    "uuid",
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "text",
-    "bigint",
-    "timestamptz",
-    "timestamptz",
-    "timestamptz",
-    "timestamptz",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-)
-_CURRENT_COLUMNS = (
-    "subject_id, purpose, channel, status, version, occurred_at, recorded_at, valid_until, last_used_at, "
-    "notice_version, source"
-)
-# One round trip for a whole batch: the ledger rows, the current state (the latest change per key,
-# since a batch may decide one key twice) and the outbox rows in the order of the changes.
-_SAVE_CHANGES = (
-    "WITH rows AS (SELECT * FROM unnest("
-    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_LEDGER_TYPES, start=1))
-    + f") WITH ORDINALITY AS r({_LEDGER_COLUMNS}, ord)), "
-    f"ledger AS (INSERT INTO consent.ledger ({_LEDGER_COLUMNS}) SELECT {_LEDGER_COLUMNS} FROM rows ORDER BY ord), "
-    f"current AS (INSERT INTO consent.consents ({_CURRENT_COLUMNS}) "
-    f"SELECT DISTINCT ON (subject_id, purpose, channel) {_CURRENT_COLUMNS} FROM rows "
-    "ORDER BY subject_id, purpose, channel, version DESC "
-    "ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET "
-    "status = EXCLUDED.status, version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at, "
-    "recorded_at = EXCLUDED.recorded_at, valid_until = EXCLUDED.valid_until, "
-    "last_used_at = EXCLUDED.last_used_at, notice_version = EXCLUDED.notice_version, "
-    "source = EXCLUDED.source) "
-    "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
-    "SELECT $18, o.key, $19, o.payload FROM unnest($20::text[], $21::jsonb[]) WITH ORDINALITY AS o(key, payload, ord) "
-    "ORDER BY o.ord"
-)
-
-
-async def save_changes(
-    conn: asyncpg.Connection, changes: list[ConsentChanged], actor_ref: str | None, topic: str
-) -> None:
-    """Append the ledger, upsert the current state and enqueue the events: one statement."""
-    rows = [
-        (
-            UUID(c.event_id),
-            UUID(c.subject_id),
-            c.purpose,
-            c.channel or "",
-            c.status,
-            c.previous_status,
-            c.version,
-            c.occurred_at,
-            c.recorded_at,
-            c.valid_until,
-            c.last_used_at,
-            c.source,
-            c.actor_kind,
-            actor_ref,
-            c.notice_version,
-            c.evidence_ref,
-            c.correlation_id,
+    async def subject(self, subject_id: str) -> SubjectRow | None:
+        row = await self._db.fetchrow(
+            f"SELECT {SUBJECT_COLUMNS} FROM consent.subjects WHERE subject_id = $1", UUID(subject_id)
         )
-        for c in changes
-    ]
-    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _LEDGER_TYPES]
-    await conn.execute(
-        _SAVE_CHANGES,
-        *columns,
-        topic,
-        OUTBOX_CONSENT,
-        [c.subject_id for c in changes],
-        [c.as_record() for c in changes],
-    )
+        return None if row is None else _subject(row)
+
+    async def subject_by_national_id(self, digest: str) -> str | None:
+        found = await self._db.fetchval("SELECT subject_id FROM consent.subjects WHERE national_id_hash = $1", digest)
+        return None if found is None else str(found)
+
+    async def find_subjects(self, kind: IdentifierKind, digest: str) -> list[str]:
+        rows = await self._db.fetch(FIND_SUBJECTS[kind], digest)
+        return [str(r["subject_id"]) for r in rows]
+
+    async def consents(self, subject_id: str) -> list[CurrentConsent]:
+        rows = await self._db.fetch(
+            f"SELECT {CURRENT_COLUMNS} FROM consent.consents WHERE subject_id = $1 "
+            'ORDER BY purpose COLLATE "C", channel COLLATE "C"',
+            UUID(subject_id),
+        )
+        return [_current(r) for r in rows]
+
+    async def ledger(self, subject_id: str) -> list[LedgerEntry]:
+        rows = await self._db.fetch(
+            f"SELECT seq, {LEDGER_COLUMNS} FROM consent.ledger WHERE subject_id = $1 ORDER BY seq", UUID(subject_id)
+        )
+        return [_ledger_entry(r) for r in rows]
 
 
-async def enqueue(
-    conn: asyncpg.Connection, topic: str, schema_name: str, messages: list[tuple[str, dict[str, Any]]]
-) -> None:
-    await conn.executemany(
-        "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) VALUES ($1,$2,$3,$4)",
-        [(topic, key, schema_name, payload) for key, payload in messages],
-    )
+class PostgresUnitOfWork(_Reads):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        super().__init__(conn)
+        self._conn = conn
+
+    async def lock_subject(self, subject_id: str) -> SubjectRow | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {SUBJECT_COLUMNS} FROM consent.subjects WHERE subject_id = $1 FOR UPDATE", UUID(subject_id)
+        )
+        return None if row is None else _subject(row)
+
+    async def insert_subject(self, row: SubjectRow) -> None:
+        try:
+            await self._conn.execute(
+                f"INSERT INTO consent.subjects ({SUBJECT_COLUMNS}) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+                UUID(row.subject_id),
+                row.kind.value,
+                row.country,
+                row.account_id,
+                row.phone_hash,
+                row.email_hash,
+                row.national_id_hash,
+                row.phone_enc,
+                row.email_enc,
+                row.national_id_enc,
+                row.version,
+                row.created_at,
+                row.updated_at,
+                row.erased_at,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != NATIONAL_ID_INDEX:
+                raise
+            raise AlreadyStored("a subject with this national id is already registered") from exc
+
+    async def erase_subject(self, subject_id: str, at: datetime) -> SubjectRow:
+        row = await self._conn.fetchrow(ERASE_SUBJECT, UUID(subject_id), at)
+        if row is None:
+            raise SubjectNotFound(subject_id)
+        return _subject(row)
+
+    async def save_changes(self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str) -> None:
+        """One statement for the whole batch: ledger rows, current state and outbox rows."""
+        rows = [
+            (
+                UUID(c.event_id),
+                UUID(c.subject_id),
+                c.purpose,
+                c.channel or "",
+                c.status,
+                c.previous_status,
+                c.version,
+                c.occurred_at,
+                c.recorded_at,
+                c.valid_until,
+                c.last_used_at,
+                c.source,
+                c.actor_kind,
+                actor_ref,
+                c.notice_version,
+                c.evidence_ref,
+                c.correlation_id,
+            )
+            for c in changes
+        ]
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in LEDGER_TYPES]
+        await self._conn.execute(
+            SAVE_CHANGES,
+            *columns,
+            topic,
+            OUTBOX_CONSENT,
+            [c.subject_id for c in changes],
+            [c.as_record() for c in changes],
+        )
+
+    async def enqueue_subject(self, topic: str, event: SubjectChanged) -> None:
+        await self._conn.execute(
+            "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) VALUES ($1,$2,$3,$4)",
+            topic,
+            event.subject_id,
+            OUTBOX_SUBJECT,
+            event.as_record(),
+        )
+
+    async def stored_response(self, idempotency_key: str) -> StoredResponse | None:
+        row = await self._conn.fetchrow(
+            "SELECT subject_id, request_hash, response FROM consent.idempotency WHERE idempotency_key = $1",
+            idempotency_key,
+        )
+        return None if row is None else StoredResponse(str(row["subject_id"]), row["request_hash"], row["response"])
+
+    async def remember_response(self, idempotency_key: str, stored: StoredResponse) -> None:
+        try:
+            await self._conn.execute(
+                "INSERT INTO consent.idempotency (idempotency_key, subject_id, request_hash, response) "
+                "VALUES ($1,$2,$3,$4)",
+                idempotency_key,
+                UUID(stored.subject_id),
+                stored.request_hash,
+                stored.response,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise AlreadyStored("this idempotency key was already used") from exc
 
 
-async def enqueue_subject(conn: asyncpg.Connection, topic: str, event: SubjectChanged) -> None:
-    await enqueue(conn, topic, OUTBOX_SUBJECT, [(event.subject_id, event.as_record())])
+class PostgresConsentStore(_Reads):
+    """Needs a pool whose connections decode json/jsonb (`adapters.postgres.create_pool`)."""
 
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self._pool = pool
 
-async def idempotent_response(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT subject_id, request_hash, response FROM consent.idempotency WHERE idempotency_key = $1",
-        key,
-    )
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ConsentUnitOfWork]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield PostgresUnitOfWork(conn)
 
+    async def subjects_with_grants_until(self, at: datetime, after: str | None, limit: int) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT subject_id FROM consent.consents "
+            "WHERE status = 'granted' AND valid_until <= $1 AND ($2::uuid IS NULL OR subject_id > $2) "
+            "ORDER BY subject_id LIMIT $3",
+            at,
+            UUID(after) if after else None,
+            limit,
+        )
+        return [str(r["subject_id"]) for r in rows]
 
-async def remember_response(
-    conn: asyncpg.Connection, key: str, subject_id: str, request_hash: str, response: dict[str, Any]
-) -> None:
-    await conn.execute(
-        "INSERT INTO consent.idempotency (idempotency_key, subject_id, request_hash, response) VALUES ($1,$2,$3,$4)",
-        key,
-        UUID(subject_id),
-        request_hash,
-        response,
-    )
+    async def documented_withdrawals(
+        self, purpose: PurposeCode, occurred_before: datetime, after: CurrentConsent | None, limit: int
+    ) -> list[CurrentConsent]:
+        if after is None:
+            rows = await self._pool.fetch(DOCUMENTED_WITHDRAWALS, purpose, occurred_before, limit)
+        else:
+            resume = (UUID(after.subject_id), after.record.channel or "")
+            rows = await self._pool.fetch(DOCUMENTED_WITHDRAWALS_AFTER, purpose, occurred_before, limit, *resume)
+        return [_current(r) for r in rows]
+
+    async def purge_documentation(self, consents: Sequence[CurrentConsent]) -> int:
+        if not consents:
+            return 0
+        result: str = await self._pool.execute(
+            PURGE_DOCUMENTATION,
+            [UUID(c.subject_id) for c in consents],
+            [c.record.purpose for c in consents],
+            [c.record.channel or "" for c in consents],
+            [c.record.version for c in consents],
+        )
+        return int(result.split()[-1])
+
+    async def pending_outbox(self, limit: int) -> list[OutboxMessage]:
+        rows = await self._pool.fetch(
+            "SELECT id, topic, message_key, schema_name, payload, created_at FROM consent.outbox "
+            "WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            limit,
+        )
+        return [
+            OutboxMessage(r["id"], r["topic"], r["message_key"], r["schema_name"], r["payload"], r["created_at"])
+            for r in rows
+        ]
+
+    async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
+        await self._pool.execute(
+            "UPDATE consent.outbox SET published_at = $2 WHERE id = ANY($1::bigint[])", list(ids), at
+        )
+
+    async def discard_published_outbox(self, before: datetime) -> int:
+        result: str = await self._pool.execute("DELETE FROM consent.outbox WHERE published_at < $1", before)
+        return int(result.split()[-1])

@@ -2,6 +2,8 @@
 
 Downstream tables then need no clock logic of their own (the suppression service still
 evaluates valid-until at check time, so a late sweep never lets a lapsed grant through).
+The store only pre-selects candidates; what lapsed and what may go is decided by the domain's
+rules (`in_force`, `documentation_deadline`).
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import asyncpg
+from samtykke.domain.catalog import Purpose, PurposeCatalog
+from samtykke.domain.consent import ConsentRecord, documentation_deadline, expire, in_force
+from samtykke.domain.model import ActorKind, ConsentStatus, Mechanism, Source
 
-from samtykke.domain.catalog import PurposeCatalog
-from samtykke.domain.consent import expire
-from samtykke.domain.model import ActorKind, Mechanism, Source
-
-from . import store
+from .changes import consent_changed
 from .metrics import ConsentMetrics
-from .service import ConsentService, utcnow
+from .ports import ConsentStore
+from .service import utcnow
 
 log = logging.getLogger(__name__)
 OUTBOX_KEEP = timedelta(days=7)
@@ -32,18 +33,27 @@ class SweepReport:
     purged_outbox_rows: int
 
 
+def lapsed(record: ConsentRecord, now: datetime) -> bool:
+    """A grant that is no longer in force: it is recorded as `expired`."""
+    return record.status is ConsentStatus.GRANTED and not in_force(record.status, record.valid_until, now)
+
+
+def past_documentation(purpose: Purpose, record: ConsentRecord, now: datetime) -> bool:
+    deadline = documentation_deadline(purpose, record)
+    return deadline is not None and deadline < now
+
+
 class LifecycleSweeper:
     def __init__(
         self,
-        service: ConsentService,
+        store: ConsentStore,
         catalog: PurposeCatalog,
         metrics: ConsentMetrics,
         topic_changes: str,
         interval_seconds: float,
         batch_size: int = 500,
     ) -> None:
-        self._service = service
-        self._pool: asyncpg.Pool = service.pool
+        self._store = store
         self._catalog = catalog
         self._metrics = metrics
         self._topic = topic_changes
@@ -63,39 +73,33 @@ class LifecycleSweeper:
             await asyncio.sleep(self._interval)
 
     async def sweep(self, now: datetime) -> SweepReport:
-        expired = 0
-        while batch := await self._expire_batch(now):
-            expired += batch
+        expired = await self._expire(now)
         purged = await self._purge_documentation(now)
-        outbox = await self._pool.execute("DELETE FROM consent.outbox WHERE published_at < $1", now - OUTBOX_KEEP)
+        outbox = await self._store.discard_published_outbox(now - OUTBOX_KEEP)
         self._metrics.expired.inc(expired)
         self._metrics.purged.inc(purged)
-        return SweepReport(expired, purged, int(outbox.split()[-1]))
+        return SweepReport(expired, purged, outbox)
 
-    async def _expire_batch(self, now: datetime) -> int:
-        subjects = await self._pool.fetch(
-            "SELECT DISTINCT subject_id FROM consent.consents WHERE status = 'granted' AND valid_until <= $1 LIMIT $2",
-            now,
-            self._batch,
-        )
-        total = 0
-        for row in subjects:
-            total += await self._expire_subject(str(row["subject_id"]), now)
-        return total
+    async def _expire(self, now: datetime) -> int:
+        expired, after = 0, None
+        while subjects := await self._store.subjects_with_grants_until(now, after, self._batch):
+            for subject_id in subjects:
+                expired += await self._expire_subject(subject_id, now)
+            after = subjects[-1]
+        return expired
 
     async def _expire_subject(self, subject_id: str, now: datetime) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
-            subject = await store.get_subject(conn, subject_id, lock=True)
+        async with self._store.transaction() as uow:
+            subject = await uow.lock_subject(subject_id)
             if subject is None:
                 return 0
-            current = await store.current_consents(conn, subject_id)
             changes = [
-                self._service.change_event(subject, expire(r), r, now, Source.SYSTEM, ActorKind.SYSTEM)
-                for r in current.values()
-                if r.status == "granted" and r.valid_until is not None and r.valid_until <= now
+                consent_changed(subject, expire(c.record), c.record, now, Source.SYSTEM, ActorKind.SYSTEM)
+                for c in await uow.consents(subject_id)
+                if lapsed(c.record, now)
             ]
             if changes:
-                await store.save_changes(conn, changes, None, self._topic)
+                await uow.save_changes(changes, None, self._topic)
         self._metrics.count_changes(changes)
         return len(changes)
 
@@ -109,13 +113,12 @@ class LifecycleSweeper:
         for purpose in self._catalog.purposes.values():
             if purpose.mechanism is not Mechanism.OPT_IN or purpose.retention_days is None:
                 continue
-            result = await self._pool.execute(
-                "DELETE FROM consent.ledger l USING consent.consents c "
-                "WHERE l.subject_id = c.subject_id AND l.purpose = c.purpose AND l.channel = c.channel "
-                "AND c.purpose = $1 AND c.status <> 'granted' "
-                "AND greatest(c.occurred_at, coalesce(c.last_used_at, c.occurred_at)) < $2",
-                purpose.code,
-                now - timedelta(days=purpose.retention_days),
-            )
-            purged += int(result.split()[-1])
+            # a deadline counts from the later of decision and last use, so a decision after this
+            # cutoff cannot be past it: the store may skip those by index
+            cutoff = now - timedelta(days=purpose.retention_days)
+            after = None
+            while batch := await self._store.documented_withdrawals(purpose.code, cutoff, after, self._batch):
+                due = [c for c in batch if past_documentation(purpose, c.record, now)]
+                purged += await self._store.purge_documentation(due)
+                after = batch[-1]
         return purged

@@ -7,18 +7,15 @@ Each entry says how to run a service (`samtykke <args>`) and where it answers `/
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import httpx
-
 from samtykke.adapters.settings import Settings
 from samtykke.devstack.layout import StackLayout
-from samtykke.devstack.parts import Report, StackError
-from samtykke.devstack.process import DetachedProcess
+from samtykke.devstack.parts import Report
+from samtykke.devstack.process import DetachedProcess, answers_ok, samtykke_command, wait_until
 
 
 @dataclass(frozen=True)
@@ -49,13 +46,6 @@ def _process(service: PlatformService, layout: StackLayout) -> DetachedProcess:
     return DetachedProcess(service.name, layout.pid_path(service.name), layout.log_path(service.name), marker)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def start_services(settings: Settings, report: Report = print, timeout: float = 60.0) -> None:
     from samtykke.projections.provision import provision
 
@@ -65,18 +55,12 @@ def start_services(settings: Settings, report: Report = print, timeout: float = 
     for service in PLATFORM_SERVICES:
         process = _process(service, layout)
         url = service.ready_url(settings)
-        if process.running_pid() is not None and _answers(url):
+        if process.running_pid() is not None and answers_ok(url):
             report(f"{service.name}: already running")
             continue
         started = time.monotonic()
-        process.spawn([sys.executable, "-m", "samtykke.cli", *service.args], cwd=layout.state_dir.parent)
-        deadline = started + timeout
-        while not _answers(url):
-            if not process.is_alive():
-                raise StackError(service.name, "exited during start-up", process.log_path)
-            if time.monotonic() > deadline:
-                raise StackError(service.name, f"not ready after {timeout:.0f}s", process.log_path)
-            time.sleep(0.2)
+        process.spawn(samtykke_command(*service.args), cwd=layout.state_dir.parent)
+        wait_until(service.name, partial(answers_ok, url), process.is_alive, timeout, process.log_path)
         report(f"{service.name}: ready in {time.monotonic() - started:.1f}s at {url.removesuffix('/ready')}")
 
 

@@ -1,9 +1,11 @@
-"""Background server processes that outlive the command which started them.
+"""Server processes: background ones that outlive the command which started them, and the
+platform's own services as children of a benchmark or a test.
 
-A server runs in its own session (so Ctrl+C on the CLI does not reach it), writes
+A background server runs in its own session (so Ctrl+C on the CLI does not reach it), writes
 stdout and stderr to its log file and leaves its pid in a pidfile. Liveness is
 checked against /proc so a recycled pid belonging to another program is never
-mistaken for our server.
+mistaken for our server. A child service (`ServiceProcess`) is `samtykke ARGS` with its
+settings in the environment, ready when its /ready (or /healthz) answers 200, stopped with it.
 """
 
 from __future__ import annotations
@@ -11,15 +13,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
+import httpx
+
+from samtykke.adapters.settings import Settings
 from samtykke.devstack.layout import HostPort
 from samtykke.devstack.parts import StackError
 
@@ -191,3 +199,141 @@ class DetachedProcess:
     def _signal(pid: int, signum: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
+
+
+# --- the platform's services as children of a benchmark or a test ------------------------------
+
+
+def samtykke_command(*args: str) -> list[str]:
+    """`samtykke ARGS` run by this interpreter, so a child runs the same installation."""
+    return [sys.executable, "-m", "samtykke.cli", *args]
+
+
+def settings_environment(
+    settings: Settings, names: Iterable[str], base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """`base` (default: this process's environment) plus the named settings, as the SAMTYKKE_*
+    variables a child process reads them from (lists and mappings as JSON)."""
+    env = dict(os.environ if base is None else base)
+    for name in names:
+        value = getattr(settings, name)
+        env[f"SAMTYKKE_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return env
+
+
+def answers_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ServiceProcess:
+    """`samtykke ARGS` as a child of this process, serving at `url`, ready once GET `url` +
+    `ready_path` answers 200.
+
+    Output goes to `log_path` (appended), or nowhere. Use as `async with` (started and ready on
+    entry, stopped on exit), or `spawn()`, `await ready()` and `await stop()` for control.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        url: str,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+        ready_timeout: float = 60.0,
+        ready_path: str = "/ready",
+    ) -> None:
+        self.name = name
+        self.args = tuple(args)
+        self.url = url
+        self.ready_url = url + ready_path
+        self.log_path = log_path
+        self.ready_after = 0.0  # seconds from spawn to the first 200
+        self._env = dict(os.environ if env is None else env)
+        self._ready_timeout = ready_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._spawned_at = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, f"{self.name} was not spawned"
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def spawn(self) -> ServiceProcess:
+        output: Any = subprocess.DEVNULL
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            output = self.log_path.open("ab")
+        try:
+            self._process = subprocess.Popen(
+                samtykke_command(*self.args),
+                env=self._env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            if self.log_path is not None:
+                output.close()  # the child holds its own descriptor
+        self._spawned_at = time.monotonic()
+        return self
+
+    async def ready(self, timeout: float | None = None) -> float:
+        """Wait for the first 200; StackError (naming the log) if the child exits or time runs out."""
+        deadline = time.monotonic() + (self._ready_timeout if timeout is None else timeout)
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(self.ready_url)).status_code == 200:
+                        self.ready_after = time.monotonic() - self._spawned_at
+                        return self.ready_after
+                if not self.running():
+                    raise StackError(self.name, f"exited with {self.returncode} during start-up", self.log_path)
+                if time.monotonic() > deadline:
+                    raise StackError(self.name, f"not ready after {deadline - self._spawned_at:.0f}s", self.log_path)
+                await asyncio.sleep(0.2)
+
+    def terminate(self) -> None:
+        """SIGTERM: every service shuts down cleanly on it."""
+        if self.running():
+            assert self._process is not None
+            self._process.terminate()
+
+    def kill(self) -> None:
+        """SIGKILL, and reap: no shutdown code runs (a crash, as a test wants it)."""
+        if self.running():
+            assert self._process is not None
+            self._process.kill()
+            self._process.wait(timeout=10)  # a killed process is gone within milliseconds
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL if the child has not exited after `timeout`."""
+        self.terminate()
+        deadline = time.monotonic() + timeout
+        while self.running() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        self.kill()
+
+    async def __aenter__(self) -> ServiceProcess:
+        self.spawn()
+        try:
+            await self.ready()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 TopicPartition = tuple[str, int]
 
@@ -28,6 +29,25 @@ class Watermark:
     offsets: Mapping[TopicPartition, int]
     held: frozenset[str] = frozenset()
     epoch: int = 0
+
+    def as_record(self, published_at: datetime) -> dict[str, Any]:
+        """The Avro record (`Watermark.avsc`); times in epoch milliseconds."""
+        return {
+            "through": _millis(self.through),
+            "offsets": [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(self.offsets.items())],
+            "held_subjects": sorted(self.held),
+            "epoch": self.epoch,
+            "published_at": _millis(published_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Watermark:
+        return cls(
+            through=_instant(record["through"]),
+            offsets={(o["topic"], int(o["partition"])): int(o["offset"]) for o in record["offsets"]},
+            held=frozenset(record.get("held_subjects") or ()),
+            epoch=int(record.get("epoch") or 0),
+        )
 
     def reached_by(self, applied: Mapping[TopicPartition, int]) -> bool:
         """`applied` holds, per partition, the next offset the reader will apply (Kafka's position)."""
@@ -88,3 +108,12 @@ def merge_offsets(parts: Iterable[Mapping[TopicPartition, int]]) -> dict[TopicPa
         for partition, offset in part.items():
             merged[partition] = max(offset, merged.get(partition, 0))
     return merged
+
+
+def _millis(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _instant(value: datetime | int) -> datetime:
+    # fastavro gives timestamp-millis as aware datetimes; JSON and raw records give milliseconds
+    return value if isinstance(value, datetime) else datetime.fromtimestamp(value / 1000, tz=UTC)

@@ -125,6 +125,21 @@ def _fodselsnummer(value: str) -> str:
     return value
 
 
+class IdentifierHasher:
+    """`identifier_hash` with its key prepared once, for hashing many identifiers in a row (a bulk
+    check, a register file): the keyed HMAC state is copied per identifier, not rebuilt."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def __call__(self, kind: str, normalised: str) -> str:
+        mac = self._keyed.copy()
+        mac.update(f"{kind}:{normalised}".encode())
+        return mac.hexdigest()
+
+
 def identifier_hash(key: bytes, kind: str, normalised: str) -> str:
     """Keyed hash (hex) of a normalised identifier; `kind` separates phone, email and ids."""
-    return hmac.new(key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
+    return IdentifierHasher(key)(kind, normalised)

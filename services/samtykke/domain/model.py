@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NewType
 
+# the opaque id a subject is known by downstream; typed where a keyed identifier hash could be
+# taken for it (the suppression index, its change feed, projection rows)
 SubjectId = NewType("SubjectId", str)
-AccountId = NewType("AccountId", str)
 PurposeCode = NewType("PurposeCode", str)
 
 

@@ -8,15 +8,15 @@ nothing here depends on the order of the two topics.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from .catalog import PurposeCatalog
+from .consent import in_force
 from .events import ConsentChanged, SubjectChanged
-from .model import Channel, ConsentStatus, Country, Mechanism, SubjectKind
+from .identifiers import identifier_hash
+from .model import Channel, ConsentStatus, Country, Mechanism, SubjectId, SubjectKind
 
 NO_CHANNEL = ""  # tables key purposes without channels by '' (a primary key cannot hold NULL)
 ChangeKey = tuple[str, str, str]  # subject id (or pseudonym), purpose, channel
@@ -90,15 +90,10 @@ def latest_subjects(subjects: Iterable[SubjectChanged]) -> dict[str, SubjectChan
     return latest
 
 
-def in_force_at(status: str, valid_until: datetime | None, at: datetime) -> bool:
-    """A grant permits use until its valid-until, whether or not the expiry event has arrived."""
-    return status == ConsentStatus.GRANTED and (valid_until is None or valid_until > at)
-
-
 # --- marketing -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class MarketingConsent:
-    subject_id: str
+    subject_id: SubjectId
     purpose: str
     channel: str
     mechanism: str
@@ -123,12 +118,12 @@ def marketing_consent(catalog: PurposeCatalog, change: ConsentChanged) -> Market
     else:
         lapse = change.valid_until.date() if change.valid_until else None
     return MarketingConsent(
-        subject_id=change.subject_id,
+        subject_id=SubjectId(change.subject_id),
         purpose=change.purpose,
         channel=change.channel or NO_CHANNEL,
         mechanism=purpose.mechanism.value,
         status=change.status,
-        in_force=in_force_at(change.status, change.valid_until, change.occurred_at),
+        in_force=in_force(change.status, change.valid_until, change.occurred_at),
         valid_until=change.valid_until,
         lapse_date=lapse,
         country=change.country,
@@ -148,9 +143,9 @@ def marketable(
     """Who may be marketed to at `at`: an opt-in grant in force, or an opt-out purpose not objected
     to (every known customer of a kind it applies to, on each of its channels); never the erased."""
     erased = {s.subject_id for s in subjects.values() if s.erased}
-    rows = {(c.subject_id, c.purpose, c.channel): c for c in consents}
-    allowed = {
-        k for k, c in rows.items() if c.mechanism == Mechanism.OPT_IN and in_force_at(c.status, c.valid_until, at)
+    rows: dict[ChangeKey, MarketingConsent] = {(c.subject_id, c.purpose, c.channel): c for c in consents}
+    allowed: set[ChangeKey] = {
+        k for k, c in rows.items() if c.mechanism == Mechanism.OPT_IN and in_force(c.status, c.valid_until, at)
     }
     for purpose in catalog.purposes.values():
         if not purpose.marketing or purpose.mechanism is not Mechanism.OPT_OUT:
@@ -166,11 +161,11 @@ def marketable(
 # --- analytics -------------------------------------------------------------------------------
 def pseudonym(key: bytes, subject_id: str) -> str:
     """Keyed hash of a subject id: stable for joins, useless without the analytics key."""
-    return hmac.new(key, b"subject:" + subject_id.encode(), hashlib.sha256).hexdigest()
+    return identifier_hash(key, "subject", subject_id)
 
 
 def account_pseudonym(key: bytes, account_id: str | None) -> str | None:
-    return None if account_id is None else hmac.new(key, b"account:" + account_id.encode(), hashlib.sha256).hexdigest()
+    return None if account_id is None else identifier_hash(key, "account", account_id)
 
 
 def daily_deltas(changes: Iterable[ConsentChanged]) -> dict[DailyKey, tuple[int, int]]:
@@ -201,7 +196,7 @@ def traffic_data_use(
     granted = {
         (c.subject_id, c.purpose)
         for c in latest.values()
-        if c.purpose in codes and c.subject_id in live and in_force_at(c.status, c.valid_until, at)
+        if c.purpose in codes and c.subject_id in live and in_force(c.status, c.valid_until, at)
     }
     by_account = {
         (live[subject].account_id, purpose)

@@ -27,12 +27,11 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from .catalog import Purpose, PurposeCatalog
-from .model import ConsentStatus, Mechanism, SubjectKind
+from .consent import in_force
+from .model import ConsentStatus, Mechanism, SubjectId, SubjectKind
 from .registers import RegisterBook, RegisterEvidence, Standing, registers_covering
 
 DIRECT_MARKETING = "direct_marketing"
-_GRANTED = ConsentStatus.GRANTED.value
-_EXPIRED = ConsentStatus.EXPIRED.value
 _REFUSALS = frozenset({ConsentStatus.WITHDRAWN.value, ConsentStatus.REVOKED.value})
 
 
@@ -71,7 +70,7 @@ ConsentKey = tuple[str, str | None]
 class SubjectState:
     """What the index knows about one subject. Mutable: the index folds events into it."""
 
-    subject_id: str
+    subject_id: SubjectId
     kind: str
     country: str
     erased: bool = False
@@ -185,21 +184,21 @@ class SuppressionRules:
             return ALLOWED
         held = state.consents.get(plan.key)
         # the lapse is evaluated here, at check time: no `expired` event is needed to block
-        in_force = held is not None and held[0] == _GRANTED and (held[2] is None or held[2] > at)
+        granted = held is not None and in_force(held.status, held.valid_until, at)
         covering = registers_covering(state.country, plan.channel) if plan.marketing else ()
-        if in_force and not covering and not (plan.marketing and state.objects_to_marketing):
+        if granted and not covering and not (plan.marketing and state.objects_to_marketing):
             return ALLOWED if held.valid_until is None else Verdict(True, (), held.valid_until)  # type: ignore[union-attr]
         reasons: list[Reason] = []
         if plan.marketing and state.objects_to_marketing:
             reasons.append(Reason.OBJECTED)
-        valid_until = held.valid_until if in_force and held is not None else None
+        valid_until = held.valid_until if granted and held is not None else None
         if plan.opt_in:
-            if not in_force:
+            if not granted:
                 reasons.append(_opt_in_refusal(held))
         elif held is not None and held.status in _REFUSALS:
             reasons.append(Reason.OBJECTED)
         evidence: tuple[RegisterEvidence, ...] = ()
-        if covering and not (in_force or _in_force(state.consents.get(plan.direct_key), at)):
+        if covering and not (granted or _held_in_force(state.consents.get(plan.direct_key), at)):
             evidence = tuple(registers.evidence(r, state.phone_hash, at) for r in covering)
             for item in evidence:
                 if item.standing is Standing.LISTED:
@@ -216,9 +215,9 @@ class SuppressionRules:
         return Verdict(True, (), valid_until, evidence)
 
 
-def _in_force(held: HeldConsent | None, at: float) -> bool:
+def _held_in_force(held: HeldConsent | None, at: float) -> bool:
     # the lapse is evaluated here, at check time: no `expired` event is needed to block
-    return held is not None and held.status == _GRANTED and (held.valid_until is None or held.valid_until > at)
+    return held is not None and in_force(held.status, held.valid_until, at)
 
 
 def _opt_in_refusal(held: HeldConsent | None) -> Reason:

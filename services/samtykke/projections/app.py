@@ -16,10 +16,11 @@ from faust.types import TP, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from samtykke.adapters.dead_letters import Headers
 from samtykke.adapters.settings import Settings
 
 from .applier import BatchApplier
-from .dead_letters import DeadLetterQueue, Headers, dead_letter_topic
+from .dead_letters import DeadLetterQueue
 from .domains import DOMAINS, Domain
 from .messages import RawMessage
 from .positions import StoredPositionTransport
@@ -90,7 +91,7 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
     async def send_and_wait(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
-    dead_letters = DeadLetterQueue(dead_letter_topic(domain.group(settings)), send_and_wait)
+    dead_letters = DeadLetterQueue(domain.group(settings), send_and_wait)
     applier = BatchApplier(
         resources.pool, resources.projection, resources.decoder, dead_letters, resources.metrics, domain.lock_key
     )

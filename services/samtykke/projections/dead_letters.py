@@ -1,36 +1,28 @@
-"""The dead-letter queue `<group>.dlq`: the raw message as consumed, the reason in headers.
+"""The projectors' dead-letter queue `<group>.dlq`, keeping the contract of `adapters.dead_letters`.
 
-Headers: `reason` (kind: detail), `reason_kind`, `source_topic`, `source_partition`,
-`source_offset`, then the original headers. The send is awaited until Kafka acknowledged it,
-before the batch's offsets are committed, so a poison message is never dropped silently.
+The send is awaited until Kafka acknowledged it, before the batch's offsets are committed, so a
+poison message is never dropped silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from samtykke.adapters.dead_letters import Headers, dead_letter
+from samtykke.adapters.dead_letters import dead_letter_topic as dead_letter_topic  # where the projectors' is named
 
 from .messages import PoisonMessage, RawMessage
 
-Headers = list[tuple[str, bytes]]
 SendAndWait = Callable[[str, bytes | None, bytes | None, Headers], Awaitable[None]]
 
 
-def dead_letter_topic(group: str) -> str:
-    return f"{group}.dlq"
-
-
 class DeadLetterQueue:
-    def __init__(self, topic: str, send_and_wait: SendAndWait) -> None:
-        self.topic = topic
+    def __init__(self, group: str, send_and_wait: SendAndWait) -> None:
+        self.group = group
+        self.topic = dead_letter_topic(group)
         self._send = send_and_wait
 
     async def put(self, message: RawMessage, poison: PoisonMessage) -> None:
-        headers: Headers = [
-            ("reason", str(poison).encode()),
-            ("reason_kind", poison.kind.value.encode()),
-            ("source_topic", message.topic.encode()),
-            ("source_partition", str(message.partition).encode()),
-            ("source_offset", str(message.offset).encode()),
-            *message.headers,
-        ]
-        await self._send(self.topic, message.key, message.value, headers)
+        letter = dead_letter(message, poison.kind, poison.detail, self.group, datetime.now(UTC))
+        await self._send(self.topic, letter.key, letter.value, letter.headers)

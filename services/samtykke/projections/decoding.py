@@ -8,6 +8,7 @@ registry that cannot be reached raises `RegistryError(retriable=True)` for the c
 from __future__ import annotations
 
 from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, UndecodableMessage, load_schema
+from samtykke.adapters.dead_letters import undecodable_kind
 from samtykke.adapters.settings import Settings
 from samtykke.domain.catalog import PurposeCatalog
 from samtykke.domain.events import ConsentChanged, SubjectChanged
@@ -45,5 +46,4 @@ class EventDecoder:
             record: dict[str, object] = await decoder.decode(message.value)
             return record
         except UndecodableMessage as exc:
-            kind = PoisonKind.UNKNOWN_SCHEMA if "unknown schema id" in str(exc) else PoisonKind.UNDECODABLE
-            raise PoisonMessage(kind, str(exc)) from exc
+            raise PoisonMessage(undecodable_kind(exc), str(exc)) from exc

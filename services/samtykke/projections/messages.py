@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from samtykke.adapters.dead_letters import PoisonKind as PoisonKind
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 
 TopicPartition = tuple[str, int]
@@ -24,15 +24,6 @@ class RawMessage:
     @property
     def position(self) -> TopicPartition:
         return (self.topic, self.partition)
-
-
-class PoisonKind(StrEnum):
-    """Why a message cannot be applied; a bounded set, so it can label a metric."""
-
-    UNDECODABLE = "undecodable"
-    UNKNOWN_SCHEMA = "unknown_schema"
-    RULE_VIOLATION = "rule_violation"
-    UNEXPECTED_TOPIC = "unexpected_topic"
 
 
 class PoisonMessage(ValueError):

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from samtykke.adapters.dead_letters import Headers
 from samtykke.adapters.kafka import idempotent_producer
 from samtykke.adapters.settings import Settings
 
 from .applier import BatchApplier
-from .dead_letters import DeadLetterQueue, Headers, SendAndWait, dead_letter_topic
+from .dead_letters import DeadLetterQueue, SendAndWait
 from .domains import Domain
 from .offsets import OffsetStore
 from .progress import Progress
@@ -103,7 +104,7 @@ async def rebuild(domain: Domain, settings: Settings, keep_old: bool = False) ->
         )
         try:
             await replay.start()
-            dead_letters = DeadLetterQueue(dead_letter_topic(domain.group(settings)), _sender(producer))
+            dead_letters = DeadLetterQueue(domain.group(settings), _sender(producer))
             # its own lock key: the switch holds the live one while the catch-up batches commit
             applier = BatchApplier(
                 resources.pool,

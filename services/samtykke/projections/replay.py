@@ -6,12 +6,12 @@ position, and never join (and so disturb) the live projector's consumer group.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from samtykke.adapters.kafka import assign_all
 
 from .messages import RawMessage
 from .progress import Progress
@@ -21,6 +21,7 @@ ApplyBatch = Callable[[Sequence[RawMessage]], Awaitable[Any]]
 
 class TopicReplay:
     def __init__(self, bootstrap: str, topics: Sequence[str], batch_size: int) -> None:
+        self._bootstrap = bootstrap
         self._topics = list(topics)
         self._batch_size = batch_size
         self._consumer = AIOKafkaConsumer(
@@ -33,17 +34,9 @@ class TopicReplay:
         self.partitions: list[TopicPartition] = []
 
     async def start(self, timeout: float = 30.0) -> None:
+        """Assign every partition from its beginning; `TopicsMissing` when a topic is not there in time."""
         await self._consumer.start()
-        deadline = time.monotonic() + timeout
-        for topic in self._topics:
-            while not (numbers := self._consumer.partitions_for_topic(topic)):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"topic {topic} has no partitions (does it exist?)")
-                await self._consumer._client.force_metadata_update()
-                await asyncio.sleep(0.2)
-            self.partitions += [TopicPartition(topic, n) for n in sorted(numbers)]
-        self._consumer.assign(self.partitions)
-        await self._consumer.seek_to_beginning(*self.partitions)
+        self.partitions = await assign_all(self._consumer, self._bootstrap, self._topics, "beginning", timeout)
 
     async def stop(self) -> None:
         await self._consumer.stop()

@@ -10,12 +10,12 @@ import asyncpg
 from faust.types import TP
 
 from samtykke.adapters.avro import SchemaRegistry
+from samtykke.adapters.dead_letters import dead_letter_topic
 from samtykke.adapters.kafka import ensure_topics
 from samtykke.adapters.postgres import create_pool
 from samtykke.adapters.settings import Settings
 from samtykke.domain.catalog import load_catalog
 
-from .dead_letters import dead_letter_topic
 from .decoding import EventDecoder
 from .domains import Domain
 from .metrics import ProjectionMetrics

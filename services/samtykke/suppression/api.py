@@ -51,7 +51,7 @@ def iso(epoch: float | None) -> str | None:
 
 
 def resolve_purpose(g: SuppressionGate, code: str, channel: Channel | None) -> tuple[Purpose, str | None]:
-    purpose = g.index.rules.catalog.get(code)
+    purpose = g.purpose(code)
     if purpose is None:
         raise RequestProblems([("purpose", f"unknown purpose '{code[:60]}'")])
     if purpose.per_channel:

@@ -58,13 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.suppression_stale_response == "503",
         metrics,
     )
-    metrics.watch(feed.age, lambda: len(index.subjects))
+    metrics.watch(feed.age, gate.subject_count)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(_supervised(feed.run, "feed"), name="feed"),
-            asyncio.create_task(_ticking(index), name="tick"),
+            asyncio.create_task(_ticking(gate), name="tick"),
         ]
         try:
             yield
@@ -107,10 +107,10 @@ async def _supervised(run: Callable[[], Awaitable[None]], name: str) -> None:
             await asyncio.sleep(1.0)
 
 
-async def _ticking(index: SuppressionIndex) -> None:
+async def _ticking(gate: SuppressionGate) -> None:
     while True:
         await asyncio.sleep(TICK_SECONDS)
-        index.tick(time.time())
+        gate.tick(time.time())
 
 
 def _operations_routes(app: FastAPI, feed: TopicFeed, gate: SuppressionGate) -> None:
@@ -126,8 +126,8 @@ def _operations_routes(app: FastAPI, feed: TopicFeed, gate: SuppressionGate) -> 
             "caught_up": feed.caught_up.is_set(),
             "stale": gate.is_stale(),
             "index_age_seconds": round(age, 3),
-            "subjects": len(gate.index.subjects),
-            "position": gate.index.position(),
+            "subjects": gate.subject_count(),
+            "position": gate.position(),
         }
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 

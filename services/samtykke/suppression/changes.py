@@ -12,6 +12,7 @@ import heapq
 import uuid
 from dataclasses import dataclass
 
+from samtykke.domain.model import SubjectId
 from samtykke.domain.suppression import ConsentKey, Reason
 
 HOUR = 3600.0
@@ -22,7 +23,7 @@ class SuppressionChange:
     seq: int
     at: float
     action: str  # "added" (or reasons changed) | "removed"
-    subject_id: str
+    subject_id: SubjectId
     purpose: str
     channel: str | None
     reasons: tuple[Reason, ...]
@@ -47,7 +48,7 @@ class SuppressionChanges:
 
     def record(
         self,
-        subject_id: str,
+        subject_id: SubjectId,
         before: dict[ConsentKey, tuple[Reason, ...]],
         after: dict[ConsentKey, tuple[Reason, ...]],
         at: float,
@@ -95,18 +96,18 @@ class LapseSchedule:
     """
 
     def __init__(self) -> None:
-        self._buckets: dict[int, list[tuple[float, str]]] = {}
-        self._due: list[tuple[float, str]] = []
+        self._buckets: dict[int, list[tuple[float, SubjectId]]] = {}
+        self._due: list[tuple[float, SubjectId]] = []
         self._hour: int | None = None
 
-    def add(self, subject_id: str, valid_until: float) -> None:
+    def add(self, subject_id: SubjectId, valid_until: float) -> None:
         hour = int(valid_until // HOUR)
         if self._hour is not None and hour <= self._hour:
             heapq.heappush(self._due, (valid_until, subject_id))
         else:
             self._buckets.setdefault(hour, []).append((valid_until, subject_id))
 
-    def pop_due(self, now: float) -> list[tuple[float, str]]:
+    def pop_due(self, now: float) -> list[tuple[float, SubjectId]]:
         """(lapse time, subject id) of every grant that lapsed by `now` since the last call."""
         hour = int(now // HOUR)
         if self._hour is None or hour > self._hour:

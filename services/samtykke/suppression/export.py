@@ -22,18 +22,10 @@ from samtykke.adapters.auth import Principal
 
 from .api import Gate, iso
 from .auth import require
-from .changes import SuppressionChanges
-from .gate import IndexStale, SuppressionGate
 from .schemas import ERROR_RESPONSES, ChangesOut
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["suppression list"])
-
-
-def _feed(g: SuppressionGate) -> SuppressionChanges:
-    changes = g.index.changes
-    if changes is None or g.is_stale():
-        raise IndexStale(float("nan") if changes is None else g.index_age())
-    return changes
+SLICE = 2000  # subjects between two yields to the event loop: checks keep being answered
 
 
 @router.get(
@@ -43,30 +35,31 @@ def _feed(g: SuppressionGate) -> SuppressionChanges:
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
 async def export(g: Gate, _: Principal = Depends(require("suppression:export"))) -> StreamingResponse:
-    changes = _feed(g)
-    cursor = changes.cursor
+    cursor = g.suppression_changes().cursor
     now = time.time()
 
     async def lines() -> AsyncIterator[bytes]:
-        states = list(g.index.subjects.values())
-        for start in range(0, len(states), 2000):
-            out = []
-            for state in states[start : start + 2000]:
-                for (purpose, channel), reasons in g.index.entries(state, now).items():
-                    out.append(
-                        json.dumps(
-                            {
-                                "subject_id": state.subject_id,
-                                "purpose": purpose,
-                                "channel": channel,
-                                "reasons": [r.value for r in reasons],
-                            },
-                            separators=(",", ":"),
-                        )
+        out: list[str] = []
+        for n, (subject_id, entries) in enumerate(g.suppression_list(now), start=1):
+            for (purpose, channel), reasons in entries.items():
+                out.append(
+                    json.dumps(
+                        {
+                            "subject_id": subject_id,
+                            "purpose": purpose,
+                            "channel": channel,
+                            "reasons": [r.value for r in reasons],
+                        },
+                        separators=(",", ":"),
                     )
-            if out:
-                yield ("\n".join(out) + "\n").encode()
-            await asyncio.sleep(0)  # let checks run between slices of a long export
+                )
+            if n % SLICE == 0:
+                if out:
+                    yield ("\n".join(out) + "\n").encode()
+                    out = []
+                await asyncio.sleep(0)
+        if out:
+            yield ("\n".join(out) + "\n").encode()
 
     return StreamingResponse(
         lines(),
@@ -87,7 +80,7 @@ async def changes(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     _: Principal = Depends(require("suppression:export")),
 ) -> JSONResponse:
-    page, next_cursor = _feed(g).since(cursor, limit)
+    page, next_cursor = g.suppression_changes().since(cursor, limit)
     body: list[dict[str, Any]] = [
         {
             "seq": c.seq,

@@ -11,9 +11,10 @@ feed is confirmed every fetch (≈0.1 s); a stalled consumer, an unreachable bro
 all make the age grow, and past `suppression_max_lag_seconds` decisions fail closed.
 
 Error policy: a message that cannot be decoded is poison — counted, logged by offset (never
-its content), sent to the DLQ with the reason in headers, and its subject (the message key)
-is tainted so it is never allowed on what we missed. A registry outage is transient: the
-message is retried with backoff while the index ages. Kafka errors are retried by the client.
+its content), sent to the DLQ as every consumer does (`adapters.dead_letters`), and its subject
+(the message key) is tainted so it is never allowed on what we missed. A registry outage is
+transient: the message is retried with backoff while the index ages. Kafka errors are retried
+by the client.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -28,13 +30,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from samtykke.adapters.avro import AvroDecoder, RegistryError, UndecodableMessage
-from samtykke.adapters.kafka import LONG_RETENTION_MS, idempotent_producer
+from samtykke.adapters.dead_letters import PoisonKind, dead_letter, undecodable_kind
+from samtykke.adapters.kafka import LONG_RETENTION_MS, assign_all, idempotent_producer
 from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.model import SubjectId
 
 from .index import SuppressionIndex
 from .metrics import SuppressionMetrics
 
 log = logging.getLogger(__name__)
+# who dead-letters, in the header every consumer sets: replicas read without a consumer group
+CONSUMER = "suppression"
 
 
 class TopicFeed:
@@ -108,18 +114,12 @@ class TopicFeed:
                 await self._dlq.stop()
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
-        while True:  # the topics may not exist yet (their owner creates them): not ready until they do
-            await consumer._client.force_metadata_update()
-            found = {t: consumer.partitions_for_topic(t) for t in (self._changes, self._subjects)}
-            if all(found.values()):
-                break
-            await asyncio.sleep(0.5)
-        self._partitions = [TopicPartition(t, p) for t, parts in found.items() for p in sorted(parts or ())]
-        consumer.assign(self._partitions)
-        await consumer.seek_to_beginning(*self._partitions)
+        # the topics may not exist yet (their owner creates them): not ready until they do
+        topics = (self._changes, self._subjects)
+        self._partitions = await assign_all(consumer, self._bootstrap, topics, "beginning", wait_seconds=None)
         self._start_ends = await consumer.end_offsets(self._partitions)
         for tp in self._partitions:  # so the position (the proof on each decision) names every partition
-            self._index.positions.setdefault(tp.topic, {})[tp.partition] = await consumer.position(tp)
+            self._index.track(tp.topic, tp.partition, await consumer.position(tp))
         log.info(
             "feed assigned %d partitions; replaying %d messages", len(self._partitions), sum(self._start_ends.values())
         )
@@ -154,20 +154,16 @@ class TopicFeed:
                 backoff = min(backoff * 2, 5.0)
 
     async def _poison(self, tp: TopicPartition, message: Any, exc: Exception) -> None:
-        reason = f"{type(exc).__name__}: {exc}"[:300]
-        log.error("undecodable message at %s/%d@%d: %s", tp.topic, tp.partition, message.offset, reason)
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("undecodable message at %s/%d@%d: %s", tp.topic, tp.partition, message.offset, reason[:300])
         self._metrics.undecodable.labels(tp.topic).inc()
-        key = message.key.decode("utf-8", "replace") if message.key else None
-        self._index.taint(key)
-        headers = [
-            ("reason", reason.encode()),
-            ("topic", tp.topic.encode()),
-            ("partition", str(tp.partition).encode()),
-            ("offset", str(message.offset).encode()),
-        ]
+        self._index.taint(SubjectId(message.key.decode("utf-8", "replace")) if message.key else None)
+        # a record that decodes but does not fit the event is undecodable too: no retry will help
+        kind = undecodable_kind(exc) if isinstance(exc, UndecodableMessage) else PoisonKind.UNDECODABLE
+        letter = dead_letter(message, kind, reason, CONSUMER, datetime.now(UTC))
         try:
             producer = await self._dlq_producer()
-            await producer.send_and_wait(self._dlq_topic, message.value, key=message.key, headers=headers)
+            await producer.send_and_wait(self._dlq_topic, letter.value, key=letter.key, headers=letter.headers)
         except KafkaError as exc2:
             # the message is still counted, logged and its subject blocked; the DLQ is for the operator
             log.error("could not dead-letter %s/%d@%d: %s", tp.topic, tp.partition, message.offset, exc2)
@@ -204,4 +200,4 @@ class TopicFeed:
         if caught_up and not self.caught_up.is_set():
             self._index.start_recording(time.time())
             self.caught_up.set()
-            log.info("index caught up: %d subjects", len(self._index.subjects))
+            log.info("index caught up: %d subjects", len(self._index))

@@ -1,4 +1,5 @@
-"""SuppressionGate: the service's use cases — decide one target or many, under the freshness bound.
+"""SuppressionGate: the service's use cases — decide one target or many under the freshness bound,
+list the suppressions, take in register snapshots — and the only way into the index.
 
 Fail closed: until the index has caught up, and whenever it is older than `max_lag_seconds`, every
 decision is blocked with reason `stale` first (or the request is refused with 503, by setting); never allowed on doubt.
@@ -12,9 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from samtykke.domain.catalog import Purpose
+from samtykke.domain.model import SubjectId
+from samtykke.domain.registers import Register, RegisterSnapshot
 from samtykke.domain.suppression import CheckPlan, Reason, Verdict
 
-from .index import SuppressionIndex
+from .changes import SuppressionChanges
+from .index import Entries, SuppressionIndex
 from .metrics import SuppressionMetrics
 from .targets import Target
 
@@ -37,6 +41,15 @@ class Snapshot:
     position: dict[str, dict[str, int]]
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterInUse:
+    """A register's snapshot in use and until when a send may rely on it."""
+
+    snapshot: RegisterSnapshot
+    fresh_until: float | None
+    fresh: bool
+
+
 class SuppressionGate:
     def __init__(
         self,
@@ -47,13 +60,24 @@ class SuppressionGate:
         refuse_when_stale: bool,
         metrics: SuppressionMetrics,
     ) -> None:
-        self.index = index
+        self._index = index
         self._age = age
         self._caught_up = caught_up
         self._max_lag = max_lag_seconds
         self._refuse = refuse_when_stale
         self.metrics = metrics
 
+    # -- what the index holds ---------------------------------------------------------------
+    def subject_count(self) -> int:
+        return len(self._index)
+
+    def position(self) -> dict[str, dict[str, int]]:
+        return self._index.position()
+
+    def purpose(self, code: str) -> Purpose | None:
+        return self._index.rules.catalog.get(code)
+
+    # -- freshness --------------------------------------------------------------------------
     def index_age(self) -> float:
         return self._age()
 
@@ -67,23 +91,29 @@ class SuppressionGate:
         if stale and self._refuse:
             raise IndexStale(age)
         now = time.time()
-        return Snapshot(at if at is not None else now, now, stale, self.index.position())
+        return Snapshot(at if at is not None else now, now, stale, self._index.position())
 
+    def tick(self, now: float) -> None:
+        """Let time pass: grants lapse and registers go stale without any event."""
+        self._index.tick(now)
+
+    # -- decisions --------------------------------------------------------------------------
     def plan(self, purpose: Purpose, channel: str | None) -> CheckPlan:
-        plan: CheckPlan = self.index.rules.plan(purpose, channel)
+        plan: CheckPlan = self._index.rules.plan(purpose, channel)
         return plan
 
-    def decide(self, target: Target, plan: CheckPlan, snap: Snapshot) -> tuple[Verdict, tuple[str, ...]]:
+    def decide(self, target: Target, plan: CheckPlan, snap: Snapshot) -> tuple[Verdict, tuple[SubjectId, ...]]:
         if target.by_subject:
-            verdict = self.index.decide(target.key, plan, snap.at)
-            holders: tuple[str, ...] = (target.key,) if target.key in self.index.subjects else ()
+            subject_id = SubjectId(target.key)  # the parser checked it is one
+            verdict = self._index.decide(subject_id, plan, snap.at)
+            holders: tuple[SubjectId, ...] = (subject_id,) if subject_id in self._index.subjects else ()
         else:
-            verdict, holders = self.index.decide_hash(target.key, plan, snap.at)
+            verdict, holders = self._index.decide_hash(target.key, plan, snap.at)
         if snap.stale:
             verdict = _stale(verdict)
         return verdict, holders
 
-    def decide_one(self, target: Target, plan: CheckPlan, snap: Snapshot) -> tuple[Verdict, tuple[str, ...]]:
+    def decide_one(self, target: Target, plan: CheckPlan, snap: Snapshot) -> tuple[Verdict, tuple[SubjectId, ...]]:
         started = time.perf_counter()
         verdict, holders = self.decide(target, plan, snap)
         self.metrics.count(Tally({verdict.reasons: 1}))
@@ -92,20 +122,46 @@ class SuppressionGate:
 
     def decide_many(
         self, targets: Iterable[Target], plan: CheckPlan, snap: Snapshot, tally: Tally[tuple[Reason, ...]]
-    ) -> Iterator[tuple[Verdict, tuple[str, ...]]]:
+    ) -> Iterator[tuple[Verdict, tuple[SubjectId, ...]]]:
         """Decide in bulk; the caller hands `tally` (decisions by reasons) to the metrics once."""
-        subjects, decide, at = self.index.subjects, self.index.decide, snap.at
+        subjects, decide, at = self._index.subjects, self._index.decide, snap.at
         for target in targets:
             if target.by_subject:  # the common case, inlined: campaign lists carry subject ids
-                key = target.key
+                key = SubjectId(target.key)
                 verdict = decide(key, plan, at)
-                holders: tuple[str, ...] = (key,) if key in subjects else ()
+                holders: tuple[SubjectId, ...] = (key,) if key in subjects else ()
             else:
-                verdict, holders = self.index.decide_hash(target.key, plan, at)
+                verdict, holders = self._index.decide_hash(target.key, plan, at)
             if snap.stale:
                 verdict = _stale(verdict)
             tally[verdict.reasons] += 1
             yield verdict, holders
+
+    # -- the suppression list ---------------------------------------------------------------
+    def suppression_changes(self) -> SuppressionChanges:
+        """The change feed; refused (IndexStale) while stale or not caught up: a list cannot fail closed."""
+        changes = self._index.changes
+        if changes is None or self.is_stale():
+            raise IndexStale(float("nan") if changes is None else self.index_age())
+        return changes
+
+    def suppression_list(self, at: float) -> Iterator[tuple[SubjectId, Entries]]:
+        """Each subject's explicit suppressions at `at`, for the subjects known when iteration starts
+        (the feed goes on adding subjects while a long export is read)."""
+        for state in list(self._index.subjects.values()):
+            yield state.subject_id, self._index.entries(state, at)
+
+    # -- registers --------------------------------------------------------------------------
+    def register_in_use(self, register: Register, now: float) -> RegisterInUse | None:
+        registers = self._index.registers
+        snapshot = registers.snapshots.get(register)
+        if snapshot is None:
+            return None
+        return RegisterInUse(snapshot, registers.fresh_until(register), registers.is_fresh(register, now))
+
+    def install_register(self, snapshot: RegisterSnapshot, now: float) -> int:
+        """Use a new register snapshot; returns how many indexed subjects it lists."""
+        return self._index.install_register(snapshot, now)
 
 
 def _stale(verdict: Verdict) -> Verdict:

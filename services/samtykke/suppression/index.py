@@ -3,11 +3,13 @@
 Holds no clear identifier: phones and e-mails arrive (and are looked up) only as keyed hashes.
 The index also remembers the topic position it has applied (the proof returned with each
 decision) and subjects whose messages could not be decoded (fail closed: they answer `stale`).
+Only the feed (which folds events in) and the `SuppressionGate` (everything else) hold it.
 """
 
 from __future__ import annotations
 
 from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.model import SubjectId
 from samtykke.domain.registers import REGISTER_COUNTRY, Register, RegisterBook, RegisterSnapshot
 from samtykke.domain.suppression import (
     CheckPlan,
@@ -29,23 +31,31 @@ class SuppressionIndex:
     def __init__(self, rules: SuppressionRules, registers: RegisterBook) -> None:
         self.rules = rules
         self.registers = registers
-        self.subjects: dict[str, SubjectState] = {}
-        self.holders: dict[str, tuple[str, ...]] = {}  # keyed phone/e-mail hash -> subject ids
+        self.subjects: dict[SubjectId, SubjectState] = {}
+        self.holders: dict[str, tuple[SubjectId, ...]] = {}  # keyed phone/e-mail hash -> subject ids
         self.positions: dict[str, dict[int, int]] = {}  # topic -> partition -> next offset to apply
-        self.tainted: set[str] = set()
+        self.tainted: set[SubjectId] = set()
         self.changes: SuppressionChanges | None = None  # recording starts once caught up
         self.lapses = LapseSchedule()
         self._fresh: dict[Register, bool] = {}
 
+    def __len__(self) -> int:
+        return len(self.subjects)
+
     # -- folding events ---------------------------------------------------------------
+    def track(self, topic: str, partition: int, next_offset: int) -> None:
+        """Name a partition in the position before anything of it is applied."""
+        self.positions.setdefault(topic, {})[partition] = next_offset
+
     def advance(self, topic: str, partition: int, offset: int) -> None:
         self.positions.setdefault(topic, {})[partition] = offset + 1
 
     def apply_consent(self, event: ConsentChanged, now: float) -> None:
-        state = self.subjects.get(event.subject_id)
+        subject_id = SubjectId(event.subject_id)
+        state = self.subjects.get(subject_id)
         if state is None:
             # the subject's own event may come later: its kind and country are on every change
-            state = self.subjects[event.subject_id] = SubjectState(event.subject_id, event.subject_kind, event.country)
+            state = self.subjects[subject_id] = SubjectState(subject_id, event.subject_kind, event.country)
         before = self._entries(state, now)
         valid_until = event.valid_until.timestamp() if event.valid_until is not None else None
         if self.rules.apply_consent(state, event.purpose, event.channel, event.status, event.version, valid_until):
@@ -54,9 +64,10 @@ class SuppressionIndex:
             self._record(state, before, now)
 
     def apply_subject(self, event: SubjectChanged, now: float) -> None:
-        state = self.subjects.get(event.subject_id)
+        subject_id = SubjectId(event.subject_id)
+        state = self.subjects.get(subject_id)
         if state is None:
-            state = self.subjects[event.subject_id] = SubjectState(event.subject_id, event.kind, event.country)
+            state = self.subjects[subject_id] = SubjectState(subject_id, event.kind, event.country)
         before = self._entries(state, now)
         state.kind, state.country = event.kind, event.country
         # erasure is final: a replayed older snapshot of the subject must not undo it
@@ -74,12 +85,12 @@ class SuppressionIndex:
             setattr(state, attribute, value)
         self._record(state, before, now)
 
-    def taint(self, subject_id: str | None) -> None:
+    def taint(self, subject_id: SubjectId | None) -> None:
         """A message about this subject could not be read: never allow on what we may have missed."""
         if subject_id:
             self.tainted.add(subject_id)
 
-    def _unhold(self, hashed: str, subject_id: str) -> None:
+    def _unhold(self, hashed: str, subject_id: SubjectId) -> None:
         rest = tuple(s for s in self.holders.get(hashed, ()) if s != subject_id)
         if rest:
             self.holders[hashed] = rest
@@ -136,13 +147,13 @@ class SuppressionIndex:
             self.changes.record(state.subject_id, before, self._entries(state, now), now)
 
     # -- decisions ------------------------------------------------------------------------
-    def decide(self, subject_id: str, plan: CheckPlan, at: float) -> Verdict:
+    def decide(self, subject_id: SubjectId, plan: CheckPlan, at: float) -> Verdict:
         verdict: Verdict = self.rules.decide_planned(self.subjects.get(subject_id), plan, at, self.registers)
         if self.tainted and subject_id in self.tainted and verdict.allowed:
             return Verdict(False, (Reason.STALE,), None, verdict.evidence)
         return verdict
 
-    def decide_hash(self, hashed: str, plan: CheckPlan, at: float) -> tuple[Verdict, tuple[str, ...]]:
+    def decide_hash(self, hashed: str, plan: CheckPlan, at: float) -> tuple[Verdict, tuple[SubjectId, ...]]:
         holders = self.holders.get(hashed, ())
         return combine([self.decide(s, plan, at) for s in holders]), holders
 

@@ -27,7 +27,7 @@ from samtykke.domain.registers import REGISTER_COUNTRY, Register, RegisterSnapsh
 
 from .auth import require
 from .errors import RequestProblems
-from .index import SuppressionIndex
+from .gate import SuppressionGate
 from .metrics import SuppressionMetrics
 from .schemas import ERROR_RESPONSES, RegisterImportOut
 from .targets import TargetParser
@@ -65,7 +65,7 @@ class RegisterImport:
         }
 
     async def run(
-        self, source: IO[bytes], parser: TargetParser, index: SuppressionIndex, metrics: SuppressionMetrics
+        self, source: IO[bytes], parser: TargetParser, gate: SuppressionGate, metrics: SuppressionMetrics
     ) -> None:
         country = REGISTER_COUNTRY[self.register]
         hashes: set[str] = set()
@@ -93,7 +93,7 @@ class RegisterImport:
                     )
                     await asyncio.sleep(0)  # checks keep being answered during a long import
             self.listed = len(hashes)
-            self.matched = index.install_register(
+            self.matched = gate.install_register(
                 RegisterSnapshot(self.register, self.published, frozenset(hashes)), time.time()
             )
             self.state = "done"
@@ -115,14 +115,15 @@ class RegisterImport:
             source.close()
 
 
-def _check_published(index: SuppressionIndex, register: Register, published: date) -> None:
+def _check_published(gate: SuppressionGate, register: Register, published: date) -> None:
     if published > datetime.now(UTC).date() + timedelta(days=1):
         raise RequestProblems([("published", "must not be in the future")])
     if published < date(2000, 1, 1):
         raise RequestProblems([("published", "must be after 2000-01-01")])
-    current = index.registers.snapshots.get(register)
-    if current is not None and published < current.published:
-        raise RequestProblems([("published", f"older than the snapshot in use ({current.published.isoformat()})")])
+    current = gate.register_in_use(register, time.time())
+    if current is not None and published < current.snapshot.published:
+        in_use = current.snapshot.published.isoformat()
+        raise RequestProblems([("published", f"older than the snapshot in use ({in_use})")])
 
 
 @router.post(
@@ -138,8 +139,8 @@ async def start_import(
     published: Annotated[date, Query(description="The register file's publication date")],
     _: Principal = Depends(require("admin")),
 ) -> JSONResponse:
-    index: SuppressionIndex = request.app.state.gate.index
-    _check_published(index, register, published)
+    gate: SuppressionGate = request.app.state.gate
+    _check_published(gate, register, published)
     # closed by the import job when it has read the file
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
     async for chunk in request.stream():
@@ -148,7 +149,7 @@ async def start_import(
     job = RegisterImport(register, published)
     jobs: dict[str, RegisterImport] = request.app.state.register_jobs
     jobs[job.job_id] = job
-    task = asyncio.create_task(job.run(spool, request.app.state.parser, index, request.app.state.metrics))
+    task = asyncio.create_task(job.run(spool, request.app.state.parser, gate, request.app.state.metrics))
     request.app.state.background.add(task)
     task.add_done_callback(request.app.state.background.discard)
     return JSONResponse(job.view(), status_code=202, headers={"Location": f"/v1/registers/imports/{job.job_id}"})
@@ -171,20 +172,20 @@ async def import_status(
 
 @router.get("", summary="The register snapshots in use and their freshness")
 async def registers(request: Request, _: Principal = Depends(require("suppression:check"))) -> dict[str, Any]:
-    index: SuppressionIndex = request.app.state.gate.index
+    gate: SuppressionGate = request.app.state.gate
     now = time.time()
     out: dict[str, Any] = {}
     for register in Register:
-        snapshot = index.registers.snapshots.get(register)
-        until = index.registers.fresh_until(register)
+        in_use = gate.register_in_use(register, now)
+        until = in_use.fresh_until if in_use else None
         out[register.value] = (
             None
-            if snapshot is None
+            if in_use is None
             else {
-                "published": snapshot.published.isoformat(),
-                "listed": len(snapshot.phone_hashes),
+                "published": in_use.snapshot.published.isoformat(),
+                "listed": len(in_use.snapshot.phone_hashes),
                 "fresh_until": datetime.fromtimestamp(until, UTC).isoformat() if until else None,
-                "fresh": index.registers.is_fresh(register, now),
+                "fresh": in_use.fresh,
             }
         )
     return out

@@ -1,17 +1,16 @@
 """What a check names — a subject id, an E.164 phone or an e-mail — parsed, validated and keyed.
 
 Phones and e-mails are normalised exactly as the consent service does and replaced at once by
-their keyed hash (`identifier_hash`), so the clear value lives only for the length of a parse.
+their keyed hash (`IdentifierHasher`, the same digest as `identifier_hash`), so the clear value
+lives only for the length of a parse.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from typing import Any, NamedTuple
 
-from samtykke.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
+from samtykke.domain.identifiers import IdentifierHasher, InvalidIdentifier, normalise_email, normalise_phone
 
 _SUBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 KINDS = ("subject_id", "phone", "email")
@@ -33,13 +32,7 @@ class EntryProblem(ValueError):
 
 class TargetParser:
     def __init__(self, hash_key: bytes) -> None:
-        # a keyed HMAC prepared once and copied per identifier: same output as identifier_hash()
-        self._keyed = hmac.new(hash_key, digestmod=hashlib.sha256)
-
-    def keyed(self, kind: str, normalised: str) -> str:
-        mac = self._keyed.copy()
-        mac.update(f"{kind}:{normalised}".encode())
-        return mac.hexdigest()
+        self.keyed = IdentifierHasher(hash_key)
 
     def parse(self, kind: str, value: Any) -> Target:
         if not isinstance(value, str):

@@ -5,11 +5,7 @@ test's own topics, consumer groups and ports."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from samtykke.adapters.kafka import topic_partitions
 from samtykke.adapters.settings import Settings
+from samtykke.devstack.parts import StackError
+from samtykke.devstack.process import ServiceProcess, settings_environment
 from samtykke.projections.domains import DOMAINS
 from samtykke.projections.provision import provision
 
@@ -44,9 +42,7 @@ PROJECTOR_SETTINGS = (
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({f"SAMTYKKE_{name.upper()}": str(getattr(settings, name)) for name in PROJECTOR_SETTINGS})
-    return env
+    return settings_environment(settings, PROJECTOR_SETTINGS)
 
 
 def free_port_base() -> int:
@@ -65,62 +61,10 @@ def free_port_base() -> int:
     raise RuntimeError("no free port range")
 
 
-@dataclass
-class ProjectorProcess:
-    domain: str
-    settings: Settings
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{DOMAINS[self.domain].web_port(self.settings)}"
-
-    def start(self) -> ProjectorProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "samtykke.cli", "projections", "run", self.domain],
-            env=settings_env(self.settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        return self
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    async def ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2) as client:
-            while True:
-                assert self.process is not None and self.process.poll() is None, self.log_tail()
-                try:
-                    if (await client.get(f"{self.url}/ready")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"{self.domain} projector not ready:\n{self.log_tail()}"
-                await asyncio.sleep(0.2)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, a transaction in flight is simply lost."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def terminate(self) -> None:
-        """SIGTERM: Faust's graceful shutdown (the group is left at once, not after a timeout)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-
-    def wait(self) -> None:
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+def projector_process(domain: str, settings: Settings, log_path: Path) -> ServiceProcess:
+    """`samtykke projections run DOMAIN` on the test's settings; `kill()` is a crash (SIGKILL)."""
+    url = f"http://127.0.0.1:{DOMAINS[domain].web_port(settings)}"
+    return ServiceProcess(domain, ("projections", "run", domain), url, settings_env(settings), log_path)
 
 
 @dataclass
@@ -128,33 +72,32 @@ class ProjectionPlatform:
     consent: RunningConsent
     settings: Settings
     log_dir: Path
-    projectors: list[ProjectorProcess] = field(default_factory=list)
+    projectors: list[ServiceProcess] = field(default_factory=list)
 
-    async def start(self, *domains: str) -> list[ProjectorProcess]:
+    async def start(self, *domains: str) -> list[ServiceProcess]:
         started = [
-            ProjectorProcess(d, self.settings, self.log_dir / f"{d}.log").start() for d in domains or tuple(DOMAINS)
+            projector_process(d, self.settings, self.log_dir / f"{d}.log").spawn() for d in domains or tuple(DOMAINS)
         ]
         self.projectors += started
-        await asyncio.gather(*(p.ready() for p in started))
+        try:
+            await asyncio.gather(*(p.ready() for p in started))
+        except StackError as error:
+            raise AssertionError("\n".join([str(error), *error.log_tail(30)])) from error
         return started
 
-    def stop(self, projectors: list[ProjectorProcess]) -> None:
-        for projector in projectors:  # all at once: each takes seconds to shut down
-            projector.terminate()
-        for projector in projectors:
-            projector.wait()
+    async def stop(self, projectors: list[ServiceProcess]) -> None:
+        # all at once (SIGTERM: Faust leaves its group at once): each takes seconds to shut down
+        await asyncio.gather(*(projector.stop(timeout=30) for projector in projectors))
 
     async def owner(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.settings.database_url)
 
     async def end_offsets(self) -> dict[tuple[str, int], int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
+        bootstrap, topics = self.settings.kafka_bootstrap, [self.settings.topic_changes, self.settings.topic_subjects]
+        partitions = await topic_partitions(bootstrap, topics)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
-            partitions = []
-            for topic in (self.settings.topic_changes, self.settings.topic_subjects):
-                await consumer._client.force_metadata_update()
-                partitions += [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
             ends = await consumer.end_offsets(partitions)
             return {(tp.topic, tp.partition): end for tp, end in ends.items()}
         finally:
@@ -194,4 +137,4 @@ async def platform(consent: RunningConsent, tmp_path: Path) -> AsyncIterator[Pro
     try:
         yield running
     finally:
-        running.stop(running.projectors)
+        await running.stop(running.projectors)

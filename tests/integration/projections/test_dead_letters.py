@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import struct
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from samtykke.adapters import dead_letters
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
+from samtykke.adapters.dead_letters import dead_letter_topic
 from samtykke.domain.events import ConsentChanged
-from samtykke.projections.dead_letters import dead_letter_topic
 from samtykke.projections.domains import DOMAINS
 
 from .conftest import ProjectionPlatform
@@ -103,15 +105,20 @@ async def test_poison_goes_to_the_dead_letter_queue_and_later_events_apply(platf
     topic = dead_letter_topic(DOMAINS["marketing"].group(settings))
     letters = await read_dead_letters(settings.kafka_bootstrap, topic, len(poison))
     assert len(letters) == len(poison)
+    group = DOMAINS["marketing"].group(settings)
     for letter in letters:
         headers = {k: v.decode() for k, v in letter.headers}
-        assert letter.value in poison and headers["reason_kind"] == poison[letter.value]
-        assert headers["reason"].startswith(poison[letter.value] + ": ")
-        assert headers["source_topic"] == settings.topic_changes and headers["origin"] == "test"
-        assert int(headers["source_offset"]) >= 1 and int(headers["source_partition"]) >= 0
+        assert [k for k, _ in letter.headers] == [*dead_letters.HEADERS, "origin"]  # theirs after ours
+        assert letter.value in poison and headers[dead_letters.REASON_KIND] == poison[letter.value]
+        assert headers[dead_letters.SOURCE_TOPIC] == settings.topic_changes and headers["origin"] == "test"
+        assert int(headers[dead_letters.SOURCE_OFFSET]) >= 1 and int(headers[dead_letters.SOURCE_PARTITION]) >= 0
+        assert headers[dead_letters.CONSUMER] == group
+        assert abs(datetime.fromisoformat(headers[dead_letters.DEAD_LETTERED_AT]) - datetime.now(UTC)) < timedelta(
+            minutes=1
+        )
         assert letter.key == subject.subject_id.encode()
-    reasons = {dict(letter.headers)["reason"].decode() for letter in letters}
-    assert "rule_violation: unknown status 'bogus'" in reasons
+    details = {dict(letter.headers)[dead_letters.REASON_DETAIL].decode() for letter in letters}
+    assert "unknown status 'bogus'" in details
     async with httpx.AsyncClient() as http:
         metrics = (await http.get(f"{projector.url}/metrics")).text
     assert 'samtykke_projection_dead_letters_total{domain="marketing",reason="rule_violation"} 1.0' in metrics

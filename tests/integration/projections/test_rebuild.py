@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
+
+from samtykke.devstack.process import samtykke_command
 
 from .conftest import ProjectionPlatform, settings_env
 from .history import RandomHistory, population
@@ -22,12 +23,7 @@ async def test_rebuild_switches_readers_to_fresh_tables_while_the_projector_runs
     try:
         schema_before = await conn.fetchval("SELECT oid FROM pg_namespace WHERE nspname = 'customer_service'")
         rebuild = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "samtykke.cli",
-            "projections",
-            "rebuild",
-            "customer_service",
+            *samtykke_command("projections", "rebuild", "customer_service"),
             env=settings_env(platform.settings),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

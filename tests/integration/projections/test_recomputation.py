@@ -74,7 +74,7 @@ async def test_replaying_the_topics_twice_changes_nothing(platform: ProjectionPl
     try:
         before = await snapshot(conn, *ALL)
         for _ in range(2):
-            platform.stop(projectors)
+            await platform.stop(projectors)
             for domain in ALL:  # forget every position: the next start reads both topics from offset 0
                 await conn.execute(f"DELETE FROM {domain}.consumer_offsets")
             projectors = await platform.start()

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from samtykke.adapters import dead_letters
 from samtykke.adapters.kafka import idempotent_producer
 
 from ..conftest import RunningConsent
@@ -187,9 +188,13 @@ async def test_an_undecodable_message_is_dead_lettered_and_never_allows(
         await dlq.seek_to_beginning(partition)
         batch = await dlq.getmany(partition, timeout_ms=10_000)
         (message,) = batch[partition]
-        headers = dict(message.headers)
-        assert message.key == subject.encode() and headers["topic"] == consent.settings.topic_changes.encode()
-        assert b"garbage" in message.value and headers["reason"]
+        headers = {name: value.decode() for name, value in message.headers}
+        assert list(headers) == list(dead_letters.HEADERS)  # the contract every consumer keeps
+        assert message.key == subject.encode() and message.value == b"\x00\x00\x00\x00\x01garbage"
+        assert headers[dead_letters.SOURCE_TOPIC] == consent.settings.topic_changes
+        assert headers[dead_letters.REASON_KIND] in {"undecodable", "unknown_schema"}
+        assert headers[dead_letters.REASON_DETAIL] and headers[dead_letters.CONSUMER] == "suppression"
+        assert int(headers[dead_letters.SOURCE_OFFSET]) >= 0 and int(headers[dead_letters.SOURCE_PARTITION]) >= 0
     finally:
         await dlq.stop()
 

@@ -1,0 +1,117 @@
+"""The suppression gate, the only way into the index: decisions by subject id or keyed identifier,
+the suppression list and its change feed, register snapshots, and failing closed when stale
+(pure: an in-memory index fed events by hand, no sockets)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter as Tally
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from samtykke.domain.catalog import load_catalog
+from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.identifiers import identifier_hash
+from samtykke.domain.registers import Register, RegisterBook, RegisterSnapshot
+from samtykke.domain.suppression import Reason, SuppressionRules
+from samtykke.suppression.gate import IndexStale, SuppressionGate
+from samtykke.suppression.index import SuppressionIndex
+from samtykke.suppression.metrics import SuppressionMetrics
+from samtykke.suppression.targets import TargetParser
+
+KEY = b"unit-test-identifier-key"
+PARSER = TargetParser(KEY)
+NOW = datetime.now(UTC)
+
+
+class Feed:
+    """What the gate asks of the feed: how old the index is, and whether it has caught up."""
+
+    def __init__(self) -> None:
+        self.age, self.caught_up = 0.0, True
+
+
+def gate(feed: Feed, refuse: bool = False) -> tuple[SuppressionGate, SuppressionIndex]:
+    index = SuppressionIndex(SuppressionRules(load_catalog()), RegisterBook({"ROBINSON": 92}))
+    metrics = SuppressionMetrics(CollectorRegistry())
+    return SuppressionGate(index, lambda: feed.age, lambda: feed.caught_up, 5.0, refuse, metrics), index
+
+
+def subject(index: SuppressionIndex, phone: str | None = None) -> str:
+    sid = str(uuid.uuid4())
+    hashed = identifier_hash(KEY, "phone", phone) if phone else None
+    index.apply_subject(SubjectChanged("e", sid, "consumer", "DK", None, hashed, None, None, False, 1, NOW), 0.0)
+    return sid
+
+
+def decide(index: SuppressionIndex, sid: str, status: str, version: int = 1) -> None:
+    change = ConsentChanged(
+        "e", sid, "consumer", None, "DK", "direct_marketing", "sms", status, None, version, NOW, NOW, None,
+        "self_service", "subject", None, None, None,
+    )  # fmt: skip
+    index.apply_consent(change, time.time())
+
+
+def test_a_subject_id_and_its_phone_get_the_same_decision_and_holder() -> None:
+    g, index = gate(Feed())
+    sid = subject(index, "+4512345678")
+    decide(index, sid, "granted")
+    plan = g.plan(g.purpose("direct_marketing"), "sms")  # type: ignore[arg-type]
+    snap = g.snapshot(None)
+    by_id = g.decide(PARSER.parse("subject_id", sid), plan, snap)
+    by_phone = g.decide(PARSER.parse("phone", "+45 12 34 56 78"), plan, snap)
+    assert by_id[0].allowed and by_phone[0].allowed and by_id[1] == by_phone[1] == (sid,)
+    unknown = g.decide(PARSER.parse("subject_id", str(uuid.uuid4())), plan, snap)
+    assert unknown[0].reasons == (Reason.UNKNOWN_SUBJECT,) and unknown[1] == ()
+    tally: Tally[tuple[Reason, ...]] = Tally()
+    targets = [PARSER.parse("subject_id", sid), PARSER.parse("phone", "+4512345678")]
+    assert [v.allowed for v, _ in g.decide_many(targets, plan, snap, tally)] == [True, True]
+    assert g.subject_count() == 1 and g.purpose("no-such-purpose") is None
+
+
+def test_a_stale_index_blocks_every_decision_or_refuses() -> None:
+    feed = Feed()
+    g, index = gate(feed)
+    sid = subject(index)
+    decide(index, sid, "granted")
+    plan = g.plan(g.purpose("direct_marketing"), "sms")  # type: ignore[arg-type]
+    feed.age = 6.0
+    verdict, _ = g.decide(PARSER.parse("subject_id", sid), plan, g.snapshot(None))
+    assert not verdict.allowed and verdict.reasons[0] is Reason.STALE
+    refusing, _ = gate(feed, refuse=True)
+    with pytest.raises(IndexStale):
+        refusing.snapshot(None)
+
+
+def test_the_suppression_list_and_its_feed_are_refused_until_caught_up_and_fresh() -> None:
+    feed = Feed()
+    g, index = gate(feed)
+    sid = subject(index)
+    decide(index, sid, "withdrawn")
+    with pytest.raises(IndexStale):  # nothing recorded before the replay at start-up caught up
+        g.suppression_changes()
+    changes = index.start_recording(time.time())
+    assert g.suppression_changes() is changes
+    listed = dict(g.suppression_list(time.time()))
+    assert listed[sid][("direct_marketing", "sms")] == (Reason.WITHDRAWN,)
+    decide(index, sid, "granted", version=2)
+    page, _ = g.suppression_changes().since(None, 10)
+    assert [(c.subject_id, c.action) for c in page] == [(sid, "removed")]
+    feed.age = 6.0
+    with pytest.raises(IndexStale):  # a list cannot fail closed
+        g.suppression_changes()
+
+
+def test_a_register_snapshot_goes_in_through_the_gate() -> None:
+    g, index = gate(Feed())
+    subject(index, "+4512345678")
+    assert g.register_in_use(Register.ROBINSON, time.time()) is None
+    published = date.today() - timedelta(days=1)
+    snapshot = RegisterSnapshot(Register.ROBINSON, published, frozenset({identifier_hash(KEY, "phone", "+4512345678")}))
+    assert g.install_register(snapshot, time.time()) == 1  # one indexed subject is listed
+    in_use = g.register_in_use(Register.ROBINSON, time.time())
+    assert in_use is not None and in_use.snapshot is snapshot and in_use.fresh
+    assert in_use.fresh_until == snapshot.fresh_until(92)

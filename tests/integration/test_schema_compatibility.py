@@ -27,7 +27,7 @@ def history(name: str) -> list[Path]:
 
 
 def test_every_schema_has_a_history_ending_in_the_current_source() -> None:
-    assert NAMES == ["ConsentChanged", "SubjectChanged"]
+    assert {"ConsentChanged", "SubjectChanged", "Watermark"} <= set(NAMES)
     for name in NAMES:
         versions = history(name)
         assert versions, f"{name}: add schemas/avro/history/{name}.v1.avsc"

@@ -60,6 +60,24 @@ async def ensure_storage_database(owner_url: str) -> None:
         await owner.close()
 
 
+def _contained_members(archive: tarfile.TarFile, folder: Path) -> list[tarfile.TarInfo]:
+    """Regular files, folders and links that stay inside `folder`; anything else refused."""
+    root = folder.resolve()
+    source = os.fsdecode(archive.name) if archive.name else "the archive"
+    members = []
+    for member in archive.getmembers():
+        target = (root / member.name).resolve()
+        # a symbolic link points from its own folder, a hard link names a member of the archive
+        link = (target.parent / member.linkname) if member.issym() else (root / member.linkname)
+        link = link.resolve() if member.issym() or member.islnk() else root
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise StackError("registry", f"{source}: {member.name} is not a file or folder", None)
+        if not target.is_relative_to(root) or not link.is_relative_to(root):
+            raise StackError("registry", f"{source}: {member.name} would land outside {root}", None)
+        members.append(member)
+    return members
+
+
 def maven_local_repository() -> Path:
     # Maven's default location; the account database rather than $HOME, since
     # only the settings module reads the environment
@@ -209,8 +227,11 @@ class SchemaRegistryProcess:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         with tarfile.open(archive_path) as archive:
-            # the "data" filter refuses absolute paths and links leaving the folder
-            archive.extractall(staging, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                # the "data" filter refuses absolute paths and links leaving the folder
+                archive.extractall(staging, filter="data")
+            else:  # Python 3.11 before 3.11.4 (Debian 12's): the same refusal, by hand
+                archive.extractall(staging, members=_contained_members(archive, staging))
         # move into place only when complete, so a broken unpack is never "installed"
         shutil.rmtree(self.home, ignore_errors=True)
         staging.rename(self.home)

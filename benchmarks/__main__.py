@@ -4,6 +4,7 @@
     python -m benchmarks e2e            commit -> every domain and the suppression decision, beside the raw floor
     python -m benchmarks projections    projector throughput and latency beside a raw consumer
     python -m benchmarks suppression    bulk and single checks beside a PostgreSQL `= ANY($1)` lookup
+    python -m benchmarks registers      a register import into a large index: event-loop stalls and index age
 
 Run from a checkout: the benchmarks live beside `tests/`, outside the runtime package.
 """
@@ -59,6 +60,13 @@ def suppression(args: argparse.Namespace) -> int:
     return 0
 
 
+def registers(args: argparse.Namespace) -> int:
+    from benchmarks import registers as benchmark
+
+    print(benchmark.main(args.subjects))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="samtykke benchmarks")
     actions = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -104,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--single-rate", type=int, default=2000, help="single checks per second (open loop)")
     gate.add_argument("--single-seconds", type=float, default=10.0, help="duration of the single-check run")
     gate.set_defaults(handler=suppression)
+
+    imports = actions.add_parser("registers", help="a register import into a large index, beside parsing alone")
+    imports.add_argument("--subjects", type=int, default=1_000_000, help="indexed subjects, all listed by the file")
+    imports.set_defaults(handler=registers)
     return parser
 
 

@@ -95,10 +95,12 @@ def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
     topics = {
         "consentChanges": TopicSpec(settings.topic_changes, settings.topic_partitions, kept),
         "consentSubjects": TopicSpec(settings.topic_subjects, settings.topic_partitions, {"cleanup.policy": "compact"}),
+        "consentWatermarks": TopicSpec(settings.topic_watermarks, 1, {"cleanup.policy": "compact"}),
     }
     for domain in DOMAINS.values():
         topics[f"{camel(domain.name)}DeadLetters"] = TopicSpec(dead_letter_topic(domain.group(settings)), 1, kept)
     topics["suppressionDeadLetters"] = TopicSpec(settings.suppression_dlq_topic, 1, kept)
+    topics["suppressionRegisters"] = TopicSpec(settings.topic_registers, 1, {"cleanup.policy": "compact"})
     return topics
 
 
@@ -220,6 +222,15 @@ def asyncapi_document(settings: Settings) -> Document:
             f"One {subjects} per change of a subject's shape; identifiers only as keyed hashes.",
             [subjects],
         ),
+        "consentWatermarks": _channel(
+            topics["consentWatermarks"],
+            "The consent service's end-to-end freshness watermarks, about one a second while its relay can "
+            "publish: every change committed before `through` (the database's clock) is on the changes and "
+            "subjects topics below the listed offsets, for every partition (those added at run time too). "
+            "A reader that has applied those offsets is complete through `through`; its age is now - through. "
+            "Watermarks stop when the relay cannot publish, so every reader turns stale. Key: `consent`.",
+            ["Watermark"],
+        ),
     }
     operations = {
         "publishConsentChanges": _operation(
@@ -235,6 +246,15 @@ def asyncapi_document(settings: Settings) -> Document:
             "consentSubjects",
             subjects,
             "The consent service's outbox relay: registrations, identifier changes and erasures (erased=true).",
+        ),
+        "publishWatermarks": _operation(
+            "send",
+            "consentWatermarks",
+            "Watermark",
+            "The consent service's relay leader, after Kafka acknowledged every outbox row visible in the "
+            "snapshot taken at `through`; `epoch` is its leadership epoch. A subject with an outbox row "
+            "the relay could not encode is listed in `held_subjects` until an operator re-queues or "
+            "discards it: no reader is complete for it.",
         ),
     }
     for domain in DOMAINS.values():
@@ -252,9 +272,19 @@ def asyncapi_document(settings: Settings) -> Document:
                 source,
                 message,
                 f"The {domain.name} projector: {what}. Positions are stored with its "
-                "tables, never committed to Kafka; it replays from offset 0 on a rebuild.",
+                "tables (the truth it resumes from) and committed to its group after each batch, for "
+                "Kafka's tools; it replays from offset 0 on a rebuild. Partitions added at run time "
+                "are assigned at the next metadata refresh and read from their start.",
                 group,
             )
+        operations[f"{name}ReceivesWatermarks"] = _operation(
+            "receive",
+            "consentWatermarks",
+            "Watermark",
+            f"The {domain.name} projector (no consumer group, from the newest record): the newest watermark "
+            "its stored positions reach is written to `completeness` in the same transaction ('complete "
+            "through'), shown in /ready and as samtykke_projection_complete_through_seconds.",
+        )
         operations[f"{name}SendsDeadLetters"] = _operation(
             "send",
             channel,
@@ -274,11 +304,45 @@ def asyncapi_document(settings: Settings) -> Document:
             "The suppression service: every replica reads every partition from the "
             "beginning (manual assignment, no consumer group) into its in-memory index.",
         )
+    operations["suppressionReceivesWatermarks"] = _operation(
+        "receive",
+        "consentWatermarks",
+        "Watermark",
+        "Every suppression replica (no consumer group, from the newest record): it is fresh through a "
+        "watermark once it has applied every listed offset; past SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS "
+        "after it (or with none reached) decisions are `stale`, and subjects in `held_subjects` are always "
+        "`stale`. Partitions added at run time are found within SAMTYKKE_KAFKA_METADATA_REFRESH_SECONDS.",
+    )
     operations["suppressionSendsDeadLetters"] = _operation(
         "send",
         "suppressionDeadLetters",
         "SuppressionDeadLetter",
         "The suppression service dead-letters an undecodable message and blocks its subject.",
+    )
+    channels["suppressionRegisters"] = _channel(
+        topics["suppressionRegisters"],
+        "The national do-not-contact registers' current snapshots (NIX, ROBINSON, RESERVASJON) as keyed phone "
+        "hashes, never numbers. Key `<register>:<snapshot_id>:<chunk>`: a chunk of up to 2,000 hashes; key "
+        "`<register>`: the head naming the current snapshot (publication date, count, chunks), written after "
+        "all its chunks. The superseded snapshot's chunks are tombstoned, so compaction keeps exactly the "
+        "current snapshot of every register and a replica reading from the start rebuilds them all.",
+        ["RegisterSnapshot"],
+    )
+    operations["suppressionPublishesRegisters"] = _operation(
+        "send",
+        "suppressionRegisters",
+        "RegisterSnapshot",
+        "The suppression replica that accepted an import (`POST /v1/registers/{register}/imports`): refused "
+        "with 422 naming the rule when undecodable, empty, mostly invalid or dropping much of the list, unless "
+        "forced; otherwise published once, chunks then head then tombstones (idempotent producer, acks=all).",
+    )
+    operations["suppressionReceivesRegisters"] = _operation(
+        "receive",
+        "suppressionRegisters",
+        "RegisterSnapshot",
+        "Every suppression replica reads it from the beginning (no consumer group) and applies each register's "
+        "current snapshot; not ready until caught up. A head whose snapshot is incomplete or undecodable takes "
+        "that register out of use: its phone and post decisions answer `stale`.",
     )
     schemas = {
         name: {"schemaFormat": AVRO_FORMAT, "schema": json.loads(load_schema(settings.schema_dir, name))}
@@ -289,11 +353,32 @@ def asyncapi_document(settings: Settings) -> Document:
         subjects: _avro_message(
             subjects, settings, "A subject's kind, country, account, identifier hashes, erased flag."
         ),
+        "Watermark": _avro_message(
+            "Watermark", settings, "Every change committed before `through` is below these offsets."
+        )
+        | {
+            "bindings": {
+                "kafka": {
+                    "key": {
+                        "type": "string",
+                        "const": "consent",
+                        "description": "Always `consent` as UTF-8 text: compaction keeps the latest watermark.",
+                    },
+                    "schemaIdLocation": "payload",
+                    "schemaIdPayloadEncoding": "confluent",
+                    "schemaLookupStrategy": "TopicNameStrategy",
+                    "bindingVersion": KAFKA_BINDING,
+                }
+            }
+        },
         "ProjectorDeadLetter": _dead_letter(
             "ProjectorDeadLetter",
             "A message a projector could not apply, with the reason; the original headers follow these.",
             PROJECTOR_DLQ_HEADERS,
             {"reason_kind": {"enum": [kind.value for kind in PoisonKind]}},
+        ),
+        "RegisterSnapshot": _avro_message(
+            "RegisterSnapshot", settings, "A register snapshot's head, or one chunk of its keyed phone hashes."
         ),
         "SuppressionDeadLetter": _dead_letter(
             "SuppressionDeadLetter",

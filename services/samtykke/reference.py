@@ -128,11 +128,13 @@ def service_registries() -> dict[str, CollectorRegistry]:
     from samtykke.consent.metrics import ConsentMetrics
     from samtykke.projections.metrics import ProjectionMetrics
     from samtykke.suppression.metrics import SuppressionMetrics
+    from samtykke.suppression.register_feed import RegisterMetrics
 
     consent, suppression = service_registry(), service_registry()
     ConsentMetrics(consent)
     instrument_http(FastAPI(), consent, "consent")
     SuppressionMetrics(suppression)
+    RegisterMetrics(suppression)
     instrument_http(FastAPI(), suppression, "suppression")
     return {"consent": consent, "projectors": ProjectionMetrics("marketing").registry, "suppression": suppression}
 

@@ -72,6 +72,8 @@ def consent_settings(stack: Any, database_url: str, topics: Any, **overrides: An
         "database_url": database_url,
         "topic_changes": topics.changes,
         "topic_subjects": topics.subjects,
+        # the test's own watermark topic: never the shared one other tests' gates read
+        "topic_watermarks": topics.changes.removesuffix("changes") + "watermarks",
         "topic_partitions": 3,
         "consent_port": free_port(),
         "relay_idle_poll_seconds": 0.5,

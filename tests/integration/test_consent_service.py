@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
-from .conftest import RunningConsent
+from samtykke.adapters.settings import Settings
+from samtykke.consent.app import create_app
+
+from .conftest import RunningConsent, ServerThread, consent_settings
 from .topic_reader import decode_all, read_raw
 
 CONSUMER = {
@@ -17,6 +22,20 @@ CONSUMER = {
     "identifiers": {"phone": "+45 20 30 40 50", "email": "Karen.Holm@example.dk", "national_id": "010190-1234"},
 }
 CLEAR = ["+4520304050", "4520304050", "20304050", "karen.holm@example.dk", "Karen.Holm", "0101901234", "010190-1234"]
+
+
+def own_settings(stack: Any, database_url: str, topics: Any, **overrides: Any) -> Settings:
+    """The conftest's settings with the watermarks on the test's own topic beside its contract topics,
+    never on the shared `consent.watermarks` that a running platform's readers follow."""
+    watermarks = topics.changes.removesuffix("changes") + "watermarks"
+    return consent_settings(stack, database_url, topics, **({"topic_watermarks": watermarks} | overrides))
+
+
+@pytest.fixture
+def consent_server(stack: Any, fresh_database: str, topic_names: Any) -> Iterator[Settings]:
+    settings = own_settings(stack, fresh_database, topic_names)
+    with ServerThread(create_app(settings), settings.consent_port):
+        yield settings
 
 
 async def register(consent: RunningConsent, body: dict[str, Any] = CONSUMER) -> str:

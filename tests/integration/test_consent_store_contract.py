@@ -268,6 +268,63 @@ async def test_published_messages_leave_the_pending_outbox_and_are_discarded_lat
     assert await store.pending_outbox(100) == [third]  # unpublished messages are never discarded
 
 
+async def test_a_snapshot_lists_what_is_unpublished_as_of_its_instant(store: ConsentStore) -> None:
+    row = subject_row()
+    await registered(store, row)
+    before = await store.now()
+    await saved(store, *(change(row, "direct_marketing", "sms", ConsentStatus.GRANTED, v) for v in (1, 2, 3)))
+    first, second, third = await store.pending_outbox(100)
+    snapshot = await store.snapshot(2)
+    assert (snapshot.pending, snapshot.complete, snapshot.held) == ([first, second], False, frozenset())
+    assert snapshot.taken_at >= before
+    await store.settle([first.id, second.id], [], datetime.now(UTC))
+    whole = await store.snapshot(2)
+    assert (whole.pending, whole.complete) == ([third], True)
+    assert whole.taken_at >= snapshot.taken_at
+
+
+async def test_a_dead_letter_leaves_the_outbox_holds_its_subject_and_is_requeued_or_discarded(
+    store: ConsentStore,
+) -> None:
+    row, other = subject_row(), subject_row()
+    await registered(store, row, other)
+    await saved(store, change(row, "direct_marketing", "sms", ConsentStatus.GRANTED, 1))
+    await saved(store, change(other, "direct_marketing", "sms", ConsentStatus.GRANTED, 1))
+    poison, fine = await store.pending_outbox(100)
+    at = datetime.now(UTC)
+    await store.settle([fine.id], [(poison.id, "no Avro schema")], at)
+    await store.settle([], [(fine.id, "published meanwhile: stays")], at)  # only unpublished rows move
+    assert await store.pending_outbox(100) == []
+    [dead] = await store.dead_letters()
+    assert (dead.message, dead.reason) == (poison, "no Avro schema")
+    assert (await store.snapshot(10)).held == {row.subject_id}
+
+    requeued = await store.requeue_dead_letter(poison.id)
+    assert requeued is not None and requeued.id > fine.id
+    assert (requeued.topic, requeued.key, requeued.schema_name, requeued.payload) == (
+        poison.topic,
+        poison.key,
+        poison.schema_name,
+        poison.payload,
+    )
+    assert await store.pending_outbox(100) == [requeued]
+    assert (await store.snapshot(10)).held == frozenset()
+    assert await store.requeue_dead_letter(poison.id) is None
+    await store.settle([], [(requeued.id, "still unknown")], at)
+    assert not await store.discard_dead_letter(poison.id)
+    assert await store.discard_dead_letter(requeued.id)
+    assert await store.dead_letters() == [] and await store.pending_outbox(100) == []
+
+
+async def test_now_is_the_stores_clock_inside_and_outside_a_unit_of_work(store: ConsentStore) -> None:
+    outside = await store.now()
+    async with store.transaction() as uow:
+        inside = await uow.now()
+        assert await uow.now() >= inside  # the clock, not the transaction's start
+    assert outside <= inside <= await store.now()
+    assert abs((inside - datetime.now(UTC)).total_seconds()) < 60
+
+
 async def test_a_response_is_remembered_once_per_idempotency_key(store: ConsentStore) -> None:
     row = subject_row()
     await registered(store, row)

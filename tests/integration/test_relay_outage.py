@@ -10,6 +10,7 @@ from samtykke import devstack
 
 from .conftest import RunningConsent
 from .test_consent_service import batch
+from .test_consent_service import consent_server as consent_server  # watermarks on the test's own topic
 from .topic_reader import decode_all, read_raw
 
 SUBJECTS = 5

@@ -32,6 +32,7 @@ from samtykke.projections.dead_letters import DeadLetterQueue, dead_letter_topic
 from samtykke.projections.domains import DOMAINS
 from samtykke.projections.messages import PoisonKind, PoisonMessage, RawMessage
 from samtykke.suppression import feed as suppression_feed
+from samtykke.suppression import register_topic
 from samtykke.suppression.metrics import SuppressionMetrics
 
 SETTINGS = docs.contract_settings()
@@ -158,6 +159,8 @@ def test_asyncapi_names_every_topic_the_code_uses(asyncapi: dict[str, Any]) -> N
         SETTINGS.topic_changes,
         SETTINGS.topic_subjects,
         SETTINGS.suppression_dlq_topic,
+        SETTINGS.topic_watermarks,
+        SETTINGS.topic_registers,
         *(dead_letter_topic(group) for group in groups),
     }
     assert {channel["address"] for channel in asyncapi["channels"].values()} == expected
@@ -251,7 +254,9 @@ async def test_partitions_and_topic_configs_are_what_the_code_creates(
         SETTINGS.topic_subjects,
         SETTINGS.topic_partitions,
         extra=dead_letters,
+        watermarks=SETTINGS.topic_watermarks,
     )
+    await kafka.ensure_topic(SETTINGS.kafka_bootstrap, SETTINGS.topic_registers, 1, register_topic.TOPIC_CONFIGS)
     feed = suppression_feed.TopicFeed(
         SETTINGS.kafka_bootstrap,
         SETTINGS.topic_changes,

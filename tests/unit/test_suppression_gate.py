@@ -86,6 +86,35 @@ def test_a_stale_index_blocks_every_decision_or_refuses() -> None:
         refusing.snapshot(None)
 
 
+def test_a_subject_held_back_by_the_relay_is_stale_by_id_and_by_phone_while_others_are_not() -> None:
+    held: set[str] = set()
+    index = SuppressionIndex(SuppressionRules(load_catalog()), RegisterBook({"ROBINSON": 92}))
+    metrics = SuppressionMetrics(CollectorRegistry())
+    g = SuppressionGate(index, lambda: 0.0, lambda: True, 5.0, False, metrics, held=lambda: frozenset(held))
+    sid, other = subject(index, "+4512121212"), subject(index)
+    for s in (sid, other):
+        decide(index, s, "granted")
+    plan = g.plan(g.purpose("direct_marketing"), "sms")  # type: ignore[arg-type]
+    held.add(sid)
+    snap = g.snapshot(None)
+    targets = [PARSER.parse("subject_id", sid), PARSER.parse("phone", "+4512121212"), PARSER.parse("subject_id", other)]
+    assert [g.decide(t, plan, snap)[0].reasons for t in targets] == [(Reason.STALE,), (Reason.STALE,), ()]
+    tally: Tally[tuple[Reason, ...]] = Tally()
+    assert [v.allowed for v, _ in g.decide_many(targets, plan, snap, tally)] == [False, False, True]
+    held.clear()
+    assert g.decide(targets[0], plan, g.snapshot(None))[0].allowed
+
+
+def test_the_freshness_gauges_follow_the_feed() -> None:
+    metrics = SuppressionMetrics(CollectorRegistry())
+    metrics.watch_completeness(lambda: NOW, lambda: frozenset({"a", "b"}))
+    assert metrics.registry.get_sample_value("samtykke_suppression_complete_through_seconds") == NOW.timestamp()
+    assert metrics.registry.get_sample_value("samtykke_suppression_held_subjects") == 2.0
+    metrics = SuppressionMetrics(CollectorRegistry())
+    metrics.watch_completeness(lambda: None, frozenset)
+    assert metrics.registry.get_sample_value("samtykke_suppression_complete_through_seconds") == 0.0
+
+
 def test_the_suppression_list_and_its_feed_are_refused_until_caught_up_and_fresh() -> None:
     feed = Feed()
     g, index = gate(feed)

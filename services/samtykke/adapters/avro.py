@@ -3,6 +3,10 @@
 `SchemaRegistry` speaks the Confluent REST API (Apicurio's `/apis/ccompat/v7` included).
 `AvroEncoder` registers the writer schema once and then encodes without I/O;
 `AvroDecoder` fetches writer schemas by id (cached) and resolves them to the reader schema.
+
+A schema id the registry does not know is `UnknownSchemaId`, a *retriable* registry error, never
+poison: the registry may have been restarted empty, or not yet hold what a writer registered.
+A consumer retries with backoff (its readers go stale meanwhile) instead of skipping the record.
 """
 
 from __future__ import annotations
@@ -24,9 +28,21 @@ _CONTENT_TYPE = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 class RegistryError(RuntimeError):
     """The registry refused or could not be reached; retriable when `retriable` is true."""
 
-    def __init__(self, message: str, retriable: bool) -> None:
+    def __init__(self, message: str, retriable: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.status = status  # the HTTP status of a refusal; None when unreachable
+
+
+class UnknownSchemaId(RegistryError):
+    """A record is framed with a schema id the registry does not know (yet, or any more).
+
+    Transient: the writer re-registers (`AvroEncoder.ensure_registered`) or the registry's storage
+    comes back; a reader retries with backoff and never dead-letters the record."""
+
+    def __init__(self, schema_id: int) -> None:
+        super().__init__(f"unknown schema id {schema_id}", retriable=True, status=404)
+        self.schema_id = schema_id
 
 
 class UndecodableMessage(ValueError):
@@ -54,6 +70,7 @@ class SchemaRegistry:
             raise RegistryError(
                 f"schema registry {method} {path}: {response.status_code} {response.text[:300]}",
                 retriable=response.status_code >= 500,
+                status=response.status_code,
             )
         return response.json()
 
@@ -82,11 +99,28 @@ class AvroEncoder:
         self._schema_text = schema
         self._parsed = fastavro.parse_schema(json.loads(schema))
         self._header: bytes | None = None
+        self.schema_id: int | None = None
 
     async def register(self) -> int:
         schema_id = await self._registry.register(self.subject, self._schema_text)
         self._header = _HEADER.pack(MAGIC, schema_id)
+        self.schema_id = schema_id
         return schema_id
+
+    async def ensure_registered(self) -> int:
+        """Register again when the registry no longer knows our id, or knows it as another schema
+        (a registry restarted empty hands ids out afresh); returns the id in use. For a writer to
+        call periodically: records framed with a forgotten id would hold every reader back."""
+        if self.schema_id is not None:
+            try:
+                known = await self._registry.schema_by_id(self.schema_id)
+            except RegistryError as exc:
+                if exc.status != 404:
+                    raise
+            else:
+                if fastavro.parse_schema(json.loads(known)) == self._parsed:
+                    return self.schema_id
+        return await self.register()
 
     @property
     def ready(self) -> bool:
@@ -118,9 +152,9 @@ class AvroDecoder:
             try:
                 text = await self._registry.schema_by_id(schema_id)
             except RegistryError as exc:
-                if exc.retriable:
-                    raise
-                raise UndecodableMessage(f"unknown schema id {schema_id}") from exc
+                if exc.status == 404:
+                    raise UnknownSchemaId(schema_id) from exc
+                raise
             writer = fastavro.parse_schema(json.loads(text))
             schemas = self._writers[schema_id] = (writer, None if writer == self._reader else self._reader)
         return self.decode_with(*schemas, data=data)  # type: ignore[arg-type]

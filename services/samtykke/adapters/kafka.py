@@ -28,9 +28,15 @@ class TopicsMissing(RuntimeError):
 
 
 async def ensure_topics(
-    bootstrap: str, changes: str, subjects: str, partitions: int, extra: list[str] | None = None
+    bootstrap: str,
+    changes: str,
+    subjects: str,
+    partitions: int,
+    extra: list[str] | None = None,
+    watermarks: str | None = None,
 ) -> None:
-    """Create the contract topics if missing: changes kept long, subjects compacted."""
+    """Create the contract topics if missing: changes kept long, subjects compacted, and the
+    relay's watermarks (one partition, compacted: only the latest watermark matters)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -40,6 +46,8 @@ async def ensure_topics(
             NewTopic(subjects, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
         ]
         wanted += [NewTopic(name, 1, 1, topic_configs={"retention.ms": LONG_RETENTION_MS}) for name in extra or []]
+        if watermarks is not None:
+            wanted.append(NewTopic(watermarks, 1, 1, topic_configs={"cleanup.policy": "compact"}))
         missing = [t for t in wanted if t.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # a replica created it at the same time
@@ -119,3 +127,46 @@ async def assign_all(
             if tp in start:
                 consumer.seek(tp, start[tp])
     return partitions
+
+
+async def present_partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition the cluster has now of those of `topics` that exist (no waiting, no error for
+    a missing one): what a reader polls every few seconds to find partitions added at run time."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = {t["topic"]: _partition_numbers(t) for t in await admin.describe_topics()}
+    finally:
+        await admin.close()
+    return [TopicPartition(topic, p) for topic in topics for p in found.get(topic, ())]
+
+
+async def extend_assignment(
+    consumer: AIOKafkaConsumer, added: Sequence[TopicPartition], start: Mapping[TopicPartition, int] | None = None
+) -> None:
+    """Add partitions to a group-less consumer's assignment; each starts at `start`'s offset or at
+    its beginning. `assign()` replaces the assignment and forgets positions, so the partitions
+    already read are put back where they were (call between polls, with every record applied)."""
+    current = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+    consumer.assign([*current, *(tp for tp in added if tp not in current)])
+    for tp, position in current.items():
+        consumer.seek(tp, position)
+    given = start or {}
+    rest = [tp for tp in added if tp not in current and tp not in given]
+    if rest:
+        await consumer.seek_to_beginning(*rest)
+    for tp in added:
+        if tp in given and tp not in current:
+            consumer.seek(tp, given[tp])
+
+
+async def ensure_topic(bootstrap: str, name: str, partitions: int, configs: Mapping[str, str]) -> None:
+    """Create one topic its owner writes, if missing (a replica creating it at the same time is fine)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if name not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=dict(configs))])
+    finally:
+        await admin.close()

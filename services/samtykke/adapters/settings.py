@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     topic_changes: str = Field(default="consent.changes", description="Topic of `ConsentChanged` events.")
     topic_subjects: str = Field(default="consent.subjects", description="Compacted topic of `SubjectChanged` events.")
     topic_partitions: int = Field(default=6, ge=1, description="Partitions when a service creates the topics.")
+    topic_watermarks: str = Field(
+        default="consent.watermarks",
+        description="Compacted topic of `Watermark` records: every change committed before `through` is on the "
+        "contract topics below the listed offsets (end-to-end freshness of every reader).",
+    )
+    kafka_metadata_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often readers look for partitions added to the topics at run time.",
+    )
 
     identifier_hash_key: str = Field(
         default="dev-only-identifier-key",
@@ -144,6 +154,18 @@ class Settings(BaseSettings):
     register_freshness_days: dict[str, int] = Field(
         default_factory=lambda: {"NIX": 60, "ROBINSON": 92, "RESERVASJON": 31},
         description="Days a national register file stays fresh after its publication date, per register.",
+    )
+    topic_registers: str = Field(
+        default="consent.registers",
+        description="Compacted topic of the national registers' current snapshots (`RegisterSnapshot` records, "
+        "keyed phone hashes only), written by the replica that takes an import and applied by every replica.",
+    )
+    register_max_drop_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="A register import that would drop more than this share of the numbers listed now is "
+        "refused unless forced (`force=true`).",
     )
     suppression_rate_limit_per_minute: int = Field(
         default=60_000, ge=1, description="Requests per credential per minute (a bulk request costs one)."

@@ -31,7 +31,7 @@ from .schemas import (
     SubjectOut,
     UsageIn,
 )
-from .service import ConsentService, DecisionBatch, NewSubject, utcnow
+from .service import ConsentService, DecisionBatch, NewSubject
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 IdempotencyKey = Annotated[
@@ -135,8 +135,8 @@ async def record_decisions(
     _: Principal = Depends(require("consent:write")),
 ) -> dict[str, Any]:
     batch = DecisionBatch(
-        # an omitted occurred_at is stamped under the subject's lock, so concurrent requests
-        # for one subject never record "now" out of order
+        # an omitted occurred_at is stamped by the database under the subject's lock, so concurrent
+        # requests for one subject never record "now" out of order, whatever this replica's clock says
         decisions=[Decision(d.purpose, d.channel, d.action, d.occurred_at) for d in body.decisions],
         source=body.source,
         actor_kind=body.actor.kind,
@@ -176,7 +176,7 @@ async def history(
 async def report_usage(
     subject_id: UUID, body: UsageIn, svc: Service, _: Principal = Depends(require("consent:write"))
 ) -> dict[str, Any]:
-    return await svc.report_usage(str(subject_id), body.purpose, body.channel, body.used_at or utcnow())
+    return await svc.report_usage(str(subject_id), body.purpose, body.channel, body.used_at)
 
 
 @router.post("/subjects/{subject_id}/erasure", response_model=SubjectOut, summary="Erase identifiers, stay suppressed")

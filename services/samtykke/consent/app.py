@@ -16,6 +16,7 @@ from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import ensure_topics, idempotent_producer
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.postgres import create_pool, rollback_only
+from samtykke.adapters.problems import problem
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
@@ -25,9 +26,10 @@ from .metrics import ConsentMetrics
 from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT
 from .relay import OutboxRelay, outbox_status, watch_outbox
 from .schemas import ERROR_RESPONSES
-from .service import ConsentService, utcnow
+from .service import ConsentService
 from .store import PostgresConsentStore, create_schema
 from .sweeper import LifecycleSweeper
+from .watermarks import WATERMARK_SCHEMA, TopicEnds, WatermarkPublisher
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         async def provision() -> None:
             await ensure_topics(
-                settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects, settings.topic_partitions
+                settings.kafka_bootstrap,
+                settings.topic_changes,
+                settings.topic_subjects,
+                settings.topic_partitions,
+                watermarks=settings.topic_watermarks,
             )
+
+        watermarks = WatermarkPublisher(
+            settings.topic_watermarks,
+            AvroEncoder(schema_registry, settings.topic_watermarks, load_schema(settings.schema_dir, WATERMARK_SCHEMA)),
+            TopicEnds(settings.kafka_bootstrap, [settings.topic_changes, settings.topic_subjects]),
+        )
 
         relay = OutboxRelay(
             pool,
@@ -77,9 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.relay_batch_size,
             settings.relay_idle_poll_seconds,
             provision,
+            watermarks=watermarks,
         )
         sweeper = LifecycleSweeper(store, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
-        app.state.service, app.state.sweeper, app.state.pool = svc, sweeper, pool
+        app.state.service, app.state.sweeper, app.state.pool, app.state.store = svc, sweeper, pool, store
         tasks = [
             asyncio.create_task(relay.run(), name="relay"),
             asyncio.create_task(sweeper.run(), name="sweeper"),
@@ -106,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.install_error_handlers(app)
     instrument_http(app, registry, "consent")
     _operations_routes(app)
+    _dead_letter_routes(app)
     return app
 
 
@@ -140,12 +154,66 @@ def _operations_routes(app: FastAPI) -> None:
         responses=ERROR_RESPONSES,
     )
     async def sweep() -> dict[str, int]:
-        report = await app.state.sweeper.sweep(utcnow())
+        report = await app.state.sweeper.sweep(await app.state.store.now())
         return {
             "expired": report.expired,
             "purged_ledger_rows": report.purged_ledger_rows,
             "purged_outbox_rows": report.purged_outbox_rows,
         }
+
+
+def _dead_letter_routes(app: FastAPI) -> None:
+    """An operator's way out for outbox rows the relay set aside: re-queue them (after a build that can
+    encode them is deployed) or discard them (the change stays in the ledger). Either releases the
+    subject from the watermark's held list, so the gate stops answering `stale` for it."""
+
+    @app.get(
+        "/v1/outbox/dead-letters",
+        summary="Outbox rows the relay could not encode, with the reason",
+        tags=["operations"],
+        dependencies=[Depends(require("admin"))],
+        responses=ERROR_RESPONSES,
+    )
+    async def dead_letters() -> list[dict[str, Any]]:
+        return [
+            {
+                "id": d.message.id,
+                "topic": d.message.topic,
+                "subject_id": d.message.key,
+                "schema_name": d.message.schema_name,
+                "created_at": d.message.created_at.isoformat(),
+                "reason": d.reason,
+                "dead_lettered_at": d.dead_lettered_at.isoformat(),
+            }
+            for d in await app.state.store.dead_letters()
+        ]
+
+    @app.post(
+        "/v1/outbox/dead-letters/{message_id}/requeue",
+        summary="Enqueue a dead-lettered row again, at the end of the outbox",
+        tags=["operations"],
+        dependencies=[Depends(require("admin"))],
+        responses=ERROR_RESPONSES,
+    )
+    async def requeue(message_id: int) -> JSONResponse:
+        message = await app.state.store.requeue_dead_letter(message_id)
+        if message is None:
+            return problem(404, "not_found", [("message_id", "no dead letter with this id")])
+        log.info("outbox dead letter %d re-queued as %d", message_id, message.id)
+        return JSONResponse({"requeued": message_id, "outbox_id": message.id})
+
+    @app.delete(
+        "/v1/outbox/dead-letters/{message_id}",
+        summary="Discard a dead-lettered row (its change stays in the ledger)",
+        tags=["operations"],
+        dependencies=[Depends(require("admin"))],
+        responses=ERROR_RESPONSES,
+    )
+    async def discard(message_id: int) -> JSONResponse:
+        if not await app.state.store.discard_dead_letter(message_id):
+            return problem(404, "not_found", [("message_id", "no dead letter with this id")])
+        log.warning("outbox dead letter %d discarded by an operator", message_id)
+        return JSONResponse({"discarded": message_id})
 
 
 def serve(settings: Settings | None = None) -> None:

@@ -25,9 +25,11 @@ from .ports import (
     AlreadyStored,
     ConsentUnitOfWork,
     CurrentConsent,
+    DeadLetteredMessage,
     IdentifierKind,
     LedgerEntry,
     OutboxMessage,
+    OutboxSnapshot,
     StoredResponse,
     SubjectRow,
 )
@@ -51,6 +53,7 @@ class _Tables:
     consents: dict[ConsentKey, CurrentConsent] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
     outbox: list[tuple[OutboxMessage, datetime | None]] = field(default_factory=list)  # message, published at
+    dead_letters: dict[int, DeadLetteredMessage] = field(default_factory=dict)
     responses: dict[str, StoredResponse] = field(default_factory=dict)
     last_seq: int = 0
     last_outbox_id: int = 0
@@ -63,13 +66,18 @@ class _Tables:
             consents=dict(self.consents),
             ledger=list(self.ledger),
             outbox=list(self.outbox),
+            dead_letters=dict(self.dead_letters),
             responses=dict(self.responses),
         )
 
 
 class _Reads:
-    def __init__(self, tables: Callable[[], _Tables]) -> None:
+    def __init__(self, tables: Callable[[], _Tables], clock: Callable[[], datetime]) -> None:
         self._tables = tables
+        self._clock = clock
+
+    async def now(self) -> datetime:
+        return self._clock()
 
     async def subject(self, subject_id: str) -> SubjectRow | None:
         return self._tables().subjects.get(subject_id)
@@ -94,8 +102,8 @@ class _Reads:
 
 
 class MemoryUnitOfWork(_Reads):
-    def __init__(self, tables: _Tables) -> None:
-        super().__init__(lambda: tables)
+    def __init__(self, tables: _Tables, clock: Callable[[], datetime]) -> None:
+        super().__init__(lambda: tables, clock)
         self._t = tables
 
     async def lock_subject(self, subject_id: str) -> SubjectRow | None:
@@ -142,9 +150,7 @@ class MemoryUnitOfWork(_Reads):
         self._enqueue(topic, event.subject_id, OUTBOX_SUBJECT, event.as_record())
 
     def _enqueue(self, topic: str, key: str, schema_name: str, payload: dict[str, Any]) -> None:
-        self._t.last_outbox_id += 1
-        message = OutboxMessage(self._t.last_outbox_id, topic, key, schema_name, _json(payload), datetime.now(UTC))
-        self._t.outbox.append((message, None))
+        _enqueue(self._t, topic, key, schema_name, payload, self._clock())
 
     async def stored_response(self, idempotency_key: str) -> StoredResponse | None:
         return self._t.responses.get(idempotency_key)
@@ -156,16 +162,18 @@ class MemoryUnitOfWork(_Reads):
 
 
 class MemoryConsentStore(_Reads):
-    def __init__(self) -> None:
+    """`clock` stands for the database's: a test may set the time every use case stamps."""
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._committed = _Tables()
-        super().__init__(lambda: self._committed)
+        super().__init__(lambda: self._committed, clock)
         self._writer = asyncio.Lock()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ConsentUnitOfWork]:
         async with self._writer:
             working = self._committed.copy()
-            yield MemoryUnitOfWork(working)
+            yield MemoryUnitOfWork(working, self._clock)
             self._committed = working  # not reached when the block raised: that is the rollback
 
     async def subjects_with_grants_until(self, at: datetime, after: str | None, limit: int) -> list[str]:
@@ -220,11 +228,53 @@ class MemoryConsentStore(_Reads):
         async with self._writer:
             self._committed.outbox = [(m, at if m.id in marked else p) for m, p in self._committed.outbox]
 
+    async def snapshot(self, limit: int) -> OutboxSnapshot:
+        async with self._writer:  # between transactions: nothing half-committed to miss
+            taken_at = self._clock()
+            pending = [message for message, published in self._committed.outbox if published is None]
+            held = frozenset(dead.message.key for dead in self._committed.dead_letters.values())
+        return OutboxSnapshot(taken_at, pending[:limit], len(pending) <= limit, held)
+
+    async def settle(self, published: Sequence[int], dead: Sequence[tuple[int, str]], at: datetime) -> None:
+        marked, reasons = set(published), dict(dead)
+        async with self._writer:
+            tables, kept = self._committed, []
+            for message, published_at in tables.outbox:
+                if published_at is None and message.id in reasons:
+                    tables.dead_letters.setdefault(message.id, DeadLetteredMessage(message, reasons[message.id], at))
+                else:
+                    kept.append((message, at if message.id in marked else published_at))
+            tables.outbox = kept
+
+    async def dead_letters(self) -> list[DeadLetteredMessage]:
+        return [dead for _, dead in sorted(self._committed.dead_letters.items())]
+
+    async def requeue_dead_letter(self, message_id: int) -> OutboxMessage | None:
+        async with self._writer:
+            dead = self._committed.dead_letters.pop(message_id, None)
+            if dead is None:
+                return None
+            m = dead.message
+            return _enqueue(self._committed, m.topic, m.key, m.schema_name, m.payload, self._clock())
+
+    async def discard_dead_letter(self, message_id: int) -> bool:
+        async with self._writer:
+            return self._committed.dead_letters.pop(message_id, None) is not None
+
     async def discard_published_outbox(self, before: datetime) -> int:
         async with self._writer:
             outbox = self._committed.outbox
             kept = self._committed.outbox = [(m, p) for m, p in outbox if p is None or p >= before]
         return len(outbox) - len(kept)
+
+
+def _enqueue(
+    tables: _Tables, topic: str, key: str, schema_name: str, payload: dict[str, Any], at: datetime
+) -> OutboxMessage:
+    tables.last_outbox_id += 1
+    message = OutboxMessage(tables.last_outbox_id, topic, key, schema_name, _json(payload), at)
+    tables.outbox.append((message, None))
+    return message
 
 
 def _ledger_entry(seq: int, c: ConsentChanged, actor_ref: str | None) -> LedgerEntry:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -42,6 +44,35 @@ class ConsentMetrics:
             "Relay publish attempts that failed and will be retried",
             registry=registry,
         )
+        self.dead_lettered = Counter(
+            "samtykke_relay_dead_letters_total",
+            "Outbox rows the relay could not encode and moved to the outbox dead letters",
+            ["topic"],
+            registry=registry,
+        )
+        self.outbox_dead_letters = Gauge(
+            "samtykke_outbox_dead_letters",
+            "Outbox dead letters waiting for an operator (their subjects are held: the gate says stale)",
+            registry=registry,
+        )
+        self.watermark_through = Gauge(
+            "samtykke_relay_watermark_through_seconds",
+            "Commit instant (database clock, Unix seconds) of the last watermark this relay published",
+            registry=registry,
+        )
+        self.watermark_lag = Gauge(
+            "samtykke_relay_watermark_lag_seconds",
+            "Seconds since the last published watermark's commit instant, at scrape time (grows while the "
+            "relay cannot publish; absent before the first watermark)",
+            registry=registry,
+        )
+        self.watermark_lag.set_function(self._watermark_lag)
+        self._last_through: float | None = None
+        self.relay_epoch = Gauge(
+            "samtykke_relay_leader_epoch",
+            "The relay leadership epoch this replica holds (0: not the leader)",
+            registry=registry,
+        )
         self.expired = Counter(
             "samtykke_lifecycle_expired_total",
             "Grants the sweeper turned into expired changes",
@@ -52,6 +83,14 @@ class ConsentMetrics:
             "Ledger rows purged after their retention period",
             registry=registry,
         )
+
+    def watermark_published(self, through: datetime) -> None:
+        self._last_through = through.timestamp()
+        self.watermark_through.set(self._last_through)
+
+    def _watermark_lag(self) -> float:
+        # measured when scraped, so it keeps growing exactly when the relay is stuck
+        return float("nan") if self._last_through is None else max(0.0, time.time() - self._last_through)
 
     def count_changes(self, changes: Iterable[ConsentChanged]) -> None:
         for change in changes:

@@ -119,8 +119,36 @@ class OutboxMessage:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxSnapshot:
+    """The unpublished messages as one database snapshot sees them.
+
+    `taken_at` is the database's clock at the start of the snapshot's transaction, so every commit
+    acknowledged before it is either in `pending` or already published. `complete` is false when
+    `pending` was cut at the limit; `held` are the subjects with a dead-lettered message.
+    """
+
+    taken_at: datetime
+    pending: list[OutboxMessage]
+    complete: bool
+    held: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetteredMessage:
+    """An outbox message the relay could not encode, set aside with the reason."""
+
+    message: OutboxMessage
+    reason: str
+    dead_lettered_at: datetime
+
+
 class ConsentReads(Protocol):
     """Reads that need no lock: a unit of work offers them too, inside its transaction."""
+
+    async def now(self) -> datetime:
+        """The database's clock (the memory store's own): every replica stamps time from one clock."""
+        ...
 
     async def subject(self, subject_id: str) -> SubjectRow | None: ...
 
@@ -175,6 +203,26 @@ class Outbox(Protocol):
         ...
 
     async def mark_published(self, ids: Sequence[int], at: datetime) -> None: ...
+
+    async def snapshot(self, limit: int) -> OutboxSnapshot:
+        """Up to `limit` unpublished messages in enqueue order, with the instant they are complete for."""
+        ...
+
+    async def settle(self, published: Sequence[int], dead: Sequence[tuple[int, str]], at: datetime) -> None:
+        """In one transaction: mark `published`, and move each `(id, reason)` of `dead` to the dead letters."""
+        ...
+
+    async def dead_letters(self) -> list[DeadLetteredMessage]:
+        """The messages set aside, oldest first."""
+        ...
+
+    async def requeue_dead_letter(self, message_id: int) -> OutboxMessage | None:
+        """Enqueue a dead letter again, as a new message at the end of the outbox; None when unknown."""
+        ...
+
+    async def discard_dead_letter(self, message_id: int) -> bool:
+        """Drop a dead letter for good (its change stays in the ledger); false when unknown."""
+        ...
 
     async def discard_published_outbox(self, before: datetime) -> int:
         """Delete messages published before `before`; returns how many."""

@@ -90,3 +90,25 @@ CREATE TABLE IF NOT EXISTS consent.idempotency (
     response        jsonb NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
+
+-- outbox rows the relay could not encode (an unknown schema name, a record the schema rejects),
+-- moved here in the transaction that settles their batch so they never block the rows behind them;
+-- their subjects are listed as held in every watermark until an operator re-queues or discards them
+CREATE TABLE IF NOT EXISTS consent.outbox_dead_letters (
+    id               bigint PRIMARY KEY,
+    topic            text NOT NULL,
+    message_key      text NOT NULL,
+    schema_name      text NOT NULL,
+    payload          jsonb NOT NULL,
+    created_at       timestamptz NOT NULL,
+    reason           text NOT NULL,
+    dead_lettered_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- one row: the relay leader's epoch and when it last renewed its lease (the database's clock), so a
+-- new leader knows how long the previous one may still be publishing
+CREATE TABLE IF NOT EXISTS consent.relay_leadership (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    epoch      bigint NOT NULL,
+    renewed_at timestamptz NOT NULL
+);

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import PurposeCatalog
-from samtykke.domain.consent import ConsentRecord, RuleViolation, apply_decision, apply_usage, check_decision, state_at
+from samtykke.domain.consent import (
+    ConsentRecord,
+    RuleViolation,
+    apply_decision,
+    apply_usage,
+    check_decision,
+    state_at,
+    status_at,
+)
 from samtykke.domain.events import ConsentChanged
 from samtykke.domain.identifiers import (
     InvalidIdentifier,
@@ -108,30 +116,30 @@ class ConsentService:
     async def register_subject(self, new: NewSubject) -> SubjectRow:
         clear = self._identifiers(new)
         digests = {kind: self._digest(kind, value, new.country) if value else None for kind, value in clear.items()}
-        now = utcnow()
-        row = SubjectRow(
-            subject_id=str(uuid4()),
-            kind=new.kind,
-            country=new.country.value,
-            account_id=new.account_id,
-            phone_hash=digests[IdentifierKind.PHONE],
-            email_hash=digests[IdentifierKind.EMAIL],
-            national_id_hash=digests[IdentifierKind.NATIONAL_ID],
-            phone_enc=self._vault.seal(clear[IdentifierKind.PHONE]),
-            email_enc=self._vault.seal(clear[IdentifierKind.EMAIL]),
-            national_id_enc=self._vault.seal(clear[IdentifierKind.NATIONAL_ID]),
-            version=1,
-            created_at=now,
-            updated_at=now,
-            erased_at=None,
-        )
         try:
             async with self._store.transaction() as uow:
+                now = await uow.now()
+                row = SubjectRow(
+                    subject_id=str(uuid4()),
+                    kind=new.kind,
+                    country=new.country.value,
+                    account_id=new.account_id,
+                    phone_hash=digests[IdentifierKind.PHONE],
+                    email_hash=digests[IdentifierKind.EMAIL],
+                    national_id_hash=digests[IdentifierKind.NATIONAL_ID],
+                    phone_enc=self._vault.seal(clear[IdentifierKind.PHONE]),
+                    email_enc=self._vault.seal(clear[IdentifierKind.EMAIL]),
+                    national_id_enc=self._vault.seal(clear[IdentifierKind.NATIONAL_ID]),
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                    erased_at=None,
+                )
                 await uow.insert_subject(row)
                 await uow.enqueue_subject(self._subjects, subject_changed(row, now))
         except AlreadyStored as exc:
             # the unique index decides (no check-then-insert race); the holder is named for the client
-            digest = row.national_id_hash
+            digest = digests[IdentifierKind.NATIONAL_ID]
             holder = await self._store.subject_by_national_id(digest) if digest else None
             raise Conflict("a subject with this national id is already registered", holder) from exc
         return row
@@ -158,12 +166,12 @@ class ConsentService:
         return await self._store.find_subjects(kind, self._digest(kind, value, country))
 
     async def erase(self, subject_id: str) -> SubjectRow:
-        now = utcnow()
         async with self._store.transaction() as uow:
             row = await uow.lock_subject(subject_id)
             if row is None:
                 raise SubjectNotFound(subject_id)
             if row.erased_at is None:
+                now = await uow.now()
                 row = await uow.erase_subject(subject_id, now)
                 await uow.enqueue_subject(self._subjects, subject_changed(row, now))
         return row
@@ -182,7 +190,10 @@ class ConsentService:
                     if prior.request_hash != fingerprint or prior.subject_id != subject_id:
                         raise reused
                     return prior.response | {"replayed": True}
-                changes = self._decide(subject, await _current_records(uow, subject_id), batch)
+                # stamped by the database under the subject's lock: one clock for every replica, and
+                # concurrent requests for one subject never record "now" out of order
+                now = await uow.now()
+                changes = self._decide(subject, await _current_records(uow, subject_id), batch, now)
                 await uow.save_changes(changes, batch.actor_ref, self._changes)
                 response = {"subject_id": subject_id, "changes": [change_view(c) for c in changes], "replayed": False}
                 if idempotency_key:
@@ -201,8 +212,9 @@ class ConsentService:
             raise Conflict("the subject is erased; no consent can be recorded")
         return subject
 
-    def _decide(self, subject: SubjectRow, current: Consents, batch: DecisionBatch) -> list[ConsentChanged]:
-        now = utcnow()
+    def _decide(
+        self, subject: SubjectRow, current: Consents, batch: DecisionBatch, now: datetime
+    ) -> list[ConsentChanged]:
         working = dict(current)
         problems: list[RuleViolation] = []
         changes: list[ConsentChanged] = []
@@ -223,28 +235,37 @@ class ConsentService:
         return changes
 
     async def report_usage(
-        self, subject_id: str, purpose_code: str, channel: Channel | None, used_at: datetime
+        self, subject_id: str, purpose_code: str, channel: Channel | None, used_at: datetime | None
     ) -> dict[str, Any]:
+        """`used_at` None: now, by the database's clock."""
         purpose = self.catalog.get(purpose_code)
         if purpose is None or not purpose.decidable:
             raise RulesBroken([RuleViolation("purpose", f"unknown consent purpose '{purpose_code}'")])
-        if used_at > utcnow():
-            raise RulesBroken([RuleViolation("used_at", "must not be in the future")])
         async with self._store.transaction() as uow:
             subject = await self._lock_live_subject(uow, subject_id)
+            now = await uow.now()
+            if used_at is None:
+                used_at = now
+            elif used_at > now:
+                raise RulesBroken([RuleViolation("used_at", "must not be in the future")])
             current = (await _current_records(uow, subject_id)).get((purpose_code, channel.value if channel else None))
             updated = apply_usage(purpose, current, used_at) if current else None
             if updated is None:
                 raise Conflict("no grant in force for that purpose and channel at used_at")
-            change = consent_changed(subject, updated, current, utcnow(), Source.USAGE_REPORT, ActorKind.SYSTEM)
+            change = consent_changed(subject, updated, current, now, Source.USAGE_REPORT, ActorKind.SYSTEM)
             await uow.save_changes([change], None, self._changes)
         self._metrics.count_changes([change])
         return change_view(change)
 
     async def current(self, subject_id: str) -> list[CurrentConsent]:
-        """The current state as recorded, ordered by purpose and channel."""
+        """The current state, ordered by purpose and channel, with lapse applied now (the database's
+        clock): a grant past its valid-until reads `expired` before the sweeper records it."""
         await self.subject(subject_id)
-        return await self._store.consents(subject_id)
+        now = await self._store.now()
+        return [
+            replace(c, record=replace(c.record, status=status_at(c.record, now)))
+            for c in await self._store.consents(subject_id)
+        ]
 
     async def state_at(self, subject_id: str, at: datetime) -> list[ConsentRecord]:
         """The state in force at `at`, folded from the ledger (lapse applied), ordered like `current`."""

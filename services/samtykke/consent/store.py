@@ -28,10 +28,10 @@ from .ports import (
     CurrentConsent,
     IdentifierKind,
     LedgerEntry,
-    OutboxMessage,
     StoredResponse,
     SubjectRow,
 )
+from .store_outbox import PostgresOutbox
 from .store_sql import (
     CURRENT_COLUMNS,
     DOCUMENTED_WITHDRAWALS,
@@ -115,6 +115,12 @@ class _Reads:
 
     def __init__(self, db: asyncpg.Pool | asyncpg.Connection) -> None:
         self._db = db
+
+    async def now(self) -> datetime:
+        # clock_timestamp(), not the transaction's start: a unit of work asks after taking its
+        # subject's lock, so decisions of one subject are stamped in the order they commit
+        now: datetime = await self._db.fetchval("SELECT clock_timestamp()")
+        return now
 
     async def subject(self, subject_id: str) -> SubjectRow | None:
         row = await self._db.fetchrow(
@@ -251,12 +257,12 @@ class PostgresUnitOfWork(_Reads):
             raise AlreadyStored("this idempotency key was already used") from exc
 
 
-class PostgresConsentStore(_Reads):
+class PostgresConsentStore(_Reads, PostgresOutbox):
     """Needs a pool whose connections decode json/jsonb (`adapters.postgres.create_pool`)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        super().__init__(pool)
-        self._pool = pool
+        _Reads.__init__(self, pool)
+        PostgresOutbox.__init__(self, pool)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ConsentUnitOfWork]:
@@ -294,24 +300,4 @@ class PostgresConsentStore(_Reads):
             [c.record.channel or "" for c in consents],
             [c.record.version for c in consents],
         )
-        return int(result.split()[-1])
-
-    async def pending_outbox(self, limit: int) -> list[OutboxMessage]:
-        rows = await self._pool.fetch(
-            "SELECT id, topic, message_key, schema_name, payload, created_at FROM consent.outbox "
-            "WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            limit,
-        )
-        return [
-            OutboxMessage(r["id"], r["topic"], r["message_key"], r["schema_name"], r["payload"], r["created_at"])
-            for r in rows
-        ]
-
-    async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
-        await self._pool.execute(
-            "UPDATE consent.outbox SET published_at = $2 WHERE id = ANY($1::bigint[])", list(ids), at
-        )
-
-    async def discard_published_outbox(self, before: datetime) -> int:
-        result: str = await self._pool.execute("DELETE FROM consent.outbox WHERE published_at < $1", before)
         return int(result.split()[-1])

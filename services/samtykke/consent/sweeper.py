@@ -20,7 +20,6 @@ from samtykke.domain.model import ActorKind, ConsentStatus, Mechanism, Source
 from .changes import consent_changed
 from .metrics import ConsentMetrics
 from .ports import ConsentStore
-from .service import utcnow
 
 log = logging.getLogger(__name__)
 OUTBOX_KEEP = timedelta(days=7)
@@ -63,7 +62,7 @@ class LifecycleSweeper:
     async def run(self) -> None:
         while True:
             try:
-                report = await self.sweep(utcnow())
+                report = await self.sweep(await self._store.now())  # the database's clock
                 if report.expired or report.purged_ledger_rows:
                     log.info("lifecycle sweep: %s", report)
             except asyncio.CancelledError:

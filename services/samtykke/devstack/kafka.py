@@ -4,20 +4,48 @@ The broker classpath comes from Maven Central via files/pom.xml, the
 config is rendered from files/server.properties.template on every start
 (so port changes in the settings apply), and the log directory is formatted only
 once: a restart keeps every topic and offset.
+
+A secured broker (`secured=True`, or `SECURED_BY_DEFAULT`) serves clients on SASL_SSL with
+SCRAM-SHA-512 users and authorises them with the ACLs of `devstack.acls`; KRaft's controller
+listener (port + 1) uses mutual TLS, a plaintext listener serves the benchmark floor (port + 2)
+and a mutual-TLS one the stack manager (port + 3); files/listeners.secured.template says why.
+At its start, TLS material (`kafka_tls`) and the users' passwords (`kafka_credentials`) are made
+if missing, the users are added when the log directory is formatted, and once the broker listens,
+`files/ApplySecurity.java` upserts every user and makes the broker's ACLs equal to
+`acls.acl_rules` (one JVM, one connection). The upsert also gives users to a log directory
+formatted without them (a plaintext stack switched to secured), and new ones to a lost
+credentials file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import shutil
+import time
+from collections.abc import Iterable, Mapping
+from functools import partial
 from string import Template
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from samtykke.adapters.settings import Settings
+from samtykke.devstack.acls import ADMIN, SCRAM_USERS, AclRule, acl_rules, render
+from samtykke.devstack.kafka_credentials import (
+    benchmark_address,
+    client_credentials,
+    controller_address,
+    credentials_path,
+    ensure_credentials,
+    kafka_home,
+    load_credentials,
+    write_secret,
+)
+from samtykke.devstack.kafka_tls import BROKER_SUBJECT, BrokerTls
 from samtykke.devstack.layout import HostPort, StackLayout, kafka_address
 from samtykke.devstack.parts import Report, StackError
 from samtykke.devstack.process import (
@@ -28,7 +56,16 @@ from samtykke.devstack.process import (
     wait_until,
 )
 
+# The switch to a secured broker for `samtykke stack` and every KafkaBroker not told otherwise.
+# Off until the platform's clients log in (`kafka_credentials.client_credentials`); a test asks
+# for a secured broker of its own with KafkaBroker(settings, layout, secured=True).
+SECURED_BY_DEFAULT = False
+
 HEAP_OPTIONS = ("-Xms256m", "-Xmx512m")
+# the short Java runs of the set-up (format, keytool, javac, ApplySecurity): no optimising
+# compiler, no parallel collector; halves a keytool run on a busy two-core machine
+QUICK_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+TOOL_JVM_OPTIONS = ("-Xmx128m", *QUICK_JVM_OPTIONS, "-Djava.awt.headless=true")
 # the upstream kafka-run-class.sh defaults that matter for a small broker
 JVM_OPTIONS = (
     "-server",
@@ -49,9 +86,22 @@ def new_cluster_id() -> str:
             return candidate
 
 
-async def broker_answers(bootstrap: str, timeout: float = 10.0) -> bool:
-    """A metadata round trip through aiokafka, the client the services use."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+def argfile_line(argument: str) -> str:
+    """One argument in a `java @argfile`: quoted, backslashes escaped."""
+    if '"' in argument or "\n" in argument:
+        raise ValueError(f"cannot pass {argument!r} in a java argument file")
+    return '"' + argument.replace("\\", "\\\\") + '"'
+
+
+def properties_text(values: Mapping[str, str]) -> str:
+    """A Java properties file; only a backslash needs escaping in these values."""
+    return "".join(f"{key}={value.replace(chr(92), chr(92) * 2)}\n" for key, value in values.items())
+
+
+async def broker_answers(bootstrap: str, timeout: float = 10.0, **client_options: Any) -> bool:
+    """A metadata round trip through aiokafka, the client the services use; `client_options`
+    carry the security settings (`KafkaClientCredentials.client_options`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **client_options)
     try:
         await asyncio.wait_for(admin.start(), timeout)
         await asyncio.wait_for(admin.list_topics(), timeout)
@@ -65,16 +115,25 @@ async def broker_answers(bootstrap: str, timeout: float = 10.0) -> bool:
 class KafkaBroker:
     name = "kafka"
 
-    def __init__(self, settings: Settings, layout: StackLayout) -> None:
+    def __init__(self, settings: Settings, layout: StackLayout, secured: bool | None = None) -> None:
+        self.settings = settings
+        self.layout = layout
+        self.secured = SECURED_BY_DEFAULT if secured is None else secured
         self.address: HostPort = kafka_address(settings)
-        self.controller = HostPort(self.address.host, self.address.port + 1)
-        self.home = layout.state_dir / "kafka"
+        self.controller = controller_address(settings)
+        # served by a secured broker only
+        self.benchmark = benchmark_address(settings)
+        self.internal = HostPort(self.address.host, self.address.port + 3)
+        self.home = kafka_home(layout)
         self.lib_dir = self.home / "lib"
         self.data_dir = self.home / "data"
         self.config_path = self.home / "server.properties"
         self.template_path = layout.files_dir / "server.properties.template"
         self.pom_path = layout.files_dir / "pom.xml"
         self.log4j_config = layout.files_dir / "log4j2.yaml"
+        self.tls = BrokerTls(self.home / "tls")
+        self.credentials_path = credentials_path(layout)
+        self.tools_dir = self.home / "tools"  # files/ApplySecurity.java, compiled
         self.logs_dir = layout.logs_dir
         self.log_path = layout.log_path(self.name)
         # the rendered config path is unique to this state folder, so a broker
@@ -117,7 +176,10 @@ class KafkaBroker:
         return self.process.running_pid()
 
     def start(self) -> None:
-        for port in (self.address, self.controller):
+        ports = [self.address, self.controller]
+        if self.secured:
+            ports += [self.benchmark, self.internal]
+        for port in ports:
             if port_is_open(port):
                 raise StackError(
                     self.name,
@@ -125,6 +187,8 @@ class KafkaBroker:
                     "stack did not start; stop it or change SAMTYKKE_KAFKA_BOOTSTRAP",
                     self.log_path,
                 )
+        if self.secured:
+            self._prepare_security()
         self._render_config()
         if not (self.data_dir / "meta.properties").exists():
             self._format_storage()
@@ -145,45 +209,167 @@ class KafkaBroker:
 
     def is_ready(self) -> bool:
         # the TCP check first keeps aiokafka from logging connection errors
-        return port_is_open(self.address) and run_blocking(broker_answers(str(self.address)))
+        if not port_is_open(self.address):
+            return False
+        if not self.secured:
+            return run_blocking(broker_answers(str(self.address)))
+        try:  # as `admin` over SASL_SSL, so the users, TLS and the authoriser all answer
+            options = client_credentials(self.settings, ADMIN, self.layout).client_options()
+        except (OSError, KeyError, ValueError):
+            return False  # no passwords yet: this broker has never started secured
+        return run_blocking(broker_answers(options.pop("bootstrap_servers"), **options))
 
     def wait_ready(self, timeout: float) -> None:
+        began = time.monotonic()
+        if self.secured:
+            listening = partial(port_is_open, self.internal)
+            wait_until(self.name, listening, self.process.is_alive, timeout, self.log_path)
+            self.apply_security()
+            timeout = max(1.0, timeout - (time.monotonic() - began))
         wait_until(self.name, self.is_ready, self.process.is_alive, timeout, self.log_path)
+
+    def apply_security(self, rules: Iterable[AclRule] | None = None) -> None:
+        """Upsert every SCRAM user and make the running broker's ACLs equal to `rules`
+        (default: `acl_rules(settings)`), through the INTERNAL listener as the node itself."""
+        passwords = load_credentials(self.credentials_path)
+        plan = [f"scram\t{user}\t{passwords[user]}" for user in SCRAM_USERS]
+        plan += render(acl_rules(self.settings) if rules is None else rules)
+        plan_path, client_path = self.home / "security.plan", self.home / "internal-client.properties"
+        write_secret(plan_path, "\n".join(plan) + "\n")
+        write_secret(client_path, properties_text(self._internal_client()))
+        try:
+            run_logged(
+                self.name,
+                [
+                    "java",
+                    *TOOL_JVM_OPTIONS,
+                    f"-Dlog4j2.configurationFile={self.layout.files_dir / 'tools-log4j2.yaml'}",
+                    "-cp",
+                    f"{self.tools_dir}:{self.lib_dir}/*",
+                    "ApplySecurity",
+                    str(client_path),
+                    str(plan_path),
+                ],
+                self.log_path,
+                cwd=self.home,
+                timeout=120,
+                step="applying the SCRAM users and ACLs",
+            )
+        finally:
+            plan_path.unlink(missing_ok=True)
 
     def stop(self, timeout: float) -> None:
         # SIGTERM makes the broker flush and close its logs: the next start keeps all data
         self.process.stop(timeout)
 
-    def _render_config(self) -> None:
-        template = Template(self.template_path.read_text())
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            template.substitute(
-                listen_host=self.address.host,
-                broker_port=self.address.port,
-                controller_port=self.controller.port,
-                log_dirs=str(self.data_dir),
-            )
-        )
+    def _prepare_security(self) -> None:
+        """TLS material, passwords and the compiled ApplySecurity: made once, kept."""
+        for tool in ("keytool", "javac"):
+            if shutil.which(tool) is None:
+                raise StackError(self.name, f"{tool} is required for a secured broker (a JDK 17+)", self.log_path)
 
-    def _format_storage(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        def keytool(arguments: Iterable[str], step: str) -> None:
+            command = ["keytool", *(f"-J{option}" for option in QUICK_JVM_OPTIONS), *arguments]
+            run_logged(self.name, command, self.log_path, cwd=self.home, timeout=60, step=step)
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.tls.ensure_material(self.address.host, keytool)
+        ensure_credentials(self.credentials_path)
+        self._compile_tools()
+
+    def _compile_tools(self) -> None:
+        source = self.layout.files_dir / "ApplySecurity.java"
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        stamp = self.tools_dir / "ApplySecurity.sha256"
+        if stamp.is_file() and stamp.read_text() == digest and (self.tools_dir / "ApplySecurity.class").is_file():
+            return
+        shutil.rmtree(self.tools_dir, ignore_errors=True)
         run_logged(
             self.name,
             [
-                "java",
-                f"-Dlog4j2.configurationFile={self.log4j_config}",
+                "javac",
+                *(f"-J{option}" for option in QUICK_JVM_OPTIONS),
+                "-nowarn",
                 "-cp",
                 f"{self.lib_dir}/*",
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                new_cluster_id(),
-                "-c",
-                str(self.config_path),
+                "-d",
+                str(self.tools_dir),
+                str(source),
             ],
             self.log_path,
             cwd=self.home,
             timeout=120,
-            step="formatting the KRaft log directory",
+            step="compiling ApplySecurity.java",
         )
+        stamp.write_text(digest)
+
+    def _render_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        ports = {
+            "listen_host": self.address.host,
+            "broker_port": self.address.port,
+            "controller_port": self.controller.port,
+        }
+        if self.secured:
+            listeners = Template((self.layout.files_dir / "listeners.secured.template").read_text()).substitute(
+                ports,
+                benchmark_port=self.benchmark.port,
+                internal_port=self.internal.port,
+                inter_broker_user=ADMIN,
+                inter_broker_password=load_credentials(self.credentials_path)[ADMIN],
+                keystore=str(self.tls.keystore),
+                keystore_password=self.tls.keystore_password,
+                truststore=str(self.tls.truststore),
+                truststore_password=self.tls.truststore_password,
+                broker_subject=BROKER_SUBJECT,
+            )
+        else:
+            listeners = Template((self.layout.files_dir / "listeners.plaintext.template").read_text()).substitute(ports)
+        template = Template(self.template_path.read_text())
+        # a secured broker's config holds passwords
+        write_secret(self.config_path, template.substitute(ports, listeners=listeners, log_dirs=str(self.data_dir)))
+
+    def _internal_client(self) -> dict[str, str]:
+        """The node's own identity on the INTERNAL listener (mutual TLS): a super user."""
+        return {
+            "bootstrap.servers": str(self.internal),
+            "security.protocol": "SSL",
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(self.tls.keystore),
+            "ssl.keystore.password": self.tls.keystore_password,
+            "ssl.key.password": self.tls.keystore_password,
+            "ssl.truststore.type": "PKCS12",
+            "ssl.truststore.location": str(self.tls.truststore),
+            "ssl.truststore.password": self.tls.truststore_password,
+            "default.api.timeout.ms": "60000",
+        }
+
+    def _format_storage(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        arguments = ["kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.config_path)]
+        if self.secured:
+            # KIP-900: the users exist from the first start, so the broker's own SASL_SSL login works
+            passwords = load_credentials(self.credentials_path)
+            for user in SCRAM_USERS:
+                arguments += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={passwords[user]}]"]
+        # in an argument file, the passwords stay out of the log and of the process list
+        argfile = self.home / "format.args"
+        write_secret(argfile, "".join(argfile_line(argument) + "\n" for argument in arguments))
+        try:
+            run_logged(
+                self.name,
+                [
+                    "java",
+                    *QUICK_JVM_OPTIONS,
+                    f"-Dlog4j2.configurationFile={self.log4j_config}",
+                    "-cp",
+                    f"{self.lib_dir}/*",
+                    f"@{argfile}",
+                ],
+                self.log_path,
+                cwd=self.home,
+                timeout=120,
+                step="formatting the KRaft log directory",
+            )
+        finally:
+            argfile.unlink(missing_ok=True)

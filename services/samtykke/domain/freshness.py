@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 TopicPartition = tuple[str, int]
+# watermarks kept waiting to be reached (about 10 minutes at one a second): dropping the oldest
+# only ever makes a reader look older, never fresher
+MAX_PENDING = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ class Completeness:
         if self.reached is not None and watermark.through <= self.reached.through:
             return
         self.pending.append(watermark)
+        if len(self.pending) > MAX_PENDING:
+            del self.pending[: len(self.pending) - MAX_PENDING]
 
     def advance(self, applied: Mapping[TopicPartition, int]) -> Watermark | None:
         """Move `reached` to the newest pending watermark `applied` satisfies; return it."""
@@ -93,8 +98,13 @@ class Completeness:
 
     def holds(self, subject_id: str) -> bool:
         """A change of this subject is held back by the relay: no answer about it can be sure."""
+        return subject_id in self.held
+
+    @property
+    def held(self) -> frozenset[str]:
+        """The subjects the newest watermark seen says are held back."""
         latest = self.pending[-1] if self.pending else self.reached
-        return latest is not None and subject_id in latest.held
+        return frozenset() if latest is None else latest.held
 
 
 def is_stale(age_seconds: float | None, max_lag_seconds: float) -> bool:

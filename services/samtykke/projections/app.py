@@ -16,6 +16,7 @@ from faust.types import TP, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from samtykke.adapters.avro import AvroDecoder, load_schema
 from samtykke.adapters.dead_letters import Headers
 from samtykke.adapters.settings import Settings
 
@@ -23,8 +24,9 @@ from .applier import BatchApplier
 from .dead_letters import DeadLetterQueue
 from .domains import DOMAINS, Domain
 from .messages import RawMessage
-from .positions import StoredPositionTransport
+from .positions import StoredPositionConsumer, StoredPositionTransport
 from .resources import ProjectorResources
+from .watermarks import WatermarkReader, supervised
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,16 @@ def faust_settings(domain: Domain, settings: Settings) -> dict[str, Any]:
         # per-partition buffer before Faust pauses fetching: the next batches are ready while one
         # commits, and memory stays bounded during a replay of millions of events
         "stream_buffer_maxsize": 4 * batch,
-        # the topics are consumed with acks=False, so Faust never commits group offsets; its commit
-        # loop only wakes up to find nothing to do (PostgreSQL holds the positions)
+        # the topics are consumed with acks=False, so Faust's commit loop only wakes up to find nothing
+        # to do; the projector commits what it applied itself, after PostgreSQL (which holds the truth)
         "broker_commit_every": batch,
         "broker_commit_interval": 10.0,
         # a projector that died (SIGKILL) loses its partitions within ~10 s, not Faust's default 60 s
         "broker_session_timeout": 10.0,
         "broker_heartbeat_interval": 3.0,
+        # partitions added at run time: the consumer refreshes the topics' metadata this often, sees the
+        # new partition count and rejoins the group, which assigns them (from PostgreSQL: the start)
+        "consumer_metadata_max_age_ms": int(settings.kafka_metadata_refresh_seconds * 1000),
         # no tables to restore, so start applying as soon as partitions are assigned
         "stream_recovery_delay": 0.0,
         # no leader election (no tables, no timers) and no topic creation: the contract topics are
@@ -92,10 +97,35 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
         await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     dead_letters = DeadLetterQueue(domain.group(settings), send_and_wait)
+    metrics, completeness = resources.metrics, resources.completeness
     applier = BatchApplier(
-        resources.pool, resources.projection, resources.decoder, dead_letters, resources.metrics, domain.lock_key
+        resources.pool,
+        resources.projection,
+        resources.decoder,
+        dead_letters,
+        metrics,
+        domain.lock_key,
+        completeness,
     )
-    metrics = resources.metrics
+
+    async def recorded() -> None:
+        if completeness.through is not None:
+            metrics.complete_through.labels(domain.name).set(completeness.through.timestamp())
+
+    watermarks = WatermarkReader(
+        settings.kafka_bootstrap,
+        settings.topic_watermarks,
+        AvroDecoder(resources.registry, load_schema(settings.schema_dir, "Watermark")),
+        completeness,
+        resources.pool,
+        recorded,
+    )
+
+    async def read_watermarks() -> None:
+        await supervised(watermarks)
+
+    app.task(read_watermarks)
+
     topics = app.topic(
         settings.topic_changes, settings.topic_subjects, key_serializer="raw", value_serializer="raw", acks=False
     )
@@ -109,6 +139,8 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
         async for events in batches:
             messages = [raw_message(event.message) for event in events]
             batch = await applier.apply(messages)
+            await recorded()
+            await _advise(app, {TP(t, p): offset + 1 for (t, p), offset in batch.positions.items()})
             for (topic, partition), offset in batch.positions.items():
                 end = app.consumer.highwater(TP(topic, partition))
                 if end is not None:
@@ -129,9 +161,30 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
         assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in app.consumer.assignment())
         database = await resources.database_answers()
         ok = database and bool(assigned) and not app.rebalancing
-        return view.json({"ready": ok, "database": database, "partitions": assigned}, status=200 if ok else 503)
+        through = await _complete_through(resources)
+        body = {"ready": ok, "database": database, "partitions": assigned, "complete_through": through}
+        return view.json(body, status=200 if ok else 503)
 
     return app
+
+
+async def _advise(app: faust.App, offsets: dict[TP, int]) -> None:
+    consumer = app.consumer
+    if not isinstance(consumer, StoredPositionConsumer):
+        return
+    try:
+        await consumer.advise(offsets)
+    except Exception as exc:  # advice only: the positions are safe in PostgreSQL
+        log.warning("could not commit positions to the consumer group: %s", type(exc).__name__)
+
+
+async def _complete_through(resources: ProjectorResources) -> str | None:
+    """The newest commit instant the domain's tables are complete through, as stored (any instance)."""
+    try:
+        through = await resources.completeness.read(resources.pool)
+    except Exception:  # readiness is a question, not an error path
+        return None
+    return through.isoformat() if through is not None else None
 
 
 def run(domain_name: str, settings: Settings) -> NoReturn:

@@ -1,4 +1,5 @@
-"""Applies one consumed batch: decode, dead-letter the poison, then rows + offsets in one transaction.
+"""Applies one consumed batch: decode, dead-letter the poison, then rows + offsets (+ the watermark they
+reach, when the projector reads watermarks) in one transaction.
 
 Used by the Faust projector and by the rebuild alike. The transaction starts with a shared
 advisory lock on the domain, so a rebuild's switch-over (which takes it exclusively) sees no
@@ -18,6 +19,7 @@ import asyncpg
 
 from samtykke.domain.events import ConsentChanged
 
+from .completeness import CompletenessRecorder
 from .dead_letters import DeadLetterQueue
 from .decoding import EventDecoder
 from .messages import Applied, Batch, PoisonMessage, RawMessage
@@ -38,8 +40,10 @@ class BatchApplier:
         dead_letters: DeadLetterQueue,
         metrics: ProjectionMetrics,
         lock_key: int,
+        completeness: CompletenessRecorder | None = None,
     ) -> None:
         self._pool = pool
+        self.completeness = completeness
         self.projection = projection
         self.offsets = OffsetStore(projection.schema)
         self._decoder = decoder
@@ -87,6 +91,8 @@ class BatchApplier:
             await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self._lock_key)
             applied = await self.projection.apply(conn, batch)
             await self.offsets.save(conn, batch.positions)
+            if self.completeness is not None:
+                await self.completeness.record(conn)
         return applied
 
     def _observe(self, messages: Sequence[RawMessage], batch: Batch, applied: Applied, seconds: float) -> None:

@@ -53,3 +53,16 @@ CREATE TABLE IF NOT EXISTS {schema}.timeline (
     PRIMARY KEY (subject_id, purpose, channel, version)
 );
 CREATE INDEX IF NOT EXISTS timeline_by_subject ON {schema}.timeline (subject_id, occurred_at);
+
+-- The current state an agent's screen shows. `consents.status` is the last change applied; a grant
+-- past its valid_until has lapsed whether or not the sweeper's `expired` change has arrived yet, so
+-- this view evaluates lapse at read time against now() (the gate's rule, `domain.consent.in_force`).
+CREATE OR REPLACE VIEW {schema}.current_consents AS
+SELECT c.subject_id, c.purpose, NULLIF(c.channel, '') AS channel,
+       CASE WHEN c.status = 'granted' AND c.valid_until <= now() THEN 'expired' ELSE c.status END AS status,
+       (c.status = 'granted' AND (c.valid_until IS NULL OR c.valid_until > now())) AS in_force,
+       c.previous_status, c.version, c.occurred_at, c.recorded_at, c.valid_until, c.last_used_at, c.source,
+       c.actor_kind, c.notice_version, c.applied_at
+  FROM {schema}.consents c;
+COMMENT ON COLUMN {schema}.consents.status IS
+    'The last change applied: a lapsed grant reads granted until its expired change arrives. Read current_consents.';

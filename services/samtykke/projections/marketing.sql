@@ -60,3 +60,16 @@ SELECT s.subject_id, pc.purpose, pc.channel, s.country, s.kind, s.account_id,
   LEFT JOIN {schema}.consents c
          ON c.subject_id = s.subject_id AND c.purpose = pc.purpose AND c.channel = pc.channel
  WHERE NOT s.erased AND (c.status IS NULL OR c.status = 'granted');
+
+-- What readers query for a consent's state now. `consents.in_force` is as of the change (the row is
+-- written when the change is applied, and a grant's lapse is an event the sweeper emits up to a
+-- minute later); this view evaluates lapse at read time against now(), as the gate and
+-- `marketable` do, so no reader is told "in force" past valid_until.
+CREATE OR REPLACE VIEW {schema}.consents_now AS
+SELECT c.subject_id, c.purpose, NULLIF(c.channel, '') AS channel, c.mechanism,
+       CASE WHEN c.status = 'granted' AND c.valid_until <= now() THEN 'expired' ELSE c.status END AS status,
+       (c.status = 'granted' AND (c.valid_until IS NULL OR c.valid_until > now())) AS in_force,
+       c.valid_until, c.lapse_date, c.country, c.kind, c.account_id, c.version, c.occurred_at, c.applied_at
+  FROM {schema}.consents c;
+COMMENT ON COLUMN {schema}.consents.in_force IS
+    'As of the change, not now: a lapsed grant stays true until its expired change arrives. Read consents_now.';

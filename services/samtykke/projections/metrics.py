@@ -52,6 +52,13 @@ class ProjectionMetrics:
             ["domain", "reason"],
             registry=self.registry,
         )
+        self.complete_through = Gauge(
+            "samtykke_projection_complete_through_seconds",
+            "Unix time of the newest commit instant the domain's tables are complete through (the watermark "
+            "its stored positions reach); 0 before the first",
+            ["domain"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "samtykke_projection_retries_total",
             "Transient failures retried with backoff, by stage",

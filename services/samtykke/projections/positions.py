@@ -5,7 +5,8 @@ Faust moves a consumer to "the committed position" in one place, `Consumer.seek_
 re-fetches while the flow is paused). This consumer answers that call from the projection's
 offsets table: each assigned partition goes to its last applied offset + 1, or to the earliest
 retained offset when nothing was applied yet. The projector's topics are consumed with
-`acks=False`, so Faust never commits group offsets either: PostgreSQL is the only position.
+`acks=False`, so Faust never commits group offsets itself; the projector commits what it applied
+after each batch's transaction (`advise`), for Kafka's tools only: PostgreSQL is the position.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class StoredPositionConsumer(faust_kafka.Consumer):
             ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(positions.items())),
         )
         return positions
+
+    async def advise(self, offsets: Mapping[TP, int]) -> None:
+        """Commit applied positions (next offset to read) to the consumer group, after PostgreSQL did:
+        advice for `kafka-consumer-groups` and lag exporters; the table stays the truth on restart."""
+        await self._commit(offsets)
 
 
 class StoredPositionTransport(faust_kafka.Transport):

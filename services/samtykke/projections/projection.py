@@ -45,7 +45,10 @@ class Projection(abc.ABC):
 
     def ddl(self) -> str:
         files = resources.files(__package__)
-        text = "\n".join(files.joinpath(name).read_text("utf-8") for name in ("offsets.sql", f"{self.domain}.sql"))
+        text = "\n".join(
+            files.joinpath(name).read_text("utf-8")
+            for name in ("offsets.sql", "completeness.sql", f"{self.domain}.sql")
+        )
         return text.replace("{schema}", self.schema)
 
     async def prepare(self, conn: asyncpg.Connection) -> None:

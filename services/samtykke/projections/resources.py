@@ -16,6 +16,7 @@ from samtykke.adapters.postgres import create_pool
 from samtykke.adapters.settings import Settings
 from samtykke.domain.catalog import load_catalog
 
+from .completeness import CompletenessRecorder
 from .decoding import EventDecoder
 from .domains import Domain
 from .metrics import ProjectionMetrics
@@ -33,6 +34,7 @@ class ProjectorResources:
     projection: Projection
     decoder: EventDecoder
     metrics: ProjectionMetrics
+    completeness: CompletenessRecorder
 
     @classmethod
     async def open(cls, domain: Domain, settings: Settings, schema: str | None = None) -> ProjectorResources:
@@ -55,7 +57,8 @@ class ProjectorResources:
             await projection.prepare(conn)
         registry = SchemaRegistry(settings.registry_url)
         decoder = EventDecoder(registry, settings, catalog)
-        return cls(domain, settings, pool, registry, projection, decoder, metrics)
+        completeness = CompletenessRecorder(projection.schema)
+        return cls(domain, settings, pool, registry, projection, decoder, metrics, completeness)
 
     async def stored_positions(self, assigned: set[TP]) -> Mapping[TP, int | None]:
         stored = await with_backoff(

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     decoders = {
         settings.topic_changes: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "ConsentChanged")),
         settings.topic_subjects: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "SubjectChanged")),
+        settings.topic_watermarks: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "Watermark")),
     }
     feed = TopicFeed(
         settings.kafka_bootstrap,
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         index,
         metrics,
         settings.suppression_dlq_topic,
+        topic_watermarks=settings.topic_watermarks,
+        refresh_seconds=settings.kafka_metadata_refresh_seconds,
     )
     gate = SuppressionGate(
         index,
@@ -57,14 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.suppression_max_lag_seconds,
         settings.suppression_stale_response == "503",
         metrics,
+        held=lambda: feed.completeness.held,
     )
     metrics.watch(feed.age, gate.subject_count)
+    metrics.watch_completeness(feed.complete_through, lambda: feed.completeness.held)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(_supervised(feed.run, "feed"), name="feed"),
             asyncio.create_task(_ticking(gate), name="tick"),
+            asyncio.create_task(_supervised(app.state.register_feed.run, "registers"), name="registers"),
         ]
         try:
             yield
@@ -72,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in [*tasks, *app.state.background]:
                 task.cancel()
             await asyncio.gather(*tasks, *app.state.background, return_exceptions=True)
+            await app.state.register_publisher.stop()
             await schema_registry.aclose()
 
     app = FastAPI(
@@ -86,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gate, app.state.feed, app.state.metrics = gate, feed, metrics
     app.state.parser = TargetParser(settings.identifier_hash_key.encode())
     app.state.register_jobs, app.state.background = {}, set()
+    registers.attach(app, settings, index, schema_registry)
     for module in (api, stream, export, registers):
         app.include_router(module.router)
     install_error_handlers(app)
@@ -120,15 +128,20 @@ def _operations_routes(app: FastAPI, feed: TopicFeed, gate: SuppressionGate) -> 
 
     @app.get("/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
-        age = feed.age()
+        age, through = feed.age(), feed.complete_through()
+        # caught up: replayed to the end offsets seen at start and reached a watermark
         body = {
             "ready": feed.caught_up.is_set() and not gate.is_stale(),
             "caught_up": feed.caught_up.is_set(),
             "stale": gate.is_stale(),
             "index_age_seconds": round(age, 3),
+            "complete_through": through.isoformat() if through is not None else None,
+            "kafka_age_seconds": round(feed.kafka_age(), 3),
             "subjects": gate.subject_count(),
             "position": gate.position(),
         }
+        registers_caught_up = app.state.register_feed.caught_up.is_set()  # every register snapshot applied
+        body["registers_caught_up"], body["ready"] = registers_caught_up, bool(body["ready"]) and registers_caught_up
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 

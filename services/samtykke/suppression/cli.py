@@ -1,7 +1,11 @@
 """`samtykke suppression …`: serve the service, import a register file through its API.
 
 samtykke suppression serve
-samtykke suppression import-register FILE --register NIX --published 2026-11-01 [--url URL] [--key KEY]
+samtykke suppression import-register FILE --register NIX --published 2026-11-01 [--force] [--url URL] [--key KEY]
+
+The service checks the file before it publishes it to every replica: a suspicious file (undecodable,
+empty, mostly invalid, or dropping much of the list in use) is refused with the rule it breaks;
+`--force` publishes it anyway (admin).
 """
 
 from __future__ import annotations
@@ -30,11 +34,17 @@ def import_register(args: argparse.Namespace) -> int:
     path = Path(args.file)
     headers = {"Authorization": f"Bearer {args.key}", "Content-Type": "text/plain"}
     with httpx.Client(base_url=url, headers=headers, timeout=600) as client, path.open("rb") as body:
-        response = client.post(
-            f"/v1/registers/{args.register}/imports", params={"published": args.published}, content=body
-        )
+        params = {"published": args.published} | ({"force": "true"} if args.force else {})
+        response = client.post(f"/v1/registers/{args.register}/imports", params=params, content=body)
         if response.status_code != 202:
-            print(f"import refused: {response.status_code} {response.text}", file=sys.stderr)
+            problems = (
+                response.json().get("problems", [])
+                if response.headers.get("content-type", "").startswith("application/json")
+                else []
+            )
+            rules = "; ".join(p["rule"] for p in problems) or response.text
+            hint = " (--force publishes it anyway)" if response.status_code == 422 else ""
+            print(f"import refused: {response.status_code} {rules}{hint}", file=sys.stderr)
             return 1
         job = response.json()
         while job["state"] == "running":
@@ -44,6 +54,8 @@ def import_register(args: argparse.Namespace) -> int:
     print(
         f"\r{args.register} published {job['published']}: {job['state']}; read {job['read']:,}, "
         f"listed {job['listed']:,}, matched {job['matched']:,}, invalid {job['invalid']:,}"
+        + (" (forced)" if job.get("forced") else "")
+        + (f"; {job['error']}" if job.get("error") else "")
         + (f" (first invalid lines: {job['invalid_lines'][:10]})" if job["invalid"] else "")
     )
     return 0 if job["state"] == "done" else 1
@@ -60,4 +72,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     load.add_argument("--published", required=True, help="publication date of the file, YYYY-MM-DD")
     load.add_argument("--url", default=None, help="suppression service URL (default: the local one)")
     load.add_argument("--key", default="dev-admin", help="API key with the admin scope")
+    load.add_argument("--force", action="store_true", help="publish even if the file breaks a refusal rule")
     load.set_defaults(handler=import_register)

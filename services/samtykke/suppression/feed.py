@@ -1,20 +1,28 @@
-"""TopicFeed: keeps the index in step with `consent.changes` and `consent.subjects`.
+"""TopicFeed: keeps the index in step with `consent.changes` and `consent.subjects`, and knows how
+far that index is complete end to end.
 
 Every replica reads every partition of both topics from the beginning (manual assignment, no
-consumer group), like a global table. Readiness: caught up to the end offsets seen at start.
+consumer group), like a global table, and looks for partitions added at run time every
+`kafka_metadata_refresh_seconds`: a new partition is read from its beginning.
 
-Freshness, precisely: after each poll, a partition counts as *confirmed* at the time of the
-broker's latest fetch response for it if the index has applied everything below that
-response's high-water mark. The index **age** is now minus the oldest such confirmation over
-all partitions (or minus the start time for a partition never confirmed). An idle, healthy
-feed is confirmed every fetch (≈0.1 s); a stalled consumer, an unreachable broker or a backlog
-all make the age grow, and past `suppression_max_lag_seconds` decisions fail closed.
+Freshness is end to end (DESIGN §7). The feed also reads the watermark topic: the consent
+service's relay says there, at least every second, "every change committed before T is on
+these partitions below these offsets". Once the index has applied every listed offset it is
+complete through T (`domain.freshness.Completeness`), and the index **age** is now − T. A stuck
+relay (no new watermark), an unread partition (listed, never reached) or an unknown schema id
+(retried, never skipped) all make the age grow, and past `suppression_max_lag_seconds`
+decisions fail closed. A missing watermark topic means never complete: stale, not ready.
+Kept as a precondition: after each poll a partition counts as *confirmed* at the time of the
+broker's latest fetch response if the index has applied everything below its high-water mark;
+the age is never less than now minus the oldest confirmation (a stalled consumer ages at once).
+Ready: the start-up replay reached the end offsets seen at start, and a watermark was reached.
 
 Error policy: a message that cannot be decoded is poison — counted, logged by offset (never
 its content), sent to the DLQ as every consumer does (`adapters.dead_letters`), and its subject
-(the message key) is tainted so it is never allowed on what we missed. A registry outage is
-transient: the message is retried with backoff while the index ages. Kafka errors are retried
-by the client.
+(the message key) is tainted so it is never allowed on what we missed. The registry failing,
+or not knowing a schema id, is transient: the message is retried with backoff while the index
+ages. An unreadable watermark is logged and skipped: it only leaves the index older. Kafka
+errors are retried by the client.
 """
 
 from __future__ import annotations
@@ -31,8 +39,15 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from samtykke.adapters.avro import AvroDecoder, RegistryError, UndecodableMessage
 from samtykke.adapters.dead_letters import PoisonKind, dead_letter, undecodable_kind
-from samtykke.adapters.kafka import LONG_RETENTION_MS, assign_all, idempotent_producer
+from samtykke.adapters.kafka import (
+    LONG_RETENTION_MS,
+    assign_all,
+    extend_assignment,
+    idempotent_producer,
+    present_partitions,
+)
 from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.freshness import Completeness, Watermark
 from samtykke.domain.model import SubjectId
 
 from .index import SuppressionIndex
@@ -53,9 +68,15 @@ class TopicFeed:
         index: SuppressionIndex,
         metrics: SuppressionMetrics,
         dlq_topic: str,
+        *,
+        topic_watermarks: str | None = None,
+        refresh_seconds: float = 5.0,
     ) -> None:
         self._bootstrap = bootstrap
         self._changes, self._subjects = topic_changes, topic_subjects
+        self._watermarks = topic_watermarks  # None: never complete, so never fresh
+        self._refresh_seconds = refresh_seconds
+        self.completeness = Completeness()
         self._decoders = decoders
         self._index = index
         self._metrics = metrics
@@ -79,10 +100,21 @@ class TopicFeed:
         self._flowing.set()
 
     def age(self) -> float:
+        """Seconds the index is behind: end to end (now − the watermark reached; since start when
+        none was), and never less than since Kafka last confirmed every partition applied."""
         now = time.time()
+        reached = self.completeness.reached
+        end_to_end = now - (reached.through.timestamp() if reached is not None else self._started_at)
+        return max(0.0, end_to_end, self.kafka_age(now))
+
+    def kafka_age(self, now: float | None = None) -> float:
+        now = time.time() if now is None else now
         if not self._partitions:
             return now - self._started_at
         return now - min(self._confirmed.get(tp, self._started_at) for tp in self._partitions)
+
+    def complete_through(self) -> datetime | None:
+        return self.completeness.through
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -96,8 +128,12 @@ class TopicFeed:
         await consumer.start()
         try:
             await self._assign(consumer)
+            refreshed = time.monotonic()
             while True:
                 await self._flowing.wait()
+                if time.monotonic() - refreshed >= self._refresh_seconds:
+                    await self._discover(consumer)
+                    refreshed = time.monotonic()
                 try:
                     batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
                 except KafkaError as exc:
@@ -106,7 +142,10 @@ class TopicFeed:
                     continue
                 for tp, messages in batches.items():
                     for message in messages:
-                        await self._apply(tp, message)
+                        if tp.topic == self._watermarks:
+                            await self._saw(tp, message)
+                        else:
+                            await self._apply(tp, message)
                 await self._confirm(consumer)
         finally:
             await consumer.stop()
@@ -123,6 +162,51 @@ class TopicFeed:
         log.info(
             "feed assigned %d partitions; replaying %d messages", len(self._partitions), sum(self._start_ends.values())
         )
+        if self._watermarks is not None:
+            # the newest watermark is the one that counts: start at the last record kept
+            marks = await present_partitions(self._bootstrap, [self._watermarks])
+            if not marks:
+                log.warning("no watermark topic %s yet: the index stays stale until it appears", self._watermarks)
+                return
+            try:
+                ends, starts = await consumer.end_offsets(marks), await consumer.beginning_offsets(marks)
+            except KafkaError as exc:  # read them all instead: slower, as sure
+                log.warning("watermark offsets unavailable (%s); reading from the beginning", type(exc).__name__)
+                ends = starts = dict.fromkeys(marks, 0)
+            await extend_assignment(consumer, marks, {tp: max(starts[tp], ends[tp] - 1) for tp in marks})
+
+    async def _discover(self, consumer: AIOKafkaConsumer) -> None:
+        """Assign partitions added at run time (and a watermark topic created late), from their start."""
+        topics = [self._changes, self._subjects, *([self._watermarks] if self._watermarks else [])]
+        try:
+            present = await present_partitions(self._bootstrap, topics)
+        except (KafkaError, OSError) as exc:
+            log.warning("could not refresh topic metadata (%s); retrying later", type(exc).__name__)
+            return
+        assigned = consumer.assignment()
+        added = [tp for tp in present if tp not in assigned]
+        if not added:
+            return
+        await extend_assignment(consumer, added)
+        for tp in added:
+            if tp.topic != self._watermarks:
+                self._partitions.append(tp)
+                self._index.track(tp.topic, tp.partition, await consumer.position(tp))
+        log.info(
+            "feed assigned %d new partitions: %s", len(added), ", ".join(f"{t.topic}[{t.partition}]" for t in added)
+        )
+
+    async def _saw(self, tp: TopicPartition, message: Any) -> None:
+        if message.value is None:
+            return  # a tombstone: compaction's business, not a watermark
+        try:
+            self.completeness.saw(Watermark.from_record(await self._decode(tp.topic, message.value)))
+        except (UndecodableMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
+            # never dead-lettered: skipping one only leaves the index older (fail closed)
+            log.error(
+                "unreadable watermark at %s/%d@%d: %s", tp.topic, tp.partition, message.offset, type(exc).__name__
+            )
+            self._metrics.undecodable.labels(tp.topic).inc()
 
     async def _apply(self, tp: TopicPartition, message: Any) -> None:
         now = time.time()
@@ -147,9 +231,9 @@ class TopicFeed:
                 record: dict[str, Any] = await self._decoders[topic].decode(value)
                 return record
             except RegistryError as exc:
-                if not exc.retriable:
-                    raise UndecodableMessage(str(exc)) from exc
-                log.warning("schema registry unavailable; retrying in %.1fs", backoff)
+                # unreachable, refusing or not knowing the schema id: never poison, a record skipped
+                # here could be a withdrawal; the index ages meanwhile and fails closed
+                log.warning("schema registry: %s; retrying in %.1fs", str(exc)[:200], backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -197,7 +281,9 @@ class TopicFeed:
             if position < self._start_ends.get(tp, 0):
                 caught_up = False
         self._metrics.index_lag.set(lag)
-        if caught_up and not self.caught_up.is_set():
+        positions = self._index.positions
+        reached = self.completeness.advance({(t, p): o for t, parts in positions.items() for p, o in parts.items()})
+        if caught_up and reached is not None and not self.caught_up.is_set():
             self._index.start_recording(time.time())
             self.caught_up.set()
             log.info("index caught up: %d subjects", len(self._index))

@@ -3,6 +3,8 @@ list the suppressions, take in register snapshots — and the only way into the 
 
 Fail closed: until the index has caught up, and whenever it is older than `max_lag_seconds`, every
 decision is blocked with reason `stale` first (or the request is refused with 503, by setting); never allowed on doubt.
+The age is end to end (the feed's: now minus the commit instant of the newest watermark reached), and
+a subject the newest watermark names as held back by the relay is answered `stale` whatever the age.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Snapshot:
     evaluated_at: float
     stale: bool
     position: dict[str, dict[str, int]]
+    held: frozenset[str] = frozenset()  # subjects with a committed change the relay could not publish
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +62,10 @@ class SuppressionGate:
         max_lag_seconds: float,
         refuse_when_stale: bool,
         metrics: SuppressionMetrics,
+        held: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self._index = index
+        self._held = held
         self._age = age
         self._caught_up = caught_up
         self._max_lag = max_lag_seconds
@@ -91,7 +96,7 @@ class SuppressionGate:
         if stale and self._refuse:
             raise IndexStale(age)
         now = time.time()
-        return Snapshot(at if at is not None else now, now, stale, self._index.position())
+        return Snapshot(at if at is not None else now, now, stale, self._index.position(), self._held())
 
     def tick(self, now: float) -> None:
         """Let time pass: grants lapse and registers go stale without any event."""
@@ -109,7 +114,7 @@ class SuppressionGate:
             holders: tuple[SubjectId, ...] = (subject_id,) if subject_id in self._index.subjects else ()
         else:
             verdict, holders = self._index.decide_hash(target.key, plan, snap.at)
-        if snap.stale:
+        if snap.stale or (snap.held and _held(snap.held, target, holders)):
             verdict = _stale(verdict)
         return verdict, holders
 
@@ -124,7 +129,7 @@ class SuppressionGate:
         self, targets: Iterable[Target], plan: CheckPlan, snap: Snapshot, tally: Tally[tuple[Reason, ...]]
     ) -> Iterator[tuple[Verdict, tuple[SubjectId, ...]]]:
         """Decide in bulk; the caller hands `tally` (decisions by reasons) to the metrics once."""
-        subjects, decide, at = self._index.subjects, self._index.decide, snap.at
+        subjects, decide, at, held = self._index.subjects, self._index.decide, snap.at, snap.held
         for target in targets:
             if target.by_subject:  # the common case, inlined: campaign lists carry subject ids
                 key = SubjectId(target.key)
@@ -132,7 +137,7 @@ class SuppressionGate:
                 holders: tuple[SubjectId, ...] = (key,) if key in subjects else ()
             else:
                 verdict, holders = self._index.decide_hash(target.key, plan, at)
-            if snap.stale:
+            if snap.stale or (held and _held(held, target, holders)):
                 verdict = _stale(verdict)
             tally[verdict.reasons] += 1
             yield verdict, holders
@@ -162,6 +167,10 @@ class SuppressionGate:
     def install_register(self, snapshot: RegisterSnapshot, now: float) -> int:
         """Use a new register snapshot; returns how many indexed subjects it lists."""
         return self._index.install_register(snapshot, now)
+
+
+def _held(held: frozenset[str], target: Target, holders: tuple[SubjectId, ...]) -> bool:
+    return (target.by_subject and target.key in held) or any(h in held for h in holders)
 
 
 def _stale(verdict: Verdict) -> Verdict:

@@ -38,6 +38,7 @@ class SuppressionIndex:
         self.changes: SuppressionChanges | None = None  # recording starts once caught up
         self.lapses = LapseSchedule()
         self._fresh: dict[Register, bool] = {}
+        self.register_flips: list[tuple[Register, float]] = []  # (register, when its freshness flipped)
 
     def __len__(self) -> int:
         return len(self.subjects)
@@ -114,6 +115,17 @@ class SuppressionIndex:
             self._record(self.subjects[subject_id], entries, now)
         return sum(1 for h in snapshot.phone_hashes if h in self.holders)
 
+    def swap_register(self, register: Register, snapshot: RegisterSnapshot | None, now: float) -> RegisterBook:
+        """Use `snapshot` (None: none, so `stale`) at once, in O(1); returns the book as it was, from
+        which the caller records the change feed's entries in slices (`register_apply`)."""
+        before = self.registers.copy()
+        if snapshot is None:
+            self.registers.withdraw(register)
+        else:
+            self.registers.install(snapshot)
+        self._fresh[register] = self.registers.is_fresh(register, now)
+        return before
+
     # -- time passing -------------------------------------------------------------------
     def tick(self, now: float) -> None:
         """Record what time alone changed: grants that lapsed, registers that went stale."""
@@ -123,12 +135,12 @@ class SuppressionIndex:
             state = self.subjects.get(subject_id)
             if state is not None:
                 self._record(state, self._entries(state, lapsed_at - 0.001), now)
-        for register, country in REGISTER_COUNTRY.items():
+        for register in REGISTER_COUNTRY:
             fresh = self.registers.is_fresh(register, now)
             if self._fresh.setdefault(register, fresh) != fresh:
                 self._fresh[register] = fresh
-                for state in [s for s in self.subjects.values() if s.country == country.value]:
-                    self._record(state, self._entries(state, now - 0.001), now)
+                # every subject of the country changes: recorded in slices by the register feed, not here
+                self.register_flips.append((register, now))
 
     def start_recording(self, now: float) -> SuppressionChanges:
         self.lapses.pop_due(now)  # lapses before now are already in the export

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Callable
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -41,7 +42,20 @@ class SuppressionMetrics:
         )
         self.index_age = Gauge(
             "samtykke_suppression_index_age_seconds",
-            "Seconds since the feed last confirmed it had applied everything the broker held",
+            "Seconds the index is behind what the consent service committed: now minus the newest watermark "
+            "it has reached (since start when none), never less than since Kafka last confirmed it caught up; "
+            "past the bound decisions are stale",
+            registry=registry,
+        )
+        self.complete_through = Gauge(
+            "samtykke_suppression_complete_through_seconds",
+            "Unix time of the newest commit instant the index is complete through (the watermark it has "
+            "reached); 0 before the first",
+            registry=registry,
+        )
+        self.held_subjects = Gauge(
+            "samtykke_suppression_held_subjects",
+            "Subjects the newest watermark names as held back by the relay (answered stale)",
             registry=registry,
         )
         self.index_subjects = Gauge(
@@ -72,6 +86,10 @@ class SuppressionMetrics:
         self.index_age.set_function(age)
         self.index_subjects.set_function(lambda: float(subjects()))
 
+    def watch_completeness(self, through: Callable[[], datetime | None], held: Callable[[], frozenset[str]]) -> None:
+        self.complete_through.set_function(lambda: _epoch(through()))
+        self.held_subjects.set_function(lambda: float(len(held())))
+
     def count(self, tally: Tally[tuple[Reason, ...]]) -> None:
         """Add a batch's decisions at once, tallied by reasons (none: allowed): one update per series."""
         for reasons, n in tally.items():
@@ -79,3 +97,7 @@ class SuppressionMetrics:
                 self.decisions.labels("allowed", "").inc(n)
             for reason in reasons:
                 self.decisions.labels("blocked", reason.value).inc(n)
+
+
+def _epoch(value: datetime | None) -> float:
+    return 0.0 if value is None else value.timestamp()

@@ -24,6 +24,7 @@ from samtykke.projections.domains import DOMAINS
 from samtykke.projections.provision import provision
 
 from ..conftest import RunningConsent
+from ..suppression.watermarks import WatermarkPublisher
 
 # the settings a projector process needs, passed as the environment it reads them from
 PROJECTOR_SETTINGS = (
@@ -38,6 +39,8 @@ PROJECTOR_SETTINGS = (
     "projection_role_password",
     "analytics_pseudonym_key",
     "projection_batch_size",
+    "topic_watermarks",
+    "kafka_metadata_refresh_seconds",
 )
 
 
@@ -130,6 +133,7 @@ async def platform(consent: RunningConsent, tmp_path: Path) -> AsyncIterator[Pro
             "projection_web_port_base": free_port_base(),
             "projection_group_prefix": f"t{uuid.uuid4().hex[:12]}",
             "projection_batch_size": 200,
+            "kafka_metadata_refresh_seconds": 2.0,
         }
     )
     await provision(settings)
@@ -138,3 +142,15 @@ async def platform(consent: RunningConsent, tmp_path: Path) -> AsyncIterator[Pro
         yield running
     finally:
         await running.stop(running.projectors)
+
+
+@pytest.fixture
+async def watermarks(platform: ProjectionPlatform) -> AsyncIterator[WatermarkPublisher]:
+    """Watermarks of the test's topics every 0.2 s on a topic of their own, which the projectors the
+    test starts afterwards read instead of the relay's: the test controls every watermark."""
+    publisher = await WatermarkPublisher(platform.settings).start()
+    platform.settings = platform.settings.model_copy(update={"topic_watermarks": publisher.topic})
+    try:
+        yield publisher
+    finally:
+        await publisher.stop()

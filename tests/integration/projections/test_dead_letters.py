@@ -1,8 +1,10 @@
-"""Poison messages (undecodable, unknown schema, rule violation) land in `<group>.dlq` with their
-reason in headers, and the projector goes on: a later event on the same partition still applies."""
+"""Poison messages (undecodable, rule violation) land in `<group>.dlq` with their reason in headers,
+and the projector goes on: a later event on the same partition still applies. A schema id the
+registry does not know is not poison: it holds the projector back (retried), nothing skipped."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from datetime import UTC, datetime, timedelta
@@ -82,7 +84,6 @@ async def test_poison_goes_to_the_dead_letter_queue_and_later_events_apply(platf
     )
     poison = {
         b"not avro at all": "undecodable",
-        b"\x00" + struct.pack(">I", 2**31 - 1) + b"\x02": "unknown_schema",
         encoder.encode(bogus.as_record()): "rule_violation",
     }
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
@@ -122,3 +123,38 @@ async def test_poison_goes_to_the_dead_letter_queue_and_later_events_apply(platf
     async with httpx.AsyncClient() as http:
         metrics = (await http.get(f"{projector.url}/metrics")).text
     assert 'samtykke_projection_dead_letters_total{domain="marketing",reason="rule_violation"} 1.0' in metrics
+
+
+async def test_an_unknown_schema_id_holds_the_projector_back_and_is_never_dead_lettered(
+    platform: ProjectionPlatform,
+) -> None:
+    [projector] = await platform.start("marketing")
+    settings, client = platform.settings, platform.consent.client
+    subject = await register(client, "consumer", "DK", None)
+    assert (await client.post(f"/v1/subjects/{subject.subject_id}/consents", json=decision("grant"))).status_code == 201
+    await platform.caught_up("marketing")
+    # framed with an id no registry has handed out (a registry restarted empty, say)
+    unknown = b"\x00" + struct.pack(">I", 2**31 - 1) + b"\x02"
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic_changes, unknown, key=subject.subject_id.encode())
+    finally:
+        await producer.stop()
+    assert (
+        await client.post(f"/v1/subjects/{subject.subject_id}/consents", json=decision("withdraw"))
+    ).status_code == 201
+    await platform.consent.wait_outbox_empty()
+    await asyncio.sleep(5.0)  # retried with backoff meanwhile, never skipped
+    conn = await platform.owner()
+    try:
+        status = await conn.fetchval("SELECT status FROM marketing.consents WHERE subject_id = $1", subject.subject_id)
+    finally:
+        await conn.close()
+    assert status == "granted"  # held back behind the record it cannot read yet: stale, not wrong
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{projector.url}/metrics")).text
+    assert 'samtykke_projection_retries_total{domain="marketing",stage="decode"}' in metrics
+    assert "samtykke_projection_dead_letters_total{" not in metrics
+    topic = dead_letter_topic(DOMAINS["marketing"].group(settings))
+    assert await read_dead_letters(settings.kafka_bootstrap, topic, 1, timeout=2) == []

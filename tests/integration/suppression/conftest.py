@@ -1,4 +1,6 @@
-"""Fixtures: a real suppression service (uvicorn in a thread) on the same topics as the consent fixture."""
+"""Fixtures: a real suppression service (uvicorn in a thread) on the same topics as the consent fixture
+(watermarks included: the consent service's relay makes it fresh), and a stand-in watermark publisher
+on a topic of its own, for tests that control the watermarks (`topic_watermarks=watermarks.topic`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from samtykke.suppression.app import create_app
 from samtykke.suppression.feed import TopicFeed
 
 from ..conftest import RunningConsent, ServerThread, free_port
+from .watermarks import WatermarkPublisher
 
 MARKETING = {"Authorization": "Bearer dev-marketing"}
 
@@ -58,9 +61,20 @@ def suppression_settings(consent: Settings, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "suppression_port": free_port(),
         "suppression_dlq_topic": f"{consent.topic_changes}.suppression.dlq",
+        "topic_registers": f"{consent.topic_changes}.registers",
     }
     values.update(overrides)
     return consent.model_copy(update=values)
+
+
+@pytest.fixture
+async def watermarks(consent: RunningConsent) -> AsyncIterator[WatermarkPublisher]:
+    """Publishes watermarks of the test's topics every 0.2 s on its own topic, as the relay does on its."""
+    publisher = await WatermarkPublisher(suppression_settings(consent.settings)).start()
+    try:
+        yield publisher
+    finally:
+        await publisher.stop()
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ async def test_a_nix_listed_number_is_blocked_for_calls_until_it_holds_a_phone_c
     body = "# NIX-Telefon test extract\n+46701112233\n0701234567\nnot-a-number\n\n+4670\n"
     response = await suppression.client.post(
         "/v1/registers/NIX/imports",
-        params={"published": published},
+        params={"published": published, "force": "true"},  # half its lines are invalid: refused unless forced
         content=body,
         headers=ADMIN | {"Content-Type": "text/plain"},
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from samtykke.adapters import dead_letters
+from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import idempotent_producer
 
 from ..conftest import RunningConsent
@@ -170,12 +172,16 @@ async def test_an_undecodable_message_is_dead_lettered_and_never_allows(
     subject = await register(consent, "DK")
     await decide(consent, subject, ("direct_marketing", "sms", "grant"))
     await suppression.wait_for(lambda d: d["result"] == "allowed", subject_id=subject, **DM_SMS)
+    # framed with the id of the topic's real schema (an unknown id is transient, not poison), then junk
+    registry = SchemaRegistry(consent.settings.registry_url)
+    schema = load_schema(consent.settings.schema_dir, "ConsentChanged")
+    schema_id = await AvroEncoder(registry, consent.settings.topic_changes, schema).register()
+    await registry.aclose()
+    garbage = b"\x00" + struct.pack(">I", schema_id) + b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
     producer = idempotent_producer(consent.settings.kafka_bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(
-            consent.settings.topic_changes, b"\x00\x00\x00\x00\x01garbage", key=subject.encode()
-        )
+        await producer.send_and_wait(consent.settings.topic_changes, garbage, key=subject.encode())
     finally:
         await producer.stop()
     await suppression.wait_for(lambda d: d["reasons"] == ["stale"], subject_id=subject, **DM_SMS)
@@ -190,9 +196,9 @@ async def test_an_undecodable_message_is_dead_lettered_and_never_allows(
         (message,) = batch[partition]
         headers = {name: value.decode() for name, value in message.headers}
         assert list(headers) == list(dead_letters.HEADERS)  # the contract every consumer keeps
-        assert message.key == subject.encode() and message.value == b"\x00\x00\x00\x00\x01garbage"
+        assert message.key == subject.encode() and message.value == garbage
         assert headers[dead_letters.SOURCE_TOPIC] == consent.settings.topic_changes
-        assert headers[dead_letters.REASON_KIND] in {"undecodable", "unknown_schema"}
+        assert headers[dead_letters.REASON_KIND] == "undecodable"
         assert headers[dead_letters.REASON_DETAIL] and headers[dead_letters.CONSUMER] == "suppression"
         assert int(headers[dead_letters.SOURCE_OFFSET]) >= 0 and int(headers[dead_letters.SOURCE_PARTITION]) >= 0
     finally:

@@ -15,6 +15,7 @@ in one go, applying nothing. Kafka is left out: it adds I/O, not event-loop work
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import statistics
 import time
@@ -62,6 +63,8 @@ def build_index(subjects: int, hasher: IdentifierHasher) -> tuple[SuppressionInd
         index.apply_subject(event, 0.0)
         lines.append(f"{national[:3]}-{national[3:6]} {national[6:8]} {national[8:]}\n")
     index.start_recording(time.time())  # caught up: a register change is recorded for the export
+    gc.collect()
+    gc.freeze()  # as the service does once its replay has caught up
     return index, "".join(lines).encode()
 
 

@@ -67,6 +67,8 @@ def platform_topics(settings: Settings) -> set[str]:
         settings.topic_changes,
         settings.topic_subjects,
         settings.suppression_dlq_topic,
+        settings.topic_watermarks,
+        settings.topic_registers,
         *(f"{settings.projection_group_prefix}.{domain}.dlq" for domain in domains),
     }
 

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Path
 from fastapi.responses import JSONResponse
 
 from samtykke.adapters.auth import require
@@ -32,6 +32,8 @@ from .sweeper import LifecycleSweeper
 from .watermarks import WATERMARK_SCHEMA, TopicEnds, WatermarkPublisher
 
 log = logging.getLogger(__name__)
+# a bigserial: anything outside it names no row, and is refused as such before the database sees it
+DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The outbox dead letter's id")]
 
 
 # how often the outbox backlog gauges are refreshed (a fraction of the alerts' `for:` windows)
@@ -195,7 +197,7 @@ def _dead_letter_routes(app: FastAPI) -> None:
         dependencies=[Depends(require("admin"))],
         responses=ERROR_RESPONSES,
     )
-    async def requeue(message_id: int) -> JSONResponse:
+    async def requeue(message_id: DeadLetterId) -> JSONResponse:
         message = await app.state.store.requeue_dead_letter(message_id)
         if message is None:
             return problem(404, "not_found", [("message_id", "no dead letter with this id")])
@@ -209,7 +211,7 @@ def _dead_letter_routes(app: FastAPI) -> None:
         dependencies=[Depends(require("admin"))],
         responses=ERROR_RESPONSES,
     )
-    async def discard(message_id: int) -> JSONResponse:
+    async def discard(message_id: DeadLetterId) -> JSONResponse:
         if not await app.state.store.discard_dead_letter(message_id):
             return problem(404, "not_found", [("message_id", "no dead letter with this id")])
         log.warning("outbox dead letter %d discarded by an operator", message_id)

@@ -28,6 +28,7 @@ errors are retried by the client.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from datetime import UTC, datetime
@@ -285,5 +286,9 @@ class TopicFeed:
         reached = self.completeness.advance({(t, p): o for t, parts in positions.items() for p, o in parts.items()})
         if caught_up and reached is not None and not self.caught_up.is_set():
             self._index.start_recording(time.time())
+            # the replayed index lives as long as the process: out of the collector's sight, so no
+            # later full collection walks millions of subjects while the loop waits
+            gc.collect()
+            gc.freeze()
             self.caught_up.set()
             log.info("index caught up: %d subjects", len(self._index))

@@ -2,6 +2,9 @@
 sending at a steady rate, a raw consumer on every partition, one asyncpg upsert per fetched
 batch. No schema registry, no Avro, no HTTP, no consent rules: what Kafka and PostgreSQL
 themselves cost. Latency per message: produced -> its batch committed, in milliseconds.
+
+It connects as the services do (`client_options`: SASL_SSL on the local stack), not through the
+broker's plaintext benchmark listener, so the floor pays the same TLS and login costs they pay.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from samtykke.adapters.kafka import assign_all
+from samtykke.adapters.kafka import assign_all, client_options
 from samtykke.adapters.settings import Settings
 
 PAYLOAD = 300  # bytes, about one Avro ConsentChanged
@@ -48,20 +51,18 @@ async def floor(settings: Settings, rate: float, seconds: float) -> list[float]:
     """Send `rate` messages/s for `seconds`; each one's produce -> committed upsert latency (ms)."""
     tag = uuid.uuid4().hex[:8]
     topic, table = f"bench-floor-{tag}", f"bench_floor_{tag}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     await admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
     conn = await asyncpg.connect(settings.database_url)
     await conn.execute(f"CREATE TABLE {table} (key text PRIMARY KEY, version bigint, payload bytea)")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
-    )
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, fetch_max_wait_ms=100)
     count, latencies = int(rate * seconds), list[float]()
     try:
         await producer.start()
         await consumer.start()
-        await assign_all(consumer, settings.kafka_bootstrap, [topic], "beginning", wait_seconds=30)
+        await assign_all(consumer, client_options(settings), [topic], "beginning", wait_seconds=30)
         reader = asyncio.create_task(_consume(consumer, conn, table, count, latencies))
         filler = os.urandom(PAYLOAD - 8)
         keys = [str(uuid.uuid4()).encode() for _ in range(max(1, count // 10))]

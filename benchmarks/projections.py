@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks.percentiles import percentile
 from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
 from samtykke.adapters.dead_letters import dead_letter_topic
-from samtykke.adapters.kafka import assign_all, ensure_topics
+from samtykke.adapters.kafka import assign_all, client_options, ensure_topics
 from samtykke.adapters.settings import Settings
 from samtykke.devstack.process import ServiceProcess, settings_environment
 from samtykke.projections.domains import DOMAINS, Domain
@@ -83,11 +83,11 @@ async def applied_rate(domain: Domain, settings: Settings, total: int) -> float:
 async def raw_consumer(settings: Settings, topics: list[str], from_end: bool) -> AsyncIterator[AIOKafkaConsumer]:
     """The baseline: a plain aiokafka consumer on every partition, no group, no decoding."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, max_poll_records=5000, fetch_max_wait_ms=5
+        **client_options(settings), enable_auto_commit=False, max_poll_records=5000, fetch_max_wait_ms=5
     )
     await consumer.start()
     try:
-        await assign_all(consumer, settings.kafka_bootstrap, topics, "end" if from_end else "beginning")
+        await assign_all(consumer, client_options(settings), topics, "end" if from_end else "beginning")
         yield consumer
     finally:
         await consumer.stop()
@@ -172,12 +172,12 @@ async def bench_platform(settings: Settings) -> AsyncIterator[Settings]:
         }
     )
     extra = [dead_letter_topic(d.group(bench)) for d in DOMAINS.values()]
-    await ensure_topics(bench.kafka_bootstrap, bench.topic_changes, bench.topic_subjects, bench.topic_partitions, extra)
+    await ensure_topics(client_options(bench), bench.topic_changes, bench.topic_subjects, bench.topic_partitions, extra)
     await provision(bench)
     try:
         yield bench
     finally:
-        kafka = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        kafka = AIOKafkaAdminClient(**client_options(settings))
         await kafka.start()
         with contextlib.suppress(Exception):  # best effort: a leftover topic is only disk space
             await kafka.delete_topics([bench.topic_changes, bench.topic_subjects, *extra])

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from benchmarks.percentiles import percentile
 from benchmarks.service_process import drive_open_loop, raw_http_check, resident_bytes, suppression_service
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
-from samtykke.adapters.kafka import ensure_topics, idempotent_producer
+from samtykke.adapters.kafka import client_options, ensure_topics, idempotent_producer
 from samtykke.adapters.settings import Settings
 from samtykke.domain.catalog import load_catalog
 from samtykke.domain.events import ConsentChanged, SubjectChanged
@@ -80,9 +80,9 @@ def events(n: int, hash_key: bytes) -> tuple[list[str], list[SubjectChanged], li
 async def publish(
     settings: Settings, topics: tuple[str, str], subjects: list[SubjectChanged], changes: list[ConsentChanged]
 ) -> float:
-    await ensure_topics(settings.kafka_bootstrap, topics[0], topics[1], 6)
-    registry = SchemaRegistry(settings.registry_url)
-    producer = idempotent_producer(settings.kafka_bootstrap, linger_ms=20, max_batch_size=1024 * 1024)
+    await ensure_topics(client_options(settings), topics[0], topics[1], 6)
+    registry = SchemaRegistry.from_settings(settings)
+    producer = idempotent_producer(client_options(settings), linger_ms=20, max_batch_size=1024 * 1024)
     await producer.start()
     started = time.perf_counter()
     try:
@@ -209,7 +209,7 @@ async def run(settings: Settings, n: int, rate: int, seconds: float) -> str:
     pg_url = await baseline_table(settings, ids)
     lines = [f"suppression bench: {n:,} subjects (10 % blocked), published {2 * n:,} events in {publish_s:.1f}s"]
     empty = (f"{prefix}-empty.consent.changes", f"{prefix}-empty.consent.subjects")
-    await ensure_topics(settings.kafka_bootstrap, empty[0], empty[1], 6)
+    await ensure_topics(client_options(settings), empty[0], empty[1], 6)
     async with suppression_service(empty, settings.suppression_port + 51) as idle:
         idle_rss = resident_bytes(idle)
     async with suppression_service(topics, settings.suppression_port + 50) as service:
@@ -252,7 +252,7 @@ async def run(settings: Settings, n: int, rate: int, seconds: float) -> str:
 async def cleanup(settings: Settings, pg_url: str, topics: list[str]) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         await admin.delete_topics(topics)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaProducer
 
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
+from samtykke.adapters.kafka import client_options
 from samtykke.adapters.settings import Settings
 from samtykke.domain.catalog import load_catalog
 from samtykke.domain.events import ConsentChanged, SubjectChanged
@@ -87,7 +88,7 @@ class SyntheticHistory:
 class SyntheticProducer:
     def __init__(self, settings: Settings, linger_ms: int) -> None:
         self._settings = settings
-        self._registry = SchemaRegistry(settings.registry_url)
+        self._registry = SchemaRegistry.from_settings(settings)
         self.changes = AvroEncoder(
             self._registry, settings.topic_changes, load_schema(settings.schema_dir, "ConsentChanged")
         )
@@ -95,7 +96,7 @@ class SyntheticProducer:
             self._registry, settings.topic_subjects, load_schema(settings.schema_dir, "SubjectChanged")
         )
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             linger_ms=linger_ms,
             max_batch_size=512 * 1024,
             acks="all",

@@ -14,17 +14,22 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
+from samtykke.adapters.kafka import client_options
 from samtykke.adapters.settings import Settings, get_settings
 from tests import leftovers
 
 # the one environment switch the tests read: where the stack comes from
 STACK_SOURCE = os.environ.get("SAMTYKKE_TEST_STACK", "local")
+if STACK_SOURCE == "testcontainers":
+    # the containers' Kafka listens in plaintext; the settings' default is the local stack's SASL_SSL
+    os.environ.setdefault("SAMTYKKE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
 
 # Apache Kafka 4.1 in Confluent's image: testcontainers' KafkaContainer drives that
 # image's start scripts, so the plain apache/kafka image does not fit it
@@ -39,6 +44,12 @@ class StackEndpoints:
     kafka_bootstrap: str
     registry_url: str
     database_url: str  # the owner/admin login: may create databases and roles
+
+    @property
+    def kafka(self) -> dict[str, Any]:
+        """aiokafka options for this broker with the settings' security (the local stack's `tools`
+        user over SASL_SSL unless SAMTYKKE_KAFKA_* say otherwise)."""
+        return client_options(get_settings().model_copy(update={"kafka_bootstrap": self.kafka_bootstrap}))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from samtykke.adapters.kafka import KafkaOptions, client_options
 from samtykke.adapters.settings import Settings
 from samtykke.devstack.registry import STORAGE_DATABASE
 
@@ -28,8 +29,8 @@ class StackContents:
     databases: frozenset[str]
 
 
-async def _topics(bootstrap: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _topics(kafka: KafkaOptions) -> set[str]:
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         return set(await admin.list_topics())
@@ -54,7 +55,7 @@ async def _databases(database_url: str) -> set[str]:
 
 def contents(settings: Settings) -> StackContents:
     return StackContents(
-        topics=frozenset(asyncio.run(_topics(settings.kafka_bootstrap))),
+        topics=frozenset(asyncio.run(_topics(client_options(settings)))),
         subjects=frozenset(_subjects(settings.registry_url)),
         databases=frozenset(asyncio.run(_databases(settings.database_url))),
     )
@@ -66,6 +67,8 @@ def platform_topics(settings: Settings) -> set[str]:
     return {
         settings.topic_changes,
         settings.topic_subjects,
+        settings.topic_watermarks,
+        settings.topic_registers,
         settings.suppression_dlq_topic,
         settings.topic_watermarks,
         settings.topic_registers,
@@ -82,7 +85,7 @@ def remove_added(settings: Settings, before: StackContents) -> StackContents:
     # the registry's storage is the stack's own, even when a test's restart of the registry made it
     databases = set(now.databases - before.databases) - {STORAGE_DATABASE}
     if topics:
-        asyncio.run(_delete_topics(settings.kafka_bootstrap, sorted(topics)))
+        asyncio.run(_delete_topics(client_options(settings), sorted(topics)))
     for subject in sorted(subjects):
         _delete_subject(settings.registry_url, subject)
     if databases:
@@ -90,8 +93,8 @@ def remove_added(settings: Settings, before: StackContents) -> StackContents:
     return StackContents(frozenset(topics), frozenset(subjects), frozenset(databases))
 
 
-async def _delete_topics(bootstrap: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _delete_topics(kafka: KafkaOptions, topics: list[str]) -> None:
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         for start in range(0, len(topics), 100):

@@ -23,7 +23,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from samtykke.adapters.avro import AvroDecoder, SchemaRegistry
-from samtykke.adapters.kafka import assign_all, ensure_topics
+from samtykke.adapters.kafka import assign_all, client_options, ensure_topics
 from samtykke.adapters.settings import Settings
 from samtykke.domain.projection import pseudonym
 
@@ -63,18 +63,19 @@ async def _wait(label: str, probe: Callable[[], Awaitable[Any]], started: float,
 
 async def _positioned_consumer(settings: Settings) -> AIOKafkaConsumer:
     """A plain consumer on every partition of consent.changes, at the current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    kafka = client_options(settings)
+    consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
     await consumer.start()
-    await assign_all(consumer, settings.kafka_bootstrap, [settings.topic_changes], "end")
+    await assign_all(consumer, kafka, [settings.topic_changes], "end")
     return consumer
 
 
 async def run(settings: Settings) -> int:
     await ensure_topics(
-        settings.kafka_bootstrap, settings.topic_changes, settings.topic_subjects, settings.topic_partitions
+        client_options(settings), settings.topic_changes, settings.topic_subjects, settings.topic_partitions
     )
     consumer = await _positioned_consumer(settings)
-    registry = SchemaRegistry(settings.registry_url)
+    registry = SchemaRegistry.from_settings(settings)
     db = await asyncpg.connect(settings.database_url)
     base = f"http://{settings.http_host}"
     try:

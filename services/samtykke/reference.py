@@ -14,6 +14,7 @@ same bytes.
 from __future__ import annotations
 
 import json
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 import annotated_types
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from samtykke.adapters.settings import Settings
@@ -30,7 +32,14 @@ PACKAGE = Path(__file__).resolve().parent
 ENV_PREFIX = "SAMTYKKE_"
 # defaults computed from the working directory: the same words in every checkout
 FIXED_DEFAULTS = {"state_dir": "`.state/` of the checkout (outside one: of the working directory)"}
-TYPE_NAMES: dict[object, str] = {str: "text", int: "integer", float: "number", bool: "boolean", Path: "path"}
+TYPE_NAMES: dict[object, str] = {
+    str: "text",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    Path: "path",
+    SecretStr: "secret text",
+}
 SAMPLE_SUFFIX_LABELS = {"le", "quantile"}
 EVERY_SERVICE = "every service"
 
@@ -70,6 +79,9 @@ def type_name(annotation: Any) -> str:
         return f"JSON object: {type_name(args[0])} → {type_name(args[1])}"
     if origin is list:
         return f"list of {type_name(args[0])}"
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        present = [arg for arg in args if arg is not type(None)]
+        return f"{' or '.join(type_name(arg) for arg in present)}, optional"
     return TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
@@ -105,6 +117,8 @@ def default_text(name: str, info: FieldInfo) -> str:
         return f"`{json.dumps(value)}`"
     if isinstance(value, str):
         return f"`{value}`" if value else '`""`'
+    if value is None:
+        return "unset"
     return f"`{value}`"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from samtykke.adapters.kafka import client_options
 from samtykke.adapters.settings import Settings
 from samtykke.consent.app import create_app
 
@@ -71,7 +72,7 @@ async def test_batch_becomes_ledger_rows_and_avro_events(consent: RunningConsent
 
     settings = consent.settings
     records = await decode_all(
-        settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_changes, 3)
+        settings.registry_url, await read_raw(client_options(settings), settings.topic_changes, 3)
     )
     assert len(records) == 3
     by_id = {str(r["event_id"]): r for r in records}
@@ -94,7 +95,7 @@ async def test_batch_becomes_ledger_rows_and_avro_events(consent: RunningConsent
         )
         assert record["valid_until"] is not None and record["valid_until"] > record["occurred_at"] + timedelta(days=364)
     subjects = await decode_all(
-        settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 1)
+        settings.registry_url, await read_raw(client_options(settings), settings.topic_subjects, 1)
     )
     assert subjects[0]["subject_id"] == subject and subjects[0]["erased"] is False
     assert subjects[0]["phone_hash"] and subjects[0]["national_id_hash"]
@@ -116,7 +117,7 @@ async def test_retry_with_the_same_idempotency_key_emits_no_second_event(consent
 
     await consent.wait_outbox_empty()
     settings = consent.settings
-    messages = await read_raw(settings.kafka_bootstrap, settings.topic_changes, 2, timeout=5)
+    messages = await read_raw(client_options(settings), settings.topic_changes, 2, timeout=5)
     assert len(messages) == 1
     assert len((await consent.client.get(f"/v1/subjects/{subject}/history")).json()) == 1
 
@@ -138,7 +139,7 @@ async def test_no_identifier_reaches_any_topic(consent: RunningConsent) -> None:
     settings = consent.settings
     raw = []
     for topic, count in ((settings.topic_changes, 1), (settings.topic_subjects, 3)):
-        raw += await read_raw(settings.kafka_bootstrap, topic, count)
+        raw += await read_raw(client_options(settings), topic, count)
     assert len(raw) == 4
     blob = b"\n".join((m.key or b"") + b"|" + (m.value or b"") for m in raw)
     for clear in [*CLEAR, "+46701234567", "46701234567", "701234567", "ola@acme.se"]:
@@ -179,7 +180,7 @@ async def test_erasure_keeps_hashes_but_no_identifier_in_clear(consent: RunningC
     await consent.wait_outbox_empty()
     settings = consent.settings
     subjects = await decode_all(
-        settings.registry_url, await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 2)
+        settings.registry_url, await read_raw(client_options(settings), settings.topic_subjects, 2)
     )
     assert [s["erased"] for s in subjects] == [False, True]
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from samtykke import devstack
+from samtykke.adapters.kafka import client_options
 
 from .conftest import RunningConsent
 from .test_consent_service import batch
@@ -42,7 +43,7 @@ async def test_kafka_outage_delivers_all_changes_in_order(consent: RunningConsen
     settings = consent.settings
     records = await decode_all(
         settings.registry_url,
-        await read_raw(settings.kafka_bootstrap, settings.topic_changes, SUBJECTS * CHANGES_EACH),
+        await read_raw(client_options(settings), settings.topic_changes, SUBJECTS * CHANGES_EACH),
     )
     first_seen: dict[str, list[int]] = defaultdict(list)
     seen: set[str] = set()

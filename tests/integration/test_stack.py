@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from samtykke import devstack
+from samtykke.adapters.kafka import KafkaOptions
 
 if TYPE_CHECKING:  # fixtures come from conftest; only their types are needed here
     from tests.conftest import StackEndpoints, TopicNames
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.stack
 SCHEMA_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
-async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def create_topic(kafka: KafkaOptions, name: str, partitions: int = 1) -> None:
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
@@ -33,8 +34,8 @@ async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
         await admin.close()
 
 
-async def topic_exists(bootstrap: str, name: str) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def topic_exists(kafka: KafkaOptions, name: str) -> bool:
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         return name in await admin.list_topics()
@@ -42,8 +43,8 @@ async def topic_exists(bootstrap: str, name: str) -> bool:
         await admin.close()
 
 
-async def produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+async def produce(kafka: KafkaOptions, topic: str, key: bytes, value: bytes) -> None:
+    producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(topic, value=value, key=key)
@@ -51,10 +52,8 @@ async def produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
         await producer.stop()
 
 
-async def consume_values(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+async def consume_values(kafka: KafkaOptions, topic: str, count: int, timeout: float = 20) -> list[bytes]:
+    consumer = AIOKafkaConsumer(topic, **kafka, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     values: list[bytes] = []
     try:
@@ -104,12 +103,12 @@ async def test_sql_works_in_a_fresh_database(fresh_database: str) -> None:
 
 
 async def test_topic_round_trip(stack: StackEndpoints, topic_names: TopicNames) -> None:
-    await create_topic(stack.kafka_bootstrap, topic_names.changes, partitions=3)
+    await create_topic(stack.kafka, topic_names.changes, partitions=3)
     payload = f"hello {uuid.uuid4()}".encode()
 
-    await produce(stack.kafka_bootstrap, topic_names.changes, key=b"subject-1", value=payload)
+    await produce(stack.kafka, topic_names.changes, key=b"subject-1", value=payload)
 
-    assert await consume_values(stack.kafka_bootstrap, topic_names.changes, count=1) == [payload]
+    assert await consume_values(stack.kafka, topic_names.changes, count=1) == [payload]
 
 
 async def test_registry_accepts_an_avro_schema(stack: StackEndpoints, topic_names: TopicNames) -> None:
@@ -143,17 +142,17 @@ async def test_registry_accepts_an_avro_schema(stack: StackEndpoints, topic_name
 
 
 async def test_broker_restart_keeps_topics_and_records(local_stack: StackEndpoints, topic_names: TopicNames) -> None:
-    bootstrap = local_stack.kafka_bootstrap
-    await create_topic(bootstrap, topic_names.subjects)
-    await produce(bootstrap, topic_names.subjects, key=b"k", value=b"before restart")
+    kafka = local_stack.kafka
+    await create_topic(kafka, topic_names.subjects)
+    await produce(kafka, topic_names.subjects, key=b"k", value=b"before restart")
 
     devstack.stop_part("kafka")
     assert not next(row for row in devstack.status() if row.name == "kafka").running
     devstack.start_part("kafka")
 
-    assert await topic_exists(bootstrap, topic_names.subjects)
-    await produce(bootstrap, topic_names.subjects, key=b"k", value=b"after restart")
-    assert await consume_values(bootstrap, topic_names.subjects, count=2) == [
+    assert await topic_exists(kafka, topic_names.subjects)
+    await produce(kafka, topic_names.subjects, key=b"k", value=b"after restart")
+    assert await consume_values(kafka, topic_names.subjects, count=2) == [
         b"before restart",
         b"after restart",
     ]

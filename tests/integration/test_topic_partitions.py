@@ -11,13 +11,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from samtykke.adapters.kafka import TopicsMissing, assign_all, topic_partitions
+from samtykke.adapters.kafka import KafkaOptions, TopicsMissing, assign_all, topic_partitions
 
 from ..conftest import StackEndpoints
 
 
-async def create(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def create(kafka: KafkaOptions, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, 1)])
@@ -29,10 +29,10 @@ async def create(bootstrap: str, name: str, partitions: int) -> None:
 async def topics(stack: StackEndpoints) -> AsyncIterator[tuple[str, str]]:
     prefix = f"t{uuid.uuid4().hex}"
     names = (f"{prefix}.a", f"{prefix}.b")
-    await create(stack.kafka_bootstrap, names[0], 3)
-    await create(stack.kafka_bootstrap, names[1], 2)
+    await create(stack.kafka, names[0], 3)
+    await create(stack.kafka, names[1], 2)
     yield names
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**stack.kafka)
     await admin.start()
     try:
         await admin.delete_topics(list(names))
@@ -42,26 +42,26 @@ async def topics(stack: StackEndpoints) -> AsyncIterator[tuple[str, str]]:
 
 async def test_every_partition_of_each_topic_in_order(stack: StackEndpoints, topics: tuple[str, str]) -> None:
     a, b = topics
-    found = await topic_partitions(stack.kafka_bootstrap, [b, a], wait_seconds=10)
+    found = await topic_partitions(stack.kafka, [b, a], wait_seconds=10)
     assert found == [TopicPartition(b, 0), TopicPartition(b, 1), *(TopicPartition(a, p) for p in range(3))]
 
 
 async def test_a_missing_topic_is_waited_for_then_named(stack: StackEndpoints, topics: tuple[str, str]) -> None:
     later = f"{topics[0]}.later"
     with pytest.raises(TopicsMissing) as missing:
-        await topic_partitions(stack.kafka_bootstrap, [topics[0], later], wait_seconds=0.5)
+        await topic_partitions(stack.kafka, [topics[0], later], wait_seconds=0.5)
     assert missing.value.topics == (later,)
 
     async def create_later() -> None:  # as its owner would, while the reader waits
         await asyncio.sleep(1.0)
-        await create(stack.kafka_bootstrap, later, 1)
+        await create(stack.kafka, later, 1)
 
     creating = asyncio.create_task(create_later())
     try:
-        assert await topic_partitions(stack.kafka_bootstrap, [later], wait_seconds=None) == [TopicPartition(later, 0)]
+        assert await topic_partitions(stack.kafka, [later], wait_seconds=None) == [TopicPartition(later, 0)]
         await creating
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**stack.kafka)
         await admin.start()
         await admin.delete_topics([later])
         await admin.close()
@@ -71,19 +71,19 @@ async def test_a_consumer_starts_at_the_beginning_the_end_or_given_offsets(
     stack: StackEndpoints, topics: tuple[str, str]
 ) -> None:
     a, b = topics
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+    producer = AIOKafkaProducer(**stack.kafka)
     await producer.start()
     try:
         for n in range(5):
             await producer.send_and_wait(a, f"m{n}".encode(), partition=1)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**stack.kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         positions = {}
         for start in ("beginning", "end", {TopicPartition(a, 1): 3}):
-            assigned = await assign_all(consumer, stack.kafka_bootstrap, [a, b], start)
+            assigned = await assign_all(consumer, stack.kafka, [a, b], start)
             assert set(assigned) == consumer.assignment() and len(assigned) == 5
             positions[str(start)] = [await consumer.position(TopicPartition(a, p)) for p in range(3)]
         assert list(positions.values()) == [[0, 0, 0], [0, 5, 0], [0, 3, 0]]

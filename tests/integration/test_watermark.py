@@ -22,7 +22,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from samtykke.adapters.kafka import assign_all
+from samtykke.adapters.kafka import assign_all, client_options
 from samtykke.adapters.settings import Settings
 from samtykke.consent import service as consent_service
 from samtykke.consent.app import create_app
@@ -41,13 +41,13 @@ class Watermarks:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.seen: list[tuple[Watermark, dict[str, Any]]] = []
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
         self._schemas: dict[int, Any] = {}
 
     async def __aenter__(self) -> Watermarks:
         await self._consumer.start()
         await assign_all(
-            self._consumer, self._settings.kafka_bootstrap, [self._settings.topic_watermarks], "beginning", 60
+            self._consumer, client_options(self._settings), [self._settings.topic_watermarks], "beginning", 60
         )
         return self
 
@@ -112,7 +112,7 @@ async def test_watermarks_arrive_every_second_and_cover_a_committed_change(
 
     covering = await watermarks.until(lambda w: w.through >= committed)
     settings = consent.settings
-    [change] = await read_raw(settings.kafka_bootstrap, settings.topic_changes, 1)
+    [change] = await read_raw(client_options(settings), settings.topic_changes, 1)
     assert change.offset < covering.offsets[(settings.topic_changes, change.partition)]
     assert covering.epoch >= 1 and covering.held == frozenset()
     partitions = {(topic, p) for topic in (settings.topic_changes, settings.topic_subjects) for p in range(3)}
@@ -154,7 +154,7 @@ async def test_a_transaction_that_commits_late_is_covered_by_a_later_watermark_o
     later = await watermarks.until(lambda w: w.through >= committed)
 
     copies = [
-        m for m in await read_raw(settings.kafka_bootstrap, settings.topic_subjects, 2) if m.key == subject.encode()
+        m for m in await read_raw(client_options(settings), settings.topic_subjects, 2) if m.key == subject.encode()
     ]
     assert len(copies) == 2
     late = copies[1]
@@ -193,7 +193,7 @@ async def test_a_poison_row_is_set_aside_its_subject_held_and_the_rest_flows(
     assert response.status_code == 201
     await consent.wait_outbox_empty()
 
-    [flowed] = await read_raw(settings.kafka_bootstrap, settings.topic_changes, 1)
+    [flowed] = await read_raw(client_options(settings), settings.topic_changes, 1)
     assert flowed.key == other.encode()
     dead = (await consent.client.get("/v1/outbox/dead-letters")).json()
     assert [(d["subject_id"], d["schema_name"]) for d in dead] == [
@@ -271,7 +271,7 @@ async def test_two_relays_never_both_publish_when_the_leaders_lock_session_is_te
 
     records = await decode_all(
         settings.registry_url,
-        await read_raw(settings.kafka_bootstrap, settings.topic_changes, subjects_count * rounds),
+        await read_raw(client_options(settings), settings.topic_changes, subjects_count * rounds),
     )
     first_seen: dict[str, list[int]] = defaultdict(list)
     seen: set[str] = set()

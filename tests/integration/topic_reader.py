@@ -18,7 +18,7 @@ import fastavro
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from samtykke.adapters.kafka import TopicsMissing, assign_all
+from samtykke.adapters.kafka import KafkaOptions, TopicsMissing, assign_all
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,15 @@ class RawMessage:
     value: bytes | None
 
 
-async def read_raw(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[RawMessage]:
-    """Every message from the start of all partitions, until `count` arrived or `timeout`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+async def read_raw(kafka: KafkaOptions, topic: str, count: int, timeout: float = 60.0) -> list[RawMessage]:
+    """Every message from the start of all partitions, until `count` arrived or `timeout`;
+    `kafka` is `client_options(settings)`."""
+    consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout
         try:
-            await assign_all(consumer, bootstrap, [topic], "beginning", wait_seconds=timeout)
+            await assign_all(consumer, kafka, [topic], "beginning", wait_seconds=timeout)
         except TopicsMissing:
             return []
         found: list[RawMessage] = []

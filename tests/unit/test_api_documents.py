@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
@@ -217,8 +218,9 @@ class RecordingAdmin:
     async def list_topics(self) -> list[str]:
         return []
 
-    async def create_topics(self, topics: list[Any]) -> None:
+    async def create_topics(self, topics: list[Any]) -> Any:
         RecordingAdmin.created.extend(topics)
+        return SimpleNamespace(topic_errors=[(topic.name, 0, None) for topic in topics])
 
 
 class RecordingProducer:
@@ -246,19 +248,20 @@ async def test_partitions_and_topic_configs_are_what_the_code_creates(
     RecordingAdmin.created = []
     monkeypatch.setattr(kafka, "AIOKafkaAdminClient", RecordingAdmin)
     monkeypatch.setattr(suppression_feed, "AIOKafkaAdminClient", RecordingAdmin)
-    monkeypatch.setattr(suppression_feed, "idempotent_producer", lambda bootstrap: RecordingProducer())
+    monkeypatch.setattr(suppression_feed, "idempotent_producer", lambda kafka: RecordingProducer())
     dead_letters = [dead_letter_topic(domain.group(SETTINGS)) for domain in DOMAINS.values()]
+    plain = {"bootstrap_servers": SETTINGS.kafka_bootstrap}
     await kafka.ensure_topics(
-        SETTINGS.kafka_bootstrap,
+        plain,
         SETTINGS.topic_changes,
         SETTINGS.topic_subjects,
         SETTINGS.topic_partitions,
         extra=dead_letters,
         watermarks=SETTINGS.topic_watermarks,
     )
-    await kafka.ensure_topic(SETTINGS.kafka_bootstrap, SETTINGS.topic_registers, 1, register_topic.TOPIC_CONFIGS)
+    await kafka.ensure_topic(plain, SETTINGS.topic_registers, 1, register_topic.TOPIC_CONFIGS)
     feed = suppression_feed.TopicFeed(
-        SETTINGS.kafka_bootstrap,
+        {"bootstrap_servers": SETTINGS.kafka_bootstrap},
         SETTINGS.topic_changes,
         SETTINGS.topic_subjects,
         {},
@@ -301,7 +304,7 @@ async def test_suppression_dead_letter_headers_are_what_the_feed_sends(asyncapi:
 
     producer = RecordingProducer()
     feed = suppression_feed.TopicFeed(
-        SETTINGS.kafka_bootstrap,
+        {"bootstrap_servers": SETTINGS.kafka_bootstrap},
         SETTINGS.topic_changes,
         SETTINGS.topic_subjects,
         {},

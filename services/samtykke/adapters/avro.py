@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 import struct
 from pathlib import Path
 from typing import Any
 
 import fastavro
 import httpx
+
+from samtykke.adapters.settings import Settings
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -53,10 +56,32 @@ def load_schema(schema_dir: Path, name: str) -> str:
     return (schema_dir / f"{name}.avsc").read_text("utf-8")
 
 
+def registry_client(settings: Settings) -> httpx.AsyncClient:
+    """An HTTP client for the registry as the settings say: basic auth (`registry_username`,
+    `registry_password`) or a bearer token (`registry_token`), and a CA bundle for an `https://`
+    registry with a private CA (`registry_ca_file`). The local stack's registry needs none."""
+    auth: httpx.Auth | None = None
+    headers: dict[str, str] = {}
+    if settings.registry_username is not None and settings.registry_password is not None:
+        auth = httpx.BasicAuth(settings.registry_username, settings.registry_password.get_secret_value())
+    if settings.registry_token is not None:
+        headers["Authorization"] = f"Bearer {settings.registry_token.get_secret_value()}"
+    verify: ssl.SSLContext | bool = True
+    if settings.registry_ca_file is not None:
+        if not settings.registry_ca_file.is_file():
+            raise ValueError(f"SAMTYKKE_REGISTRY_CA_FILE: no such file {settings.registry_ca_file}")
+        verify = ssl.create_default_context(cafile=str(settings.registry_ca_file))
+    return httpx.AsyncClient(timeout=10.0, auth=auth, headers=headers, verify=verify)
+
+
 class SchemaRegistry:
     def __init__(self, url: str, client: httpx.AsyncClient | None = None) -> None:
         self._url = url.rstrip("/")
         self._client = client or httpx.AsyncClient(timeout=10.0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SchemaRegistry:
+        return cls(settings.registry_url, registry_client(settings))
 
     async def aclose(self) -> None:
         await self._client.aclose()

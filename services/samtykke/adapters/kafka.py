@@ -1,22 +1,151 @@
-"""Kafka clients: topic provisioning, the idempotent producer settings every writer uses, and
-reading every partition of some topics from a chosen position without a consumer group."""
+"""Kafka clients: how every client connects and logs in (`client_options`, `faust_credentials`),
+topic provisioning, the idempotent producer settings every writer uses, and reading every
+partition of some topics from a chosen position without a consumer group.
+
+Every function here takes `KafkaOptions`, the aiokafka keyword arguments `client_options` makes
+from the settings (bootstrap servers, protocol, SASL login, TLS context), so no client connects
+with anything but the configured security.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
+import ssl
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
+import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from samtykke.adapters.settings import Settings
 
 LONG_RETENTION_MS = str(10 * 365 * 24 * 3600 * 1000)
 # where an assigned consumer starts: each partition's oldest kept offset, its end, or given offsets
 Start = Literal["beginning", "end"] | Mapping[TopicPartition, int]
 _TOPIC_POLL_SECONDS = 0.2
+# aiokafka keyword arguments of one connection: `bootstrap_servers` and the security settings
+KafkaOptions = Mapping[str, Any]
+
+
+class KafkaSecurityError(ValueError):
+    """The Kafka security settings cannot work: a missing password or file; names the setting."""
+
+
+def local_stack_credentials_path(settings: Settings) -> Path:
+    """Where the local stack (`devstack.kafka`) keeps its SCRAM users' passwords."""
+    return settings.state_dir / "kafka" / "credentials.json"
+
+
+def local_stack_ca_path(settings: Settings) -> Path:
+    """The local stack's CA certificate, the default `kafka_ca_file`."""
+    return settings.state_dir / "kafka" / "tls" / "ca.pem"
+
+
+def kafka_password(settings: Settings) -> str:
+    """The SASL password: `kafka_password`, else `kafka_password_file`, else the user's password in
+    the local stack's credentials file. The one place that reads a Kafka password."""
+    if settings.kafka_password is not None:
+        return settings.kafka_password.get_secret_value()
+    if settings.kafka_password_file is not None:
+        try:
+            return settings.kafka_password_file.read_text().strip()
+        except OSError as error:
+            raise KafkaSecurityError(f"SAMTYKKE_KAFKA_PASSWORD_FILE cannot be read ({error.strerror})") from error
+    local = local_stack_credentials_path(settings)
+    try:
+        passwords = json.loads(local.read_text())
+    except (OSError, ValueError) as error:
+        raise KafkaSecurityError(
+            f"{settings.kafka_security_protocol} needs a password: set SAMTYKKE_KAFKA_PASSWORD or "
+            f"SAMTYKKE_KAFKA_PASSWORD_FILE (no readable local stack credentials in {local.name} under "
+            "the state directory; `samtykke stack up` makes them)"
+        ) from error
+    password = passwords.get(settings.kafka_username) if isinstance(passwords, dict) else None
+    if not isinstance(password, str):
+        raise KafkaSecurityError(
+            f"SAMTYKKE_KAFKA_USERNAME={settings.kafka_username!r} is not a user of the local stack; "
+            "set SAMTYKKE_KAFKA_PASSWORD or SAMTYKKE_KAFKA_PASSWORD_FILE"
+        )
+    return password
+
+
+def _existing(path: Path, setting: str) -> str:
+    if not path.is_file():
+        raise KafkaSecurityError(f"{setting}: no such file {path}")
+    return str(path)
+
+
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Verifies the brokers against `kafka_ca_file` (default: the local stack's CA), by name too;
+    presents `kafka_cert_file`/`kafka_key_file` for mutual TLS when set."""
+    if settings.kafka_ca_file is None:
+        ca = _existing(local_stack_ca_path(settings), "SAMTYKKE_KAFKA_CA_FILE (default: the local stack's CA)")
+    else:
+        ca = _existing(settings.kafka_ca_file, "SAMTYKKE_KAFKA_CA_FILE")
+    context = ssl.create_default_context(cafile=ca)
+    if settings.kafka_cert_file is not None and settings.kafka_key_file is not None:
+        context.load_cert_chain(
+            _existing(settings.kafka_cert_file, "SAMTYKKE_KAFKA_CERT_FILE"),
+            _existing(settings.kafka_key_file, "SAMTYKKE_KAFKA_KEY_FILE"),
+        )
+    return context
+
+
+class _StaticToken(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka ships no types
+    """An OAUTHBEARER token provider for a token given in the settings (the password setting);
+    a deployment that rotates tokens mounts the file `kafka_password_file` names and restarts."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def token(self) -> str:
+        return self._token
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka keyword arguments for a producer, consumer or admin client: the bootstrap servers
+    and the configured security. Raises `KafkaSecurityError` naming the setting that is missing."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap, "security_protocol": protocol}
+    if protocol.endswith("SSL"):
+        options["ssl_context"] = kafka_ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        if not settings.kafka_username:
+            raise KafkaSecurityError(f"{protocol} needs SAMTYKKE_KAFKA_USERNAME")
+        password = kafka_password(settings)
+        if not password:
+            raise KafkaSecurityError(f"{protocol} needs a non-empty SAMTYKKE_KAFKA_PASSWORD")
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+            options["sasl_oauth_token_provider"] = _StaticToken(password)
+        else:
+            options["sasl_plain_username"] = settings.kafka_username
+            options["sasl_plain_password"] = password
+    return options
+
+
+def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's `broker_credentials` for the same security as `client_options` (None: plaintext)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(kafka_ssl_context(settings))
+    context = kafka_ssl_context(settings) if protocol == "SASL_SSL" else None
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=_StaticToken(kafka_password(settings)), ssl_context=context)
+    return faust.SASLCredentials(
+        username=settings.kafka_username,
+        password=kafka_password(settings),
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism,
+    )
 
 
 class TopicsMissing(RuntimeError):
@@ -28,7 +157,7 @@ class TopicsMissing(RuntimeError):
 
 
 async def ensure_topics(
-    bootstrap: str,
+    kafka: KafkaOptions,
     changes: str,
     subjects: str,
     partitions: int,
@@ -37,7 +166,7 @@ async def ensure_topics(
 ) -> None:
     """Create the contract topics if missing: changes kept long, subjects compacted, and the
     relay's watermarks (one partition, compacted: only the latest watermark matters)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -50,16 +179,25 @@ async def ensure_topics(
             wanted.append(NewTopic(watermarks, 1, 1, topic_configs={"cleanup.policy": "compact"}))
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # a replica created it at the same time
-                await admin.create_topics(missing)
+            await create_topics(admin, missing)
     finally:
         await admin.close()
 
 
-def idempotent_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
+async def create_topics(admin: AIOKafkaAdminClient, topics: Sequence[NewTopic]) -> None:
+    """Create `topics`; one that exists already (a replica made it at the same time) is fine. The
+    broker answers per topic and aiokafka does not raise, so a refusal (no CREATE right on a secured
+    broker, a config it rejects) is raised here as its `KafkaError`, never passed over in silence."""
+    response = await admin.create_topics(list(topics))
+    for topic, code, *_ in response.topic_errors:
+        if code not in (0, TopicAlreadyExistsError.errno):
+            raise for_code(code)(f"creating topic {topic}")
+
+
+def idempotent_producer(kafka: KafkaOptions, **overrides: object) -> AIOKafkaProducer:
     """acks=all + idempotence: a retried send is written once, in order per partition."""
     options: dict[str, object] = {
-        "bootstrap_servers": bootstrap,
+        **kafka,
         "enable_idempotence": True,
         "acks": "all",
         "linger_ms": 5,
@@ -72,7 +210,7 @@ def idempotent_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer
 
 
 async def topic_partitions(
-    bootstrap: str, topics: Sequence[str], wait_seconds: float | None = 0.0
+    kafka: KafkaOptions, topics: Sequence[str], wait_seconds: float | None = 0.0
 ) -> list[TopicPartition]:
     """Every partition of `topics`, in topic then partition order, as the cluster has them now.
 
@@ -81,7 +219,7 @@ async def topic_partitions(
     topic would create it on a broker that allows automatic creation, with the wrong settings.
     """
     deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         while True:
@@ -104,15 +242,15 @@ def _partition_numbers(described: Mapping[str, Any]) -> list[int]:
 
 async def assign_all(
     consumer: AIOKafkaConsumer,
-    bootstrap: str,
+    kafka: KafkaOptions,
     topics: Sequence[str],
     start: Start,
     wait_seconds: float | None = 0.0,
 ) -> list[TopicPartition]:
     """Assign every partition of `topics` to a started, group-less consumer and position it at
     `start` (with offsets: a partition not named starts at the beginning); returns the partitions.
-    `bootstrap` must be the consumer's own; `wait_seconds` is as for `topic_partitions`."""
-    partitions = await topic_partitions(bootstrap, topics, wait_seconds)
+    `kafka` must be the consumer's own connection; `wait_seconds` is as for `topic_partitions`."""
+    partitions = await topic_partitions(kafka, topics, wait_seconds)
     consumer.assign(partitions)
     if start == "beginning":
         await consumer.seek_to_beginning(*partitions)
@@ -129,10 +267,10 @@ async def assign_all(
     return partitions
 
 
-async def present_partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+async def present_partitions(kafka: KafkaOptions, topics: Sequence[str]) -> list[TopicPartition]:
     """Every partition the cluster has now of those of `topics` that exist (no waiting, no error for
     a missing one): what a reader polls every few seconds to find partitions added at run time."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         found = {t["topic"]: _partition_numbers(t) for t in await admin.describe_topics()}
@@ -160,13 +298,12 @@ async def extend_assignment(
             consumer.seek(tp, given[tp])
 
 
-async def ensure_topic(bootstrap: str, name: str, partitions: int, configs: Mapping[str, str]) -> None:
+async def ensure_topic(kafka: KafkaOptions, name: str, partitions: int, configs: Mapping[str, str]) -> None:
     """Create one topic its owner writes, if missing (a replica creating it at the same time is fine)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         if name not in set(await admin.list_topics()):
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=dict(configs))])
+            await create_topics(admin, [NewTopic(name, partitions, 1, topic_configs=dict(configs))])
     finally:
         await admin.close()

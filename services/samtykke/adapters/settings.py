@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # the Avro schemas ship inside the package, so an installed copy needs no checkout
@@ -30,6 +30,9 @@ def default_state_dir() -> Path:
     """`.state/` of the checkout we run in, so a sub-folder shares it; else of the working directory."""
     return (checkout_root() or Path.cwd().resolve()) / ".state"
 
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER"]
 
 SCOPES = frozenset({"consent:write", "consent:read", "suppression:check", "suppression:export", "admin"})
 
@@ -56,9 +59,52 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers.")
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="SASL_SSL",
+        description="How every Kafka client connects: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` "
+        "(the local stack's client listener).",
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512",
+        description="SASL mechanism of a `SASL_*` protocol: `SCRAM-SHA-512`, `SCRAM-SHA-256`, `PLAIN` or "
+        "`OAUTHBEARER` (the password is then the bearer token).",
+    )
+    kafka_username: str = Field(
+        default="tools",
+        description="SASL user (principal) of this process; the local stack has one per service "
+        "(`consent`, `projector-<domain>`, `suppression`) and `tools` for the CLI and the tests.",
+    )
+    kafka_password: SecretStr | None = Field(
+        default=None,
+        description="SASL password (OAUTHBEARER: the token). Unset with `kafka_password_file` unset too: the "
+        "user's password in the local stack's `<state_dir>/kafka/credentials.json`.",
+    )
+    kafka_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the SASL password (a mounted secret); used when `kafka_password` is unset.",
+    )
+    kafka_ca_file: Path | None = Field(
+        default=None,
+        description="PEM bundle of the CA that signed the brokers' certificates (`SSL`, `SASL_SSL`); unset: "
+        "the local stack's `<state_dir>/kafka/tls/ca.pem`.",
+    )
+    kafka_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (with `kafka_key_file`)."
+    )
+    kafka_key_file: Path | None = Field(default=None, description="PEM private key of `kafka_cert_file` (mutual TLS).")
     registry_url: str = Field(
         default="http://127.0.0.1:18081/apis/ccompat/v7",
         description="Schema registry speaking the Confluent REST API.",
+    )
+    registry_username: str | None = Field(
+        default=None, description="Basic-auth user of the schema registry (with `registry_password`)."
+    )
+    registry_password: SecretStr | None = Field(default=None, description="Basic-auth password of the registry.")
+    registry_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the schema registry (instead of basic auth)."
+    )
+    registry_ca_file: Path | None = Field(
+        default=None, description="PEM bundle of the CA that signed an `https://` registry's certificate."
     )
     database_url: str = Field(
         default="postgresql://samtykke:samtykke@127.0.0.1:15432/samtykke",
@@ -183,6 +229,18 @@ class Settings(BaseSettings):
             if unknown:
                 raise ValueError(f"api key {key[:4]}…: unknown scopes {sorted(unknown)}")
         return value
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> Settings:
+        if (self.kafka_cert_file is None) != (self.kafka_key_file is None):
+            raise ValueError("kafka_cert_file and kafka_key_file go together (mutual TLS)")
+        if self.kafka_cert_file is not None and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(f"kafka_cert_file needs an SSL protocol, not {self.kafka_security_protocol}")
+        if (self.registry_username is None) != (self.registry_password is None):
+            raise ValueError("registry_username and registry_password go together (basic auth)")
+        if self.registry_username is not None and self.registry_token is not None:
+            raise ValueError("give registry_username/registry_password or registry_token, not both")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from samtykke.adapters.auth import require
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
-from samtykke.adapters.kafka import ensure_topics, idempotent_producer
+from samtykke.adapters.kafka import client_options, ensure_topics, idempotent_producer
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.postgres import create_pool, rollback_only
 from samtykke.adapters.problems import problem
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the relay undoes its LISTEN and advisory lock itself (or closes the connection)
         pool = await create_pool(settings.database_url, min_size=2, max_size=20, reset=rollback_only)
         await create_schema(pool)
-        schema_registry = SchemaRegistry(settings.registry_url)
+        schema_registry = SchemaRegistry.from_settings(settings)
         encoders = {
             name: AvroEncoder(schema_registry, topic, load_schema(settings.schema_dir, name))
             for name, topic in ((OUTBOX_CONSENT, settings.topic_changes), (OUTBOX_SUBJECT, settings.topic_subjects))
@@ -67,9 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics,
         )
 
+        kafka = client_options(settings)  # checks the Kafka security settings at start-up
+
         async def provision() -> None:
             await ensure_topics(
-                settings.kafka_bootstrap,
+                kafka,
                 settings.topic_changes,
                 settings.topic_subjects,
                 settings.topic_partitions,
@@ -79,13 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watermarks = WatermarkPublisher(
             settings.topic_watermarks,
             AvroEncoder(schema_registry, settings.topic_watermarks, load_schema(settings.schema_dir, WATERMARK_SCHEMA)),
-            TopicEnds(settings.kafka_bootstrap, [settings.topic_changes, settings.topic_subjects]),
+            TopicEnds(kafka, [settings.topic_changes, settings.topic_subjects]),
         )
 
         relay = OutboxRelay(
             pool,
             store,
-            lambda: idempotent_producer(settings.kafka_bootstrap),
+            lambda: idempotent_producer(kafka),
             encoders,
             metrics,
             settings.relay_batch_size,

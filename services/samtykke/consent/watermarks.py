@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from samtykke.adapters.avro import AvroEncoder
+from samtykke.adapters.kafka import KafkaOptions
 from samtykke.domain.freshness import Watermark
 
 WATERMARK_KEY = b"consent"
@@ -27,8 +28,8 @@ class TopicsUnavailable(RuntimeError):
 class TopicEnds:
     """End offsets of every partition of some topics, from fresh metadata each time."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaOptions, topics: Sequence[str]) -> None:
+        self._kafka = kafka
         self._topics = list(topics)
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -36,10 +37,8 @@ class TopicEnds:
     async def start(self) -> None:
         if self._admin is not None:
             return
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=5000)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, request_timeout_ms=5000
-        )
+        admin = AIOKafkaAdminClient(**self._kafka, request_timeout_ms=5000)
+        consumer = AIOKafkaConsumer(**self._kafka, enable_auto_commit=False, request_timeout_ms=5000)
         try:
             await admin.start()
             await consumer.start()

@@ -17,7 +17,7 @@ from functools import partial
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.devstack.kafka import KafkaBroker
 from samtykke.devstack.layout import StackLayout
-from samtykke.devstack.parts import PART_NAMES, PartStatus, Report, StackError, StackPart
+from samtykke.devstack.parts import PART_NAMES, PartStatus, Reconfigurable, Report, StackError, StackPart
 from samtykke.devstack.postgres import PostgresCluster
 from samtykke.devstack.registry import SchemaRegistryProcess
 
@@ -87,6 +87,11 @@ def up(
 
 def bring_up(part: StackPart, report: Report, timeout: float) -> str:
     pid = part.running_pid()
+    reason = part.needs_restart() if pid is not None and isinstance(part, Reconfigurable) else None
+    if pid is not None and reason is not None:
+        report(f"{part.name}: {reason}; restarting it (pid {pid})")
+        part.stop(timeout)
+        pid = None
     if pid is not None:
         if part.is_ready():
             report(f"{part.name}: already running (pid {pid})")

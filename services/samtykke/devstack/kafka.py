@@ -56,10 +56,11 @@ from samtykke.devstack.process import (
     wait_until,
 )
 
-# The switch to a secured broker for `samtykke stack` and every KafkaBroker not told otherwise.
-# Off until the platform's clients log in (`kafka_credentials.client_credentials`); a test asks
-# for a secured broker of its own with KafkaBroker(settings, layout, secured=True).
-SECURED_BY_DEFAULT = False
+# The switch to a secured broker for `samtykke stack` and every KafkaBroker not told otherwise:
+# every client logs in (`adapters.kafka.client_options`, SASL_SSL by default). A plaintext stack
+# started before is converted at its next start (its users are added, its data kept); a test asks
+# for a plaintext broker of its own with KafkaBroker(settings, layout, secured=False).
+SECURED_BY_DEFAULT = True
 
 HEAP_OPTIONS = ("-Xms256m", "-Xmx512m")
 # the short Java runs of the set-up (format, keytool, javac, ApplySecurity): no optimising
@@ -174,6 +175,18 @@ class KafkaBroker:
 
     def running_pid(self) -> int | None:
         return self.process.running_pid()
+
+    def needs_restart(self) -> str | None:
+        """A running broker serves the listeners of the config rendered at its start: one started
+        plaintext is restarted secured (its users are added, its data kept), and back."""
+        try:
+            config = self.config_path.read_text()
+        except OSError:
+            return None
+        serves_secured = "listeners=SASL_SSL://" in config
+        if serves_secured == self.secured:
+            return None
+        return "serves plaintext, secured is wanted" if self.secured else "serves SASL_SSL, plaintext is wanted"
 
     def start(self) -> None:
         ports = [self.address, self.controller]

@@ -3,9 +3,10 @@
 A secured local broker (see `devstack.kafka`) has one SCRAM-SHA-512 user per principal in
 `devstack.acls`, with random passwords made once and kept in `<state>/kafka/credentials.json`
 (mode 600, `{"admin": "...", "consent": "...", ...}`), and serves TLS with a certificate signed by a
-local CA whose certificate is `<state>/kafka/tls/ca.pem`. `client_credentials` turns the settings
-into the connection details of one principal: for aiokafka `client_options()`; for Faust
-`faust.SASLCredentials(username=..., password=..., ssl_context=ssl_context(), mechanism="SCRAM-SHA-512")`.
+local CA whose certificate is `<state>/kafka/tls/ca.pem`. The platform's clients find both through
+their settings (`adapters.kafka.client_options`: the user `SAMTYKKE_KAFKA_USERNAME`, its password
+from this file unless one is set). `client_credentials` gives the stack manager and the broker's
+own tests the connection details of any principal of a given state folder.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 # start order; `down` walks it backwards so the database outlives its clients
 PART_NAMES: tuple[str, ...] = ("postgres", "kafka", "registry")
@@ -84,4 +84,13 @@ class StackPart(Protocol):
 
     def stop(self, timeout: float) -> None:
         """Stop gracefully, forcefully after `timeout` seconds."""
+        ...
+
+
+@runtime_checkable
+class Reconfigurable(Protocol):
+    """A part whose running server may serve another configuration than the one wanted now."""
+
+    def needs_restart(self) -> str | None:
+        """Why the running server must restart to serve what is wanted now (None: it need not)."""
         ...

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+from pydantic import SecretStr
 
 from samtykke.adapters.settings import Settings
 from samtykke.devstack.layout import HostPort
@@ -151,7 +152,7 @@ class DetachedProcess:
         self.pid_path.unlink(missing_ok=True)  # stale: the server died or the pid was reused
         return None
 
-    def spawn(self, command: Sequence[str], cwd: Path) -> int:
+    def spawn(self, command: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> int:
         self.pid_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -161,6 +162,7 @@ class DetachedProcess:
                 child = subprocess.Popen(
                     list(command),
                     cwd=cwd,
+                    env=None if env is None else dict(env),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -217,6 +219,8 @@ def settings_environment(
     env = dict(os.environ if base is None else base)
     for name in names:
         value = getattr(settings, name)
+        if isinstance(value, SecretStr):  # str() of a secret is its mask
+            value = value.get_secret_value()
         env[f"SAMTYKKE_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
     return env
 

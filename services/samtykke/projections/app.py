@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from samtykke.adapters.avro import AvroDecoder, load_schema
 from samtykke.adapters.dead_letters import Headers
+from samtykke.adapters.kafka import client_options, faust_credentials
 from samtykke.adapters.settings import Settings
 
 from .applier import BatchApplier
@@ -90,7 +91,9 @@ def raw_message(message: Any) -> RawMessage:
 
 
 def create_app(domain: Domain, settings: Settings, resources: ProjectorResources) -> faust.App:
-    app = faust.App(domain.group(settings), **faust_settings(domain, settings))
+    # the same security as every aiokafka client of ours (`client_options`): this process's principal
+    credentials = faust_credentials(settings)
+    app = faust.App(domain.group(settings), broker_credentials=credentials, **faust_settings(domain, settings))
     app.transport = StoredPositionTransport(app.conf.broker_consumer, app, resources.stored_positions)
 
     async def send_and_wait(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
@@ -113,7 +116,7 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
             metrics.complete_through.labels(domain.name).set(completeness.through.timestamp())
 
     watermarks = WatermarkReader(
-        settings.kafka_bootstrap,
+        client_options(settings),
         settings.topic_watermarks,
         AvroDecoder(resources.registry, load_schema(settings.schema_dir, "Watermark")),
         completeness,

@@ -22,7 +22,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from samtykke.adapters.dead_letters import Headers
-from samtykke.adapters.kafka import idempotent_producer
+from samtykke.adapters.kafka import client_options, idempotent_producer
 from samtykke.adapters.settings import Settings
 
 from .applier import BatchApplier
@@ -95,10 +95,11 @@ async def rebuild(domain: Domain, settings: Settings, keep_old: bool = False) ->
             raise RebuildRefused(f"another rebuild of {domain.name} is running")
         target, n = await _fresh_schema(owner, domain)
         resources = await ProjectorResources.open(domain, settings, schema=target)
-        producer = idempotent_producer(settings.kafka_bootstrap)
+        kafka = client_options(settings)
+        producer = idempotent_producer(kafka)
         await producer.start()
         replay = TopicReplay(
-            settings.kafka_bootstrap,
+            kafka,
             [settings.topic_changes, settings.topic_subjects],
             settings.projection_rebuild_batch_size,
         )

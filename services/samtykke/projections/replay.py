@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from samtykke.adapters.kafka import assign_all
+from samtykke.adapters.kafka import KafkaOptions, assign_all
 
 from .messages import RawMessage
 from .progress import Progress
@@ -20,12 +20,12 @@ ApplyBatch = Callable[[Sequence[RawMessage]], Awaitable[Any]]
 
 
 class TopicReplay:
-    def __init__(self, bootstrap: str, topics: Sequence[str], batch_size: int) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaOptions, topics: Sequence[str], batch_size: int) -> None:
+        self._kafka = kafka
         self._topics = list(topics)
         self._batch_size = batch_size
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -36,7 +36,7 @@ class TopicReplay:
     async def start(self, timeout: float = 30.0) -> None:
         """Assign every partition from its beginning; `TopicsMissing` when a topic is not there in time."""
         await self._consumer.start()
-        self.partitions = await assign_all(self._consumer, self._bootstrap, self._topics, "beginning", timeout)
+        self.partitions = await assign_all(self._consumer, self._kafka, self._topics, "beginning", timeout)
 
     async def stop(self) -> None:
         await self._consumer.stop()

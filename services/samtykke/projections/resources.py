@@ -11,7 +11,7 @@ from faust.types import TP
 
 from samtykke.adapters.avro import SchemaRegistry
 from samtykke.adapters.dead_letters import dead_letter_topic
-from samtykke.adapters.kafka import ensure_topics
+from samtykke.adapters.kafka import client_options, ensure_topics
 from samtykke.adapters.postgres import create_pool
 from samtykke.adapters.settings import Settings
 from samtykke.domain.catalog import load_catalog
@@ -41,7 +41,7 @@ class ProjectorResources:
         metrics = ProjectionMetrics(domain.name)
         await with_backoff(
             lambda: ensure_topics(
-                settings.kafka_bootstrap,
+                client_options(settings),
                 settings.topic_changes,
                 settings.topic_subjects,
                 settings.topic_partitions,
@@ -55,7 +55,7 @@ class ProjectorResources:
         projection = domain.projection(schema or domain.name, settings, catalog)
         async with pool.acquire() as conn:
             await projection.prepare(conn)
-        registry = SchemaRegistry(settings.registry_url)
+        registry = SchemaRegistry.from_settings(settings)
         decoder = EventDecoder(registry, settings, catalog)
         completeness = CompletenessRecorder(projection.schema)
         return cls(domain, settings, pool, registry, projection, decoder, metrics, completeness)

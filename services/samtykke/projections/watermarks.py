@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from samtykke.adapters.avro import AvroDecoder, RegistryError, UndecodableMessage
-from samtykke.adapters.kafka import extend_assignment, present_partitions
+from samtykke.adapters.kafka import KafkaOptions, extend_assignment, present_partitions
 from samtykke.domain.freshness import Watermark
 
 from .completeness import CompletenessRecorder
@@ -29,24 +29,24 @@ RECORD_EVERY = 1.0
 class WatermarkReader:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaOptions,
         topic: str,
         decoder: AvroDecoder,
         recorder: CompletenessRecorder,
         pool: asyncpg.Pool,
         recorded: Callable[[], Awaitable[None]],
     ) -> None:
-        self._bootstrap, self._topic = bootstrap, topic
+        self._kafka, self._topic = kafka, topic
         self._decoder = decoder
         self._recorder = recorder
         self._pool = pool
         self._recorded = recorded
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**self._kafka, group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
-            while not (partitions := await present_partitions(self._bootstrap, [self._topic])):
+            while not (partitions := await present_partitions(self._kafka, [self._topic])):
                 await asyncio.sleep(RECORD_EVERY)  # the relay creates it; stale meanwhile
             ends, starts = await consumer.end_offsets(partitions), await consumer.beginning_offsets(partitions)
             await extend_assignment(consumer, partitions, {tp: max(starts[tp], ends[tp] - 1) for tp in partitions})

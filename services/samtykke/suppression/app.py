@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, load_schema
+from samtykke.adapters.kafka import client_options
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.domain.catalog import load_catalog
@@ -36,14 +37,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = service_registry()
     metrics = SuppressionMetrics(registry)
     index = SuppressionIndex(SuppressionRules(load_catalog()), RegisterBook(dict(settings.register_freshness_days)))
-    schema_registry = SchemaRegistry(settings.registry_url)
+    schema_registry = SchemaRegistry.from_settings(settings)
     decoders = {
         settings.topic_changes: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "ConsentChanged")),
         settings.topic_subjects: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "SubjectChanged")),
         settings.topic_watermarks: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "Watermark")),
     }
     feed = TopicFeed(
-        settings.kafka_bootstrap,
+        client_options(settings),  # checks the Kafka security settings at start-up
         settings.topic_changes,
         settings.topic_subjects,
         decoders,

@@ -36,13 +36,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from samtykke.adapters.avro import AvroDecoder, RegistryError, UndecodableMessage
 from samtykke.adapters.dead_letters import PoisonKind, dead_letter, undecodable_kind
 from samtykke.adapters.kafka import (
     LONG_RETENTION_MS,
+    KafkaOptions,
     assign_all,
+    create_topics,
     extend_assignment,
     idempotent_producer,
     present_partitions,
@@ -62,7 +64,7 @@ CONSUMER = "suppression"
 class TopicFeed:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaOptions,
         topic_changes: str,
         topic_subjects: str,
         decoders: dict[str, AvroDecoder],
@@ -73,7 +75,7 @@ class TopicFeed:
         topic_watermarks: str | None = None,
         refresh_seconds: float = 5.0,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._changes, self._subjects = topic_changes, topic_subjects
         self._watermarks = topic_watermarks  # None: never complete, so never fresh
         self._refresh_seconds = refresh_seconds
@@ -120,7 +122,7 @@ class TopicFeed:
     # -- the loop -------------------------------------------------------------------------
     async def run(self) -> None:
         consumer = self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka,
             group_id=None,
             enable_auto_commit=False,
             fetch_max_wait_ms=100,
@@ -156,7 +158,7 @@ class TopicFeed:
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
         # the topics may not exist yet (their owner creates them): not ready until they do
         topics = (self._changes, self._subjects)
-        self._partitions = await assign_all(consumer, self._bootstrap, topics, "beginning", wait_seconds=None)
+        self._partitions = await assign_all(consumer, self._kafka, topics, "beginning", wait_seconds=None)
         self._start_ends = await consumer.end_offsets(self._partitions)
         for tp in self._partitions:  # so the position (the proof on each decision) names every partition
             self._index.track(tp.topic, tp.partition, await consumer.position(tp))
@@ -165,7 +167,7 @@ class TopicFeed:
         )
         if self._watermarks is not None:
             # the newest watermark is the one that counts: start at the last record kept
-            marks = await present_partitions(self._bootstrap, [self._watermarks])
+            marks = await present_partitions(self._kafka, [self._watermarks])
             if not marks:
                 log.warning("no watermark topic %s yet: the index stays stale until it appears", self._watermarks)
                 return
@@ -180,7 +182,7 @@ class TopicFeed:
         """Assign partitions added at run time (and a watermark topic created late), from their start."""
         topics = [self._changes, self._subjects, *([self._watermarks] if self._watermarks else [])]
         try:
-            present = await present_partitions(self._bootstrap, topics)
+            present = await present_partitions(self._kafka, topics)
         except (KafkaError, OSError) as exc:
             log.warning("could not refresh topic metadata (%s); retrying later", type(exc).__name__)
             return
@@ -255,17 +257,15 @@ class TopicFeed:
 
     async def _dlq_producer(self) -> AIOKafkaProducer:
         if self._dlq is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            admin = AIOKafkaAdminClient(**self._kafka)
             await admin.start()
             try:
-                await admin.create_topics(
-                    [NewTopic(self._dlq_topic, 1, 1, topic_configs={"retention.ms": LONG_RETENTION_MS})]
+                await create_topics(
+                    admin, [NewTopic(self._dlq_topic, 1, 1, topic_configs={"retention.ms": LONG_RETENTION_MS})]
                 )
-            except TopicAlreadyExistsError:
-                pass
             finally:
                 await admin.close()
-            self._dlq = idempotent_producer(self._bootstrap)
+            self._dlq = idempotent_producer(self._kafka)
             await self._dlq.start()
         return self._dlq
 

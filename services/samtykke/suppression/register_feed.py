@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from samtykke.adapters.avro import AvroDecoder, RegistryError, UndecodableMessage
-from samtykke.adapters.kafka import assign_all, ensure_topic
+from samtykke.adapters.kafka import KafkaOptions, assign_all, ensure_topic
 from samtykke.domain.registers import (
     IncompleteSnapshot,
     Register,
@@ -69,13 +69,13 @@ class RegisterMetrics:
 class RegisterFeed:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaOptions,
         topic: str,
         decoder: AvroDecoder,
         applier: RegisterApplier,
         metrics: RegisterMetrics,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._topic = topic
         self._decoder = decoder
         self._applier = applier
@@ -87,9 +87,9 @@ class RegisterFeed:
         self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
-        await ensure_topic(self._bootstrap, self._topic, 1, TOPIC_CONFIGS)
+        await ensure_topic(self._kafka, self._topic, 1, TOPIC_CONFIGS)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka,
             group_id=None,
             enable_auto_commit=False,
             fetch_max_wait_ms=200,
@@ -97,7 +97,7 @@ class RegisterFeed:
         )
         await consumer.start()
         try:
-            partitions = await assign_all(consumer, self._bootstrap, [self._topic], "beginning", wait_seconds=None)
+            partitions = await assign_all(consumer, self._kafka, [self._topic], "beginning", wait_seconds=None)
             ends = await consumer.end_offsets(partitions)
             while True:
                 try:

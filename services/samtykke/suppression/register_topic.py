@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from samtykke.adapters.avro import AvroEncoder
-from samtykke.adapters.kafka import idempotent_producer
+from samtykke.adapters.kafka import KafkaOptions, idempotent_producer
 from samtykke.domain.registers import CHUNK_SIZE, Register, SnapshotHead, chunk_key, chunked, head_key
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def read_record(record: dict[str, Any]) -> tuple[SnapshotHead, int | None, list[
 class RegisterPublisher:
     """Writes an accepted snapshot to the register topic: chunks, head, then tombstones."""
 
-    def __init__(self, bootstrap: str, topic: str, encoder: AvroEncoder) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaOptions, topic: str, encoder: AvroEncoder) -> None:
+        self._kafka = kafka
         self._topic = topic
         self._encoder = encoder
         self._producer: AIOKafkaProducer | None = None
@@ -115,7 +115,7 @@ class RegisterPublisher:
         if not self._encoder.ready:
             await self._encoder.register()
         if self._producer is None:
-            producer = idempotent_producer(self._bootstrap, max_request_size=4 * 1024 * 1024)
+            producer = idempotent_producer(self._kafka, max_request_size=4 * 1024 * 1024)
             await producer.start()
             self._producer = producer
         return self._producer

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 
 from samtykke.adapters.auth import Principal
 from samtykke.adapters.avro import AvroDecoder, AvroEncoder, RegistryError, SchemaRegistry, load_schema
+from samtykke.adapters.kafka import client_options
 from samtykke.adapters.problems import problem
 from samtykke.adapters.settings import Settings
 from samtykke.domain.registers import Register, RegisterFileReading, refusals
@@ -247,8 +248,9 @@ def attach(app: Any, settings: Settings, index: SuppressionIndex, schema_registr
     """Wire the register topic into the app (part of the composition root): its feed, publisher and metrics."""
     schema = load_schema(settings.schema_dir, SCHEMA)
     metrics = RegisterMetrics(app.state.metrics.registry)
+    kafka = client_options(settings)
     feed = RegisterFeed(
-        settings.kafka_bootstrap,
+        kafka,
         settings.topic_registers,
         AvroDecoder(schema_registry, schema),
         RegisterApplier(index),
@@ -256,7 +258,7 @@ def attach(app: Any, settings: Settings, index: SuppressionIndex, schema_registr
     )
     app.state.register_feed, app.state.register_metrics = feed, metrics
     app.state.register_publisher = RegisterPublisher(
-        settings.kafka_bootstrap,
+        kafka,
         settings.topic_registers,
         AvroEncoder(schema_registry, settings.topic_registers, schema),
     )

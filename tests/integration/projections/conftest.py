@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from samtykke.adapters.kafka import topic_partitions
+from samtykke.adapters.kafka import client_options, topic_partitions
 from samtykke.adapters.settings import Settings
 from samtykke.devstack.parts import StackError
 from samtykke.devstack.process import ServiceProcess, settings_environment
@@ -96,9 +96,9 @@ class ProjectionPlatform:
         return await asyncpg.connect(self.settings.database_url)
 
     async def end_offsets(self) -> dict[tuple[str, int], int]:
-        bootstrap, topics = self.settings.kafka_bootstrap, [self.settings.topic_changes, self.settings.topic_subjects]
-        partitions = await topic_partitions(bootstrap, topics)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        kafka, topics = client_options(self.settings), [self.settings.topic_changes, self.settings.topic_subjects]
+        partitions = await topic_partitions(kafka, topics)
+        consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
         await consumer.start()
         try:
             ends = await consumer.end_offsets(partitions)

@@ -11,6 +11,7 @@ import httpx
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from samtykke.adapters.kafka import client_options
 from samtykke.projections.domains import DOMAINS
 
 from ..suppression.watermarks import WatermarkPublisher
@@ -52,7 +53,7 @@ async def test_complete_through_the_watermark_and_offsets_visible_to_the_group(
     assert datetime.fromisoformat(ready["complete_through"]) >= after
     assert 'samtykke_projection_complete_through_seconds{domain="marketing"}' in metrics
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=platform.settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(platform.settings))
     await admin.start()
     try:
         group = DOMAINS["marketing"].group(platform.settings)

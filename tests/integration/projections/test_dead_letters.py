@@ -16,6 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from samtykke.adapters import dead_letters
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.dead_letters import dead_letter_topic
+from samtykke.adapters.kafka import KafkaOptions, client_options
 from samtykke.domain.events import ConsentChanged
 from samtykke.projections.domains import DOMAINS
 
@@ -24,11 +25,9 @@ from .history import register
 
 
 async def read_dead_letters(
-    bootstrap: str, topic: str, count: int, timeout: float = 30
+    kafka: KafkaOptions, topic: str, count: int, timeout: float = 30
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(topic, **kafka, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
         found: list[ConsumerRecord[bytes, bytes]] = []
@@ -86,7 +85,7 @@ async def test_poison_goes_to_the_dead_letter_queue_and_later_events_apply(platf
         b"not avro at all": "undecodable",
         encoder.encode(bogus.as_record()): "rule_violation",
     }
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer = AIOKafkaProducer(**client_options(settings))
     await producer.start()
     try:
         for value in poison:  # keyed by the subject: the same partition as its real events
@@ -104,7 +103,7 @@ async def test_poison_goes_to_the_dead_letter_queue_and_later_events_apply(platf
     await conn.close()
     assert status == "withdrawn"  # the event after the poison was applied
     topic = dead_letter_topic(DOMAINS["marketing"].group(settings))
-    letters = await read_dead_letters(settings.kafka_bootstrap, topic, len(poison))
+    letters = await read_dead_letters(client_options(settings), topic, len(poison))
     assert len(letters) == len(poison)
     group = DOMAINS["marketing"].group(settings)
     for letter in letters:
@@ -135,7 +134,7 @@ async def test_an_unknown_schema_id_holds_the_projector_back_and_is_never_dead_l
     await platform.caught_up("marketing")
     # framed with an id no registry has handed out (a registry restarted empty, say)
     unknown = b"\x00" + struct.pack(">I", 2**31 - 1) + b"\x02"
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer = AIOKafkaProducer(**client_options(settings))
     await producer.start()
     try:
         await producer.send_and_wait(settings.topic_changes, unknown, key=subject.subject_id.encode())
@@ -157,4 +156,4 @@ async def test_an_unknown_schema_id_holds_the_projector_back_and_is_never_dead_l
     assert 'samtykke_projection_retries_total{domain="marketing",stage="decode"}' in metrics
     assert "samtykke_projection_dead_letters_total{" not in metrics
     topic = dead_letter_topic(DOMAINS["marketing"].group(settings))
-    assert await read_dead_letters(settings.kafka_bootstrap, topic, 1, timeout=2) == []
+    assert await read_dead_letters(client_options(settings), topic, 1, timeout=2) == []

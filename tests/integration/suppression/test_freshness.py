@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
-from samtykke.adapters.kafka import idempotent_producer
+from samtykke.adapters.kafka import client_options, idempotent_producer
 from samtykke.domain.events import ConsentChanged
 
 from ..conftest import RunningConsent
@@ -105,7 +105,7 @@ async def test_a_partition_added_at_run_time_is_read_and_counted(
     granted = await service.wait_for(allowed, subject_id=subject, **DM_SMS)
     partitions = len(granted["position"][settings.topic_changes])
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         await admin.create_partitions({settings.topic_changes: NewPartitions(partitions + 1)})
@@ -121,7 +121,7 @@ async def test_a_partition_added_at_run_time_is_read_and_counted(
         str(uuid.uuid4()), subject, "consumer", None, "DK", "direct_marketing", "sms", "withdrawn", "granted",
         2, now, now, None, "self_service", "subject", None, None, None,
     )  # fmt: skip
-    producer = idempotent_producer(settings.kafka_bootstrap)
+    producer = idempotent_producer(client_options(settings))
     await producer.start()
     committed = time.monotonic()
     try:

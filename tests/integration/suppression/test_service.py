@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from samtykke.adapters import dead_letters
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
-from samtykke.adapters.kafka import idempotent_producer
+from samtykke.adapters.kafka import client_options, idempotent_producer
 
 from ..conftest import RunningConsent
 from .conftest import RunningSuppression
@@ -178,7 +178,7 @@ async def test_an_undecodable_message_is_dead_lettered_and_never_allows(
     schema_id = await AvroEncoder(registry, consent.settings.topic_changes, schema).register()
     await registry.aclose()
     garbage = b"\x00" + struct.pack(">I", schema_id) + b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
-    producer = idempotent_producer(consent.settings.kafka_bootstrap)
+    producer = idempotent_producer(client_options(consent.settings))
     await producer.start()
     try:
         await producer.send_and_wait(consent.settings.topic_changes, garbage, key=subject.encode())
@@ -186,7 +186,7 @@ async def test_an_undecodable_message_is_dead_lettered_and_never_allows(
         await producer.stop()
     await suppression.wait_for(lambda d: d["reasons"] == ["stale"], subject_id=subject, **DM_SMS)
     assert "samtykke_suppression_undecodable_total" in (await suppression.client.get("/metrics")).text
-    dlq = AIOKafkaConsumer(bootstrap_servers=consent.settings.kafka_bootstrap, enable_auto_commit=False)
+    dlq = AIOKafkaConsumer(**client_options(consent.settings), enable_auto_commit=False)
     await dlq.start()
     try:
         partition = TopicPartition(suppression.settings.suppression_dlq_topic, 0)

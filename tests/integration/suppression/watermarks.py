@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
-from samtykke.adapters.kafka import idempotent_producer, present_partitions
+from samtykke.adapters.kafka import client_options, idempotent_producer, present_partitions
 from samtykke.adapters.settings import Settings
 from samtykke.domain.freshness import Watermark
 
@@ -46,12 +46,12 @@ class WatermarkPublisher:
         self._partitions_at = 0.0
         self._registry = SchemaRegistry(settings.registry_url)
         self._encoder = AvroEncoder(self._registry, self.topic, load_schema(settings.schema_dir, "Watermark"))
-        self._producer = idempotent_producer(settings.kafka_bootstrap, linger_ms=0)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+        self._producer = idempotent_producer(client_options(settings), linger_ms=0)
+        self._consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> WatermarkPublisher:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**client_options(self.settings))
         await admin.start()
         try:
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -78,13 +78,13 @@ class WatermarkPublisher:
         through = datetime.now(UTC)
         if time.monotonic() - self._partitions_at > PARTITIONS_EVERY:
             topics: Sequence[str] = (self.settings.topic_changes, self.settings.topic_subjects)
-            self._partitions = await present_partitions(self.settings.kafka_bootstrap, topics)
+            self._partitions = await present_partitions(client_options(self.settings), topics)
             self._partitions_at = time.monotonic()
         try:
             ends = await asyncio.wait_for(self._consumer.end_offsets(self._partitions), 2.0) if self._partitions else {}
         except TimeoutError:  # a client stuck on old metadata (a partition just added): start afresh
             await self._consumer.stop()
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
+            self._consumer = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
             await self._consumer.start()
             raise
 

@@ -38,7 +38,9 @@ WITH previous AS (SELECT renewed_at FROM consent.relay_leadership)
 INSERT INTO consent.relay_leadership AS l (singleton, epoch, renewed_at) VALUES (true, 1, clock_timestamp())
 ON CONFLICT (singleton) DO UPDATE SET epoch = l.epoch + 1, renewed_at = clock_timestamp()
 RETURNING l.epoch,
-    coalesce((SELECT extract(epoch FROM p.renewed_at - clock_timestamp()) FROM previous p), -1e9)::float8 AS since
+    -- a leader that resigned left '-infinity' (nothing to wait for), which cannot be subtracted from
+    coalesce((SELECT extract(epoch FROM greatest(p.renewed_at, clock_timestamp() - interval '1 hour')
+                                        - clock_timestamp()) FROM previous p), -1e9)::float8 AS since
 """
 _RENEW = "UPDATE consent.relay_leadership SET renewed_at = clock_timestamp() WHERE epoch = $1 RETURNING true"
 

@@ -8,6 +8,7 @@ the end of the module.
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import uuid
@@ -35,14 +36,15 @@ READY_TIMEOUT = 120.0
 
 
 def free_port_block(count: int) -> int:
-    """A port whose next `count - 1` neighbours are free too (a secured broker uses four)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count <= 65535 and all(_bindable(base + offset) for offset in range(1, count)):
+    """A port whose next `count - 1` neighbours are free too (a secured broker uses four), chosen
+    below the kernel's ephemeral range: the broker binds them seconds later (after keytool), and
+    a port in that range may meanwhile be taken by any outgoing connection on the machine."""
+    lowest_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        base = random.randrange(20_000, lowest_ephemeral - count)
+        if all(_bindable(base + offset) for offset in range(count)):
             return base
-    raise RuntimeError(f"no {count} free consecutive ports on 127.0.0.1")
+    raise RuntimeError(f"no {count} free consecutive ports on 127.0.0.1 below {lowest_ephemeral}")
 
 
 def _bindable(port: int) -> bool:

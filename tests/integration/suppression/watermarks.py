@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options, idempotent_producer, present_partitions
 from samtykke.adapters.settings import Settings
 from samtykke.domain.freshness import Watermark
 
+log = logging.getLogger(__name__)
 KEY = b"consent"
 PARTITIONS_EVERY = 1.0
 
@@ -104,6 +106,7 @@ class WatermarkPublisher:
             await self.publishing.wait()
             try:
                 await self.publish()
-            except (KafkaError, TimeoutError):  # a broker moment (leader moving): retried, as the relay does
+            except Exception as error:  # a broker or registry moment: retried, as the relay does
+                log.warning("stand-in watermark not published, retrying: %s: %s", type(error).__name__, error)
                 self._partitions_at = 0.0
             await asyncio.sleep(self.every)

@@ -9,9 +9,11 @@ names, so tests never see each other's data.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -127,12 +129,27 @@ async def fresh_database(stack: StackEndpoints) -> AsyncIterator[str]:
     try:
         yield urlsplit(stack.database_url)._replace(path=f"/{name}").geturl()
     finally:
-        admin = await asyncpg.connect(stack.database_url)
-        try:
-            # FORCE: a test that leaked a connection must not leak its database too
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(stack.database_url, name)
+
+
+async def drop_database(owner_url: str, name: str, patience: float = 20.0) -> None:
+    """Drop a test's database. FORCE ends the test's own leaked connections, but the owner login may
+    not end another role's (a projector process still stopping): those are waited for; a database
+    still held after `patience` is left for the session's clean-up, with a warning."""
+    deadline = time.monotonic() + patience
+    admin = await asyncpg.connect(owner_url)
+    try:
+        while True:
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except asyncpg.InsufficientPrivilegeError:
+                if time.monotonic() > deadline:
+                    warnings.warn(f"database {name} still in use by another role; left for the clean-up", stacklevel=1)
+                    return
+                await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

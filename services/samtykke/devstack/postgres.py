@@ -3,19 +3,20 @@
 PostgreSQL refuses to run as root, so when the stack runs as root every server
 command goes through `runuser -u postgres`. That user cannot enter a checkout in a
 private folder (a home folder, `mktemp -d`), so a root stack keeps the cluster, its
-socket and its log in `/var/lib/postgresql/samtykke/<key>/` (the key is a digest of the
-state folder's path, so every checkout has its own); a non-root stack keeps them in
-`.state/postgres/`, with the log in `.state/logs/`. pg_ctl manages the postmaster and
+socket and its log in `/var/lib/postgresql/samtykke/<key>/` (a random key kept in
+`.state/postgres-cluster`, so every state folder has its own, and clusters of state
+folders that are gone are removed); a non-root stack keeps them in `.state/postgres/`,
+with the log in `.state/logs/`. pg_ctl manages the postmaster and
 its pidfile; this module adds the config, the login role and the database named
 in `settings.database_url`, created idempotently on every start.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pwd
 import shutil
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -67,8 +68,8 @@ class PostgresCluster:
         self.target = database_address(settings)
         self.as_root = os.geteuid() == 0
         if self.as_root:
-            key = hashlib.sha256(str(layout.state_dir).encode()).hexdigest()[:16]
-            self.home = ROOT_CLUSTERS / key
+            self.cluster_key = layout.state_dir / "postgres-cluster"
+            self.home = ROOT_CLUSTERS / self._key()
             self.log_path = self.home / "postgres.log"
         else:
             self.home = layout.state_dir / "postgres"
@@ -76,6 +77,24 @@ class PostgresCluster:
         self.data_dir = self.home / "data"
         self.socket_dir = self.home / "socket"
         self.os_user = "postgres" if self.as_root else pwd.getpwuid(os.geteuid()).pw_name
+
+    def _key(self) -> str:
+        """This state folder's cluster: a random key kept in the state folder, so a new clone (even at
+        a path an old one had) gets a cluster of its own and never another checkout's data."""
+        try:
+            return self.cluster_key.read_text().strip()
+        except FileNotFoundError:
+            return uuid.uuid4().hex[:16]  # written by the install that makes the cluster
+
+    def _forget_orphans(self, report: Report) -> None:
+        """Clusters of state folders that are gone (a removed clone) and that no server runs."""
+        for home in ROOT_CLUSTERS.glob("*/"):
+            owner = home / "state-folder"
+            if home == self.home or not owner.is_file() or Path(owner.read_text().strip()).is_dir():
+                continue
+            if not (home / "data" / "postmaster.pid").exists():
+                report(f"postgres: removing {home}, the cluster of a state folder that is gone")
+                shutil.rmtree(home, ignore_errors=True)
 
     @property
     def endpoint(self) -> str:
@@ -107,7 +126,13 @@ class PostgresCluster:
                 raise StackError(self.name, f"the postgresql package did not provide {BIN_DIR}", self.log_path)
         if not (self.data_dir / "PG_VERSION").is_file():
             report(f"postgres: creating a cluster in {self.data_dir}")
+            if self.as_root:
+                self._forget_orphans(report)
+                self.cluster_key.parent.mkdir(parents=True, exist_ok=True)
+                self.cluster_key.write_text(self.home.name + "\n")
             self._prepare_home()
+            if self.as_root:
+                (self.home / "state-folder").write_text(f"{self.cluster_key.parent}\n")
             run_logged(
                 self.name,
                 [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import yaml
 
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.devstack.platform import start_services
+from tests.ports import free_port
 
 from ..conftest import StackEndpoints
 
@@ -66,13 +66,6 @@ def render_config(settings: Settings, own_address: str) -> dict[str, Any]:
         for static in job["static_configs"]:
             static["targets"] = [local_target(t, settings, own_address) for t in static["targets"]]
     return config
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class PrometheusServer:

@@ -19,10 +19,8 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -41,6 +39,7 @@ from samtykke.devstack.platform import PLATFORM_SERVICES, service_environment, s
 from samtykke.devstack.postgres import ROOT_CLUSTERS, PostgresCluster
 from samtykke.devstack.process import DetachedProcess, ServiceProcess, process_is_alive, samtykke_command
 from samtykke.devstack.registry import APICURIO_VERSION
+from tests.ports import free_ports
 
 MAX_LAG_SECONDS = 3.0
 # invariant (a): a committed withdrawal is blocked by every replica within this bound
@@ -50,38 +49,6 @@ MARKETING = {"Authorization": "Bearer dev-marketing"}
 PROJECTORS = ("marketing", "analytics", "customer_service")
 SERVICES = ("consent", *PROJECTORS, "suppression")
 READY_SECONDS = 120.0
-
-
-_given: set[int] = set()  # ports handed out already: two picks never share one
-
-
-def ephemeral_ports() -> range:
-    """The kernel's range for the local ports of outgoing connections: a server restarted on a port in
-    it may find the port taken by some client's connection meanwhile."""
-    try:
-        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        low, high = 32768, 60999
-    return range(low, high + 1)
-
-
-def free_ports(run: int = 1) -> int:
-    """The first of `run` consecutive free loopback ports below the ephemeral range, none handed out before."""
-    top = min(ephemeral_ports().start, 65536) - run
-    for _ in range(500):
-        first = random.randrange(20000, top)
-        ports = range(first, first + run)
-        if _given.intersection(ports):
-            continue
-        try:
-            for port in ports:
-                with socket.socket() as taken:
-                    taken.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        _given.update(ports)
-        return first
-    raise RuntimeError(f"no {run} consecutive free ports")
 
 
 def fault_settings(state_dir: Path) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,14 +15,9 @@ import uvicorn
 
 from samtykke.adapters.settings import Settings
 from samtykke.consent.app import create_app
+from tests.ports import free_port
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServerThread:

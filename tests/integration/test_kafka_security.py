@@ -8,8 +8,6 @@ the end of the module.
 
 from __future__ import annotations
 
-import random
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,33 +25,13 @@ from samtykke.devstack.acls import AclRule, acl_rules, projector_principal
 from samtykke.devstack.kafka import KafkaBroker
 from samtykke.devstack.kafka_credentials import benchmark_address, client_credentials, credentials_path
 from samtykke.devstack.layout import StackLayout
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.stack
 
 AUTHORIZATION_FAILED = 29  # TOPIC_AUTHORIZATION_FAILED, in a CreateTopics response
 MARKETING = projector_principal("marketing")
 READY_TIMEOUT = 120.0
-
-
-def free_port_block(count: int) -> int:
-    """A port whose next `count - 1` neighbours are free too (a secured broker uses four), chosen
-    below the kernel's ephemeral range: the broker binds them seconds later (after keytool), and
-    a port in that range may meanwhile be taken by any outgoing connection on the machine."""
-    lowest_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(200):
-        base = random.randrange(20_000, lowest_ephemeral - count)
-        if all(_bindable(base + offset) for offset in range(count)):
-            return base
-    raise RuntimeError(f"no {count} free consecutive ports on 127.0.0.1 below {lowest_ephemeral}")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
@@ -80,7 +58,7 @@ class LocalBroker:
 
 
 def local_broker(state_dir: Path, secured: bool, lib_from: Path | None = None) -> LocalBroker:
-    settings = Settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{free_port_block(4)}")
+    settings = Settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{free_ports(4)}")
     layout = StackLayout.from_settings(settings)
     layout.ensure()
     broker = KafkaBroker(settings, layout, secured=secured)

@@ -5,7 +5,6 @@ test's own topics, consumer groups and ports."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from samtykke.devstack.parts import StackError
 from samtykke.devstack.process import ServiceProcess, settings_environment
 from samtykke.projections.domains import DOMAINS
 from samtykke.projections.provision import provision
+from tests.ports import free_ports
 
 from ..conftest import RunningConsent
 from ..suppression.watermarks import WatermarkPublisher
@@ -50,18 +50,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def free_port_base() -> int:
     """A base whose next three ports are free (each projector serves on base + 1, 2, 3)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1]) - 1
-        try:
-            for port in range(base + 1, base + 4):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free port range")
+    return free_ports(3) - 1
 
 
 def projector_process(domain: str, settings: Settings, log_path: Path) -> ServiceProcess:

@@ -17,8 +17,9 @@ import pytest
 from samtykke.adapters.settings import Settings
 from samtykke.suppression.app import create_app
 from samtykke.suppression.feed import TopicFeed
+from tests.ports import free_port
 
-from ..conftest import RunningConsent, ServerThread, free_port
+from ..conftest import RunningConsent, ServerThread
 from .watermarks import WatermarkPublisher
 
 MARKETING = {"Authorization": "Bearer dev-marketing"}

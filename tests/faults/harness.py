@@ -45,6 +45,7 @@ MAX_LAG_SECONDS = 3.0
 # invariant (a): a committed withdrawal is blocked by every replica within this bound
 BOUND_SECONDS = MAX_LAG_SECONDS + 1.0
 ADMIN = {"Authorization": "Bearer dev-admin"}
+REGISTERS = {"Authorization": "Bearer dev-registers"}
 MARKETING = {"Authorization": "Bearer dev-marketing"}
 PROJECTORS = ("marketing", "analytics", "customer_service")
 SERVICES = ("consent", *PROJECTORS, "suppression")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .harness import ADMIN, BOUND_SECONDS, FaultPlatform
+from .harness import BOUND_SECONDS, REGISTERS, FaultPlatform
 from .row import Row, phone_number
 from .watch import check, wait_decision
 
@@ -29,7 +29,7 @@ async def upload(platform: FaultPlatform, content: str, **params: str) -> httpx.
             "/v1/registers/NIX/imports",
             params={"published": published(), **params},
             content=content.encode(),
-            headers=ADMIN | {"Content-Type": "text/plain"},
+            headers=REGISTERS | {"Content-Type": "text/plain"},
         )
 
 
@@ -40,7 +40,7 @@ async def imported(platform: FaultPlatform, numbers: list[str], **params: str) -
     async with httpx.AsyncClient(base_url=platform.suppression_urls["suppression"], timeout=30) as client:
         while job["state"] == "running":
             await asyncio.sleep(0.1)
-            job = (await client.get(f"/v1/registers/imports/{job['job_id']}", headers=ADMIN)).json()
+            job = (await client.get(f"/v1/registers/imports/{job['job_id']}", headers=REGISTERS)).json()
     assert job["state"] == "done", job
     return job
 

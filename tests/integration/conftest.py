@@ -18,6 +18,7 @@ from samtykke.consent.app import create_app
 from tests.ports import free_port
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
+REGISTERS = {"Authorization": "Bearer dev-registers"}
 
 
 class ServerThread:

@@ -34,15 +34,37 @@ def default_state_dir() -> Path:
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER"]
 
-SCOPES = frozenset({"consent:write", "consent:read", "suppression:check", "suppression:export", "admin"})
+# No scope implies another (there is no catch-all `admin`): a credential has what it lists.
+SCOPES: dict[str, str] = {
+    "consent:read": "read subjects (without clear identifiers), consents and history",
+    "consent:write": "register subjects, record decisions and usage",
+    "consent:import": "record decisions back-dated beyond `backdate_window_days` (migrations, paper archives)",
+    "consent:admin": "operate the consent service: outbox, dead letters, sweeps",
+    "identifiers:read": "see clear identifiers (a subject's own access export, a duplicate's subject id)",
+    "subjects:erase": "erase a subject's identifiers (the suppression stays)",
+    "suppression:check": "ask the gate for decisions",
+    "suppression:export": "read the suppression list and its change feed",
+    "suppression:audit": "ask the gate about an instant in the past (`at`), for audits",
+    "registers:import": "import national do-not-contact registers",
+}
+RETIRED_SCOPES = {"admin": "the catch-all `admin` scope is gone; list the scopes the credential needs"}
 
-# Development credentials: usable only against the local stack. Deployments set
-# SAMTYKKE_API_KEYS to their own secrets.
+# Development credentials: usable only against the local stack (the services refuse them on a public
+# address or in production, see adapters/safety.py). Deployments set SAMTYKKE_API_KEYS to their own.
 DEV_API_KEYS: dict[str, list[str]] = {
-    "dev-admin": ["admin", "consent:write", "consent:read"],
+    "dev-admin": [
+        "consent:read",
+        "consent:write",
+        "consent:import",
+        "consent:admin",
+        "identifiers:read",
+        "subjects:erase",
+    ],
     "dev-writer": ["consent:write", "consent:read"],
     "dev-reader": ["consent:read"],
     "dev-marketing": ["suppression:check", "suppression:export"],
+    "dev-auditor": ["suppression:check", "suppression:audit", "consent:read"],
+    "dev-registers": ["registers:import", "suppression:check"],
 }
 
 
@@ -136,9 +158,48 @@ class Settings(BaseSettings):
         description="Fernet key (32 url-safe base64 bytes) for identifiers kept for the subject's own access.",
     )
 
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses every development secret at start-up, whatever the bind address.",
+    )
+    allow_development_secrets: bool = Field(
+        default=False,
+        description="Let a development secret through on a non-loopback bind (a container whose port is "
+        "published on the host's loopback only, as in docker-compose.yml). Never in `production`.",
+    )
     api_keys: dict[str, list[str]] = Field(
         default_factory=lambda: dict(DEV_API_KEYS),
-        description='API keys and their scopes, as JSON `{"<key>": ["<scope>", ...]}`.',
+        description='API keys and their scopes, as JSON `{"<key>": ["<scope>", ...]}`; a key may be given as '
+        "`sha256:<hex digest>` so the clear key is kept nowhere on the server.",
+    )
+    oauth_jwks_url: str | None = Field(
+        default=None,
+        description="JWKS of the OAuth2 issuer whose access tokens (client credentials) are accepted "
+        "(`https://…` or `file://…`); unset: API keys only.",
+    )
+    oauth_issuer: str = Field(default="https://issuer.samtykke.invalid", description="Required `iss` of tokens.")
+    oauth_audience: str = Field(default="samtykke", description="Required `aud` of tokens.")
+    oauth_scope_map: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='The issuer\'s scope names mapped to ours, as JSON `{"crm.write": ["consent:write"]}`; '
+        "a scope not listed is taken as named.",
+    )
+    oauth_jwks_cache_seconds: float = Field(
+        default=300.0, gt=0, description="How long fetched signing keys are trusted before a refetch."
+    )
+    oauth_ca_file: Path | None = Field(default=None, description="PEM bundle of the CA of an `https://` JWKS URL.")
+    consent_rate_limit_per_minute: int = Field(
+        default=60_000, ge=1, description="Requests per credential per minute on the consent API."
+    )
+    backdate_window_days: int = Field(
+        default=30,
+        ge=0,
+        description="A decision dated further back than this needs the `consent:import` scope.",
+    )
+    audit_skew_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A check's `at` further in the past than this needs the `suppression:audit` scope.",
     )
 
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP services listen on.")
@@ -225,9 +286,21 @@ class Settings(BaseSettings):
     @classmethod
     def _known_scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for key, scopes in value.items():
-            unknown = set(scopes) - SCOPES
+            retired = [RETIRED_SCOPES[s] for s in scopes if s in RETIRED_SCOPES]
+            if retired:
+                raise ValueError(f"api key {key[:4]}…: {retired[0]}")
+            unknown = set(scopes) - set(SCOPES)
             if unknown:
                 raise ValueError(f"api key {key[:4]}…: unknown scopes {sorted(unknown)}")
+        return value
+
+    @field_validator("oauth_scope_map")
+    @classmethod
+    def _mapped_to_known_scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for theirs, ours in value.items():
+            unknown = set(ours) - set(SCOPES)
+            if unknown:
+                raise ValueError(f"oauth_scope_map[{theirs!r}]: unknown scopes {sorted(unknown)}")
         return value
 
     @model_validator(mode="after")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from samtykke.adapters.auth import Principal, require
+from samtykke.adapters.auth import Principal, ScopeRequired, require
 from samtykke.adapters.problems import install_problem_handlers, problem
 from samtykke.domain.consent import ConsentRecord, Decision
 from samtykke.domain.model import Country
@@ -106,7 +107,7 @@ async def register_subject(
     row = await svc.register_subject(
         NewSubject(body.kind, body.country, body.account_id, ids.phone, ids.email, ids.national_id)
     )
-    return _subject_out(svc, row, who.is_admin)
+    return _subject_out(svc, row, who.has("identifiers:read"))
 
 
 @router.post("/subjects/lookup", response_model=LookupOut, summary="Find subjects by an identifier (kept out of URLs)")
@@ -118,7 +119,7 @@ async def lookup(body: LookupIn, svc: Service, _: Principal = Depends(require("c
 
 @router.get("/subjects/{subject_id}", response_model=SubjectOut)
 async def get_subject(subject_id: UUID, svc: Service, who: Principal = Depends(require("consent:read"))) -> SubjectOut:
-    return _subject_out(svc, await svc.subject(str(subject_id)), who.is_admin)
+    return _subject_out(svc, await svc.subject(str(subject_id)), who.has("identifiers:read"))
 
 
 @router.post(
@@ -131,9 +132,17 @@ async def record_decisions(
     subject_id: UUID,
     body: DecisionBatchIn,
     svc: Service,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
-    _: Principal = Depends(require("consent:write")),
+    who: Principal = Depends(require("consent:write")),
 ) -> dict[str, Any]:
+    if not who.has("consent:import"):
+        window = timedelta(days=request.app.state.backdate_window_days)
+        oldest = datetime.now(UTC) - window
+        late = [i for i, d in enumerate(body.decisions) if d.occurred_at is not None and d.occurred_at < oldest]
+        if late:
+            rule = f"more than {window.days} days in the past needs the consent:import scope"
+            raise ScopeRequired([(f"decisions[{i}].occurred_at", rule) for i in late])
     batch = DecisionBatch(
         # an omitted occurred_at is stamped by the database under the subject's lock, so concurrent
         # requests for one subject never record "now" out of order, whatever this replica's clock says
@@ -144,6 +153,7 @@ async def record_decisions(
         notice_version=body.notice_version,
         evidence_ref=body.evidence_ref,
         correlation_id=body.correlation_id,
+        client_id=who.client_id,
     )
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     return await svc.record(str(subject_id), batch, idempotency_key, fingerprint)
@@ -174,18 +184,20 @@ async def history(
     responses={409: {"description": "No grant in force to use"}},
 )
 async def report_usage(
-    subject_id: UUID, body: UsageIn, svc: Service, _: Principal = Depends(require("consent:write"))
+    subject_id: UUID, body: UsageIn, svc: Service, who: Principal = Depends(require("consent:write"))
 ) -> dict[str, Any]:
-    return await svc.report_usage(str(subject_id), body.purpose, body.channel, body.used_at)
+    return await svc.report_usage(str(subject_id), body.purpose, body.channel, body.used_at, who.client_id)
 
 
 @router.post("/subjects/{subject_id}/erasure", response_model=SubjectOut, summary="Erase identifiers, stay suppressed")
-async def erase(subject_id: UUID, svc: Service, _: Principal = Depends(require("admin"))) -> SubjectOut:
+async def erase(subject_id: UUID, svc: Service, _: Principal = Depends(require("subjects:erase"))) -> SubjectOut:
     return _subject_out(svc, await svc.erase(str(subject_id)), reveal=False)
 
 
 @router.get("/subjects/{subject_id}/export", response_model=AccessExportOut, summary="Everything held about a subject")
-async def access_export(subject_id: UUID, svc: Service, _: Principal = Depends(require("admin"))) -> AccessExportOut:
+async def access_export(
+    subject_id: UUID, svc: Service, _: Principal = Depends(require("identifiers:read"))
+) -> AccessExportOut:
     row = await svc.subject(str(subject_id))
     return AccessExportOut(
         subject=_subject_out(svc, row, reveal=True),

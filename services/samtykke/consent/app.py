@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path
 from fastapi.responses import JSONResponse
 
-from samtykke.adapters.auth import require
+from samtykke.adapters.auth import Authenticator, RateLimitHeaders, install_scope_handler, require
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options, ensure_topics, idempotent_producer
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.postgres import create_pool, rollback_only
 from samtykke.adapters.problems import problem
+from samtykke.adapters.safety import refuse_development_secrets
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
@@ -118,10 +119,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="System of record for subjects' consents; emits ConsentChanged and SubjectChanged to Kafka.",
         lifespan=lifespan,
     )
-    app.state.api_keys = settings.api_keys
+    app.state.authenticator = Authenticator.from_settings(settings, settings.consent_rate_limit_per_minute)
+    app.state.backdate_window_days = settings.backdate_window_days
     app.include_router(api.router)
     api.install_error_handlers(app)
+    install_scope_handler(app)
     instrument_http(app, registry, "consent")
+    app.add_middleware(RateLimitHeaders)
     _operations_routes(app)
     _dead_letter_routes(app)
     return app
@@ -144,7 +148,7 @@ def _operations_routes(app: FastAPI) -> None:
         "/v1/outbox",
         summary="Outbox backlog: rows not yet on Kafka",
         tags=["operations"],
-        dependencies=[Depends(require("admin"))],
+        dependencies=[Depends(require("consent:admin"))],
         responses=ERROR_RESPONSES,
     )
     async def outbox() -> dict[str, Any]:
@@ -154,7 +158,7 @@ def _operations_routes(app: FastAPI) -> None:
         "/v1/lifecycle/sweep",
         summary="Run the lifecycle sweeper now",
         tags=["operations"],
-        dependencies=[Depends(require("admin"))],
+        dependencies=[Depends(require("consent:admin"))],
         responses=ERROR_RESPONSES,
     )
     async def sweep() -> dict[str, int]:
@@ -175,7 +179,7 @@ def _dead_letter_routes(app: FastAPI) -> None:
         "/v1/outbox/dead-letters",
         summary="Outbox rows the relay could not encode, with the reason",
         tags=["operations"],
-        dependencies=[Depends(require("admin"))],
+        dependencies=[Depends(require("consent:admin"))],
         responses=ERROR_RESPONSES,
     )
     async def dead_letters() -> list[dict[str, Any]]:
@@ -196,7 +200,7 @@ def _dead_letter_routes(app: FastAPI) -> None:
         "/v1/outbox/dead-letters/{message_id}/requeue",
         summary="Enqueue a dead-lettered row again, at the end of the outbox",
         tags=["operations"],
-        dependencies=[Depends(require("admin"))],
+        dependencies=[Depends(require("consent:admin"))],
         responses=ERROR_RESPONSES,
     )
     async def requeue(message_id: DeadLetterId) -> JSONResponse:
@@ -210,7 +214,7 @@ def _dead_letter_routes(app: FastAPI) -> None:
         "/v1/outbox/dead-letters/{message_id}",
         summary="Discard a dead-lettered row (its change stays in the ledger)",
         tags=["operations"],
-        dependencies=[Depends(require("admin"))],
+        dependencies=[Depends(require("consent:admin"))],
         responses=ERROR_RESPONSES,
     )
     async def discard(message_id: DeadLetterId) -> JSONResponse:
@@ -224,6 +228,7 @@ def serve(settings: Settings | None = None) -> None:
     import uvicorn
 
     settings = settings or get_settings()
+    refuse_development_secrets(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
     uvicorn.run(

@@ -23,6 +23,7 @@ class DecisionBatch:
     notice_version: str | None
     evidence_ref: str | None
     correlation_id: str | None
+    client_id: str | None = None  # the credential that sent the batch
 
 
 def consent_changed(

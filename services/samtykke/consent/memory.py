@@ -133,11 +133,13 @@ class MemoryUnitOfWork(_Reads):
         self._t.responses = {k: r for k, r in self._t.responses.items() if r.subject_id != subject_id}
         return erased
 
-    async def save_changes(self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str) -> None:
+    async def save_changes(
+        self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str, client_id: str | None = None
+    ) -> None:
         latest: dict[ConsentKey, ConsentChanged] = {}
         for change in changes:
             self._t.last_seq += 1
-            self._t.ledger.append(_ledger_entry(self._t.last_seq, change, actor_ref))
+            self._t.ledger.append(_ledger_entry(self._t.last_seq, change, actor_ref, client_id))
             key = _key(change.subject_id, change.purpose, change.channel)
             if key not in latest or change.version > latest[key].version:
                 latest[key] = change
@@ -277,7 +279,7 @@ def _enqueue(
     return message
 
 
-def _ledger_entry(seq: int, c: ConsentChanged, actor_ref: str | None) -> LedgerEntry:
+def _ledger_entry(seq: int, c: ConsentChanged, actor_ref: str | None, client_id: str | None) -> LedgerEntry:
     return LedgerEntry(
         seq=seq,
         event_id=c.event_id,
@@ -297,6 +299,7 @@ def _ledger_entry(seq: int, c: ConsentChanged, actor_ref: str | None) -> LedgerE
         notice_version=c.notice_version,
         evidence_ref=c.evidence_ref,
         correlation_id=c.correlation_id,
+        client_id=client_id,
     )
 
 

@@ -91,6 +91,7 @@ class LedgerEntry:
     notice_version: str | None
     evidence_ref: str | None
     correlation_id: str | None
+    client_id: str | None = None  # the credential that made the change
 
     @property
     def record(self) -> ConsentRecord:
@@ -182,7 +183,9 @@ class ConsentUnitOfWork(ConsentReads, Protocol):
         keep the hashes so suppression survives erasure. Returns the subject afterwards."""
         ...
 
-    async def save_changes(self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str) -> None:
+    async def save_changes(
+        self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str, client_id: str | None = None
+    ) -> None:
         """Append the ledger, set the current state to each key's latest version, enqueue the events."""
         ...
 

@@ -59,8 +59,12 @@ CREATE TABLE IF NOT EXISTS consent.ledger (
     actor_ref       text,
     notice_version  text,
     evidence_ref    text,
-    correlation_id  text
+    correlation_id  text,
+    -- the credential that made the change (OAuth2 client id or `apikey:<digest prefix>`), beside
+    -- `actor_*`, which is what the request claimed
+    client_id       text
 );
+ALTER TABLE consent.ledger ADD COLUMN IF NOT EXISTS client_id text;
 CREATE INDEX IF NOT EXISTS ledger_subject ON consent.ledger (subject_id, purpose, channel, version);
 
 CREATE TABLE IF NOT EXISTS consent.outbox (

@@ -133,6 +133,7 @@ class LedgerEntryOut(BaseModel):
     notice_version: str | None
     evidence_ref: str | None
     correlation_id: str | None
+    client_id: str | None = Field(None, description="The credential that made the change (not the claimed actor)")
 
 
 class UsageIn(Strict):

@@ -194,7 +194,7 @@ class ConsentService:
                 # concurrent requests for one subject never record "now" out of order
                 now = await uow.now()
                 changes = self._decide(subject, await _current_records(uow, subject_id), batch, now)
-                await uow.save_changes(changes, batch.actor_ref, self._changes)
+                await uow.save_changes(changes, batch.actor_ref, self._changes, batch.client_id)
                 response = {"subject_id": subject_id, "changes": [change_view(c) for c in changes], "replayed": False}
                 if idempotency_key:
                     await uow.remember_response(idempotency_key, StoredResponse(subject_id, fingerprint, response))
@@ -235,7 +235,12 @@ class ConsentService:
         return changes
 
     async def report_usage(
-        self, subject_id: str, purpose_code: str, channel: Channel | None, used_at: datetime | None
+        self,
+        subject_id: str,
+        purpose_code: str,
+        channel: Channel | None,
+        used_at: datetime | None,
+        client_id: str | None = None,
     ) -> dict[str, Any]:
         """`used_at` None: now, by the database's clock."""
         purpose = self.catalog.get(purpose_code)
@@ -253,7 +258,7 @@ class ConsentService:
             if updated is None:
                 raise Conflict("no grant in force for that purpose and channel at used_at")
             change = consent_changed(subject, updated, current, now, Source.USAGE_REPORT, ActorKind.SYSTEM)
-            await uow.save_changes([change], None, self._changes)
+            await uow.save_changes([change], None, self._changes, client_id)
         self._metrics.count_changes([change])
         return change_view(change)
 

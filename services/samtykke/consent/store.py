@@ -107,6 +107,7 @@ def _ledger_entry(row: asyncpg.Record) -> LedgerEntry:
         notice_version=row["notice_version"],
         evidence_ref=row["evidence_ref"],
         correlation_id=row["correlation_id"],
+        client_id=row["client_id"],
     )
 
 
@@ -193,7 +194,9 @@ class PostgresUnitOfWork(_Reads):
             raise SubjectNotFound(subject_id)
         return _subject(row)
 
-    async def save_changes(self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str) -> None:
+    async def save_changes(
+        self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str, client_id: str | None = None
+    ) -> None:
         """One statement for the whole batch: ledger rows, current state and outbox rows."""
         rows = [
             (
@@ -214,6 +217,7 @@ class PostgresUnitOfWork(_Reads):
                 c.notice_version,
                 c.evidence_ref,
                 c.correlation_id,
+                client_id,
             )
             for c in changes
         ]

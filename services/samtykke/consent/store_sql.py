@@ -15,7 +15,7 @@ CURRENT_COLUMNS = (
 LEDGER_COLUMNS = (
     "event_id, subject_id, purpose, channel, status, previous_status, version, occurred_at, "
     "recorded_at, valid_until, last_used_at, source, actor_kind, actor_ref, notice_version, "
-    "evidence_ref, correlation_id"
+    "evidence_ref, correlation_id, client_id"
 )
 LEDGER_TYPES = (
     "uuid",
@@ -29,6 +29,7 @@ LEDGER_TYPES = (
     "timestamptz",
     "timestamptz",
     "timestamptz",
+    "text",
     "text",
     "text",
     "text",
@@ -72,7 +73,7 @@ SAVE_CHANGES = (
     "last_used_at = EXCLUDED.last_used_at, notice_version = EXCLUDED.notice_version, "
     "source = EXCLUDED.source) "
     "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
-    "SELECT $18, o.key, $19, o.payload FROM unnest($20::text[], $21::jsonb[]) WITH ORDINALITY AS o(key, payload, ord) "
+    "SELECT $19, o.key, $20, o.payload FROM unnest($21::text[], $22::jsonb[]) WITH ORDINALITY AS o(key, payload, ord) "
     "ORDER BY o.ord"
 )
 

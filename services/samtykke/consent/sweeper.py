@@ -23,6 +23,8 @@ from .ports import ConsentStore
 
 log = logging.getLogger(__name__)
 OUTBOX_KEEP = timedelta(days=7)
+# the ledger's `client_id` of the changes the sweeper makes itself (lapses)
+SWEEPER_CLIENT_ID = "samtykke:sweeper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,7 @@ class LifecycleSweeper:
                 if lapsed(c.record, now)
             ]
             if changes:
-                await uow.save_changes(changes, None, self._topic)
+                await uow.save_changes(changes, None, self._topic, SWEEPER_CLIENT_ID)
         self._metrics.count_changes(changes)
         return len(changes)
 

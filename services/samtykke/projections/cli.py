@@ -30,9 +30,13 @@ def _logging() -> None:
 
 
 def run_projector(args: argparse.Namespace) -> int:
+    from samtykke.adapters.safety import refuse_development_secrets
+
     from .app import run
 
-    run(args.domain, get_settings())
+    settings = get_settings()
+    refuse_development_secrets(settings)
+    run(args.domain, settings)
 
 
 def rebuild_domain(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from samtykke.domain.catalog import Purpose
 from samtykke.domain.model import Channel
 from samtykke.domain.suppression import Reason, Verdict
 
-from .auth import require
+from .auth import decision_instant, require
 from .errors import RequestProblems
 from .gate import Snapshot, SuppressionGate
 from .schemas import ERROR_RESPONSES, BulkIn, BulkOut, CheckIn, DecisionOut
@@ -89,7 +89,7 @@ def entry_out(index: int, verdict: Verdict, holders: tuple[str, ...]) -> dict[st
 
 @router.post("/check", response_model=DecisionOut, summary="Decide one send: subject id, E.164 phone or e-mail")
 async def check(
-    body: CheckIn, g: Gate, p: Parser, _: Principal = Depends(require("suppression:check"))
+    body: CheckIn, g: Gate, p: Parser, request: Request, who: Principal = Depends(require("suppression:check"))
 ) -> JSONResponse:
     purpose, channel = resolve_purpose(g, body.purpose, body.channel)
     kind, raw = next(
@@ -101,7 +101,7 @@ async def check(
         target = p.parse(kind, raw)
     except EntryProblem as exc:
         raise RequestProblems([(exc.field, exc.rule)]) from exc
-    snap = g.snapshot(body.at.timestamp() if body.at else None)
+    snap = g.snapshot(decision_instant(request, who, body.at))
     verdict, holders = g.decide_one(target, g.plan(purpose, channel), snap)
     return JSONResponse(
         {
@@ -122,9 +122,10 @@ async def check_bulk(
     body: BulkIn,
     g: Gate,
     p: Parser,
+    request: Request,
     mode: Mode = "blocked",
     skip_invalid: SkipInvalid = False,
-    _: Principal = Depends(require("suppression:check")),
+    who: Principal = Depends(require("suppression:check")),
 ) -> JSONResponse:
     started = time.perf_counter()
     purpose, channel = resolve_purpose(g, body.purpose, body.channel)
@@ -140,7 +141,7 @@ async def check_bulk(
         raise RequestProblems(
             [(e["problems"][0]["field"], e["problems"][0]["rule"]) for e in invalid], "invalid_entries"
         )
-    snap: Snapshot = g.snapshot(body.at.timestamp() if body.at else None)
+    snap: Snapshot = g.snapshot(decision_instant(request, who, body.at))
     tally: Tally[tuple[Reason, ...]] = Tally()
     results: list[dict[str, Any]] = list(invalid)
     blocked = 0

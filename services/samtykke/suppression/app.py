@@ -11,16 +11,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from samtykke.adapters.auth import Authenticator
 from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options
 from samtykke.adapters.metrics import instrument_http, service_registry
+from samtykke.adapters.safety import refuse_development_secrets
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.domain.catalog import load_catalog
 from samtykke.domain.registers import RegisterBook
 from samtykke.domain.suppression import SuppressionRules
 
 from . import api, export, registers, stream
-from .auth import RateLimiter, RateLimitHeaders
+from .auth import RateLimitHeaders
 from .errors import install_error_handlers
 from .feed import TopicFeed
 from .gate import SuppressionGate
@@ -89,8 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "and its change feed, national register imports. Fails closed when its index is stale.",
         lifespan=lifespan,
     )
-    app.state.api_keys = settings.api_keys
-    app.state.rate_limiter = RateLimiter(settings.suppression_rate_limit_per_minute)
+    app.state.authenticator = Authenticator.from_settings(settings, settings.suppression_rate_limit_per_minute)
+    app.state.audit_skew_seconds = settings.audit_skew_seconds
     app.state.gate, app.state.feed, app.state.metrics = gate, feed, metrics
     app.state.parser = TargetParser(settings.identifier_hash_key.encode())
     app.state.register_jobs, app.state.background = {}, set()
@@ -150,6 +152,7 @@ def serve(settings: Settings | None = None) -> None:
     import uvicorn
 
     settings = settings or get_settings()
+    refuse_development_secrets(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(

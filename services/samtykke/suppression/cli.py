@@ -5,7 +5,7 @@ samtykke suppression import-register FILE --register NIX --published 2026-11-01 
 
 The service checks the file before it publishes it to every replica: a suspicious file (undecodable,
 empty, mostly invalid, or dropping much of the list in use) is refused with the rule it breaks;
-`--force` publishes it anyway (admin).
+`--force` publishes it anyway.
 """
 
 from __future__ import annotations
@@ -71,6 +71,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     load.add_argument("--register", required=True, choices=[r.value for r in Register])
     load.add_argument("--published", required=True, help="publication date of the file, YYYY-MM-DD")
     load.add_argument("--url", default=None, help="suppression service URL (default: the local one)")
-    load.add_argument("--key", default="dev-admin", help="API key with the admin scope")
+    load.add_argument("--key", default="dev-registers", help="API key with the registers:import scope")
     load.add_argument("--force", action="store_true", help="publish even if the file breaks a refusal rule")
     load.set_defaults(handler=import_register)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from samtykke.adapters.auth import install_scope_handler
 from samtykke.adapters.problems import install_problem_handlers, problem
 
 from .changes import CursorGone
@@ -23,6 +24,7 @@ class RequestProblems(ValueError):
 
 def install_error_handlers(app: FastAPI) -> None:
     install_problem_handlers(app)
+    install_scope_handler(app)
 
     @app.exception_handler(RequestProblems)
     async def _problems(_: Request, exc: RequestProblems) -> JSONResponse:

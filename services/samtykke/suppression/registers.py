@@ -153,8 +153,8 @@ async def start_import(
     request: Request,
     register: Annotated[Register, Path()],
     published: Annotated[date, Query(description="The register file's publication date")],
-    force: Annotated[bool, Query(description="Publish even if a refusal rule holds (admin)")] = False,
-    _: Principal = Depends(require("admin")),
+    force: Annotated[bool, Query(description="Publish even if a refusal rule holds (registers:import)")] = False,
+    _: Principal = Depends(require("registers:import")),
 ) -> JSONResponse:
     state = request.app.state
     gate: SuppressionGate = state.gate
@@ -211,7 +211,7 @@ async def start_import(
     responses={404: {"description": "Unknown job"}},
 )
 async def import_status(
-    request: Request, job_id: Annotated[str, Path(max_length=64)], _: Principal = Depends(require("admin"))
+    request: Request, job_id: Annotated[str, Path(max_length=64)], _: Principal = Depends(require("registers:import"))
 ) -> JSONResponse:
     job = request.app.state.register_jobs.get(job_id)
     if job is None:

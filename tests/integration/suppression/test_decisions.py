@@ -7,7 +7,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from ..conftest import ADMIN, RunningConsent
+from ..conftest import REGISTERS, RunningConsent
 from .conftest import RunningSuppression
 from .helpers import decide, register
 
@@ -109,13 +109,13 @@ async def test_a_nix_listed_number_is_blocked_for_calls_until_it_holds_a_phone_c
         "/v1/registers/NIX/imports",
         params={"published": published, "force": "true"},  # half its lines are invalid: refused unless forced
         content=body,
-        headers=ADMIN | {"Content-Type": "text/plain"},
+        headers=REGISTERS | {"Content-Type": "text/plain"},
     )
     assert response.status_code == 202, response.text
     job = response.json()
     while job["state"] == "running":
         await asyncio.sleep(0.05)
-        job = (await suppression.client.get(f"/v1/registers/imports/{job['job_id']}", headers=ADMIN)).json()
+        job = (await suppression.client.get(f"/v1/registers/imports/{job['job_id']}", headers=REGISTERS)).json()
     assert (job["state"], job["read"], job["listed"], job["matched"], job["invalid"]) == ("done", 4, 2, 1, 2)
     assert job["invalid_lines"] == [4, 6]
 
@@ -150,7 +150,7 @@ async def test_a_register_past_its_freshness_window_makes_dependent_decisions_st
         "/v1/registers/RESERVASJON/imports",
         params={"published": old},
         content="+4790000000\n",
-        headers=ADMIN | {"Content-Type": "text/plain"},
+        headers=REGISTERS | {"Content-Type": "text/plain"},
     )
     assert response.status_code == 202
     await asyncio.sleep(0.2)

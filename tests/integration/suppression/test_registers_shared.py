@@ -9,12 +9,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..conftest import ADMIN, RunningConsent
+from ..conftest import REGISTERS, RunningConsent
 from .conftest import RunningSuppression
 from .helpers import register
 
 CALL: dict[str, Any] = {"purpose": "existing_customer_offers", "channel": "phone"}
-TEXT = ADMIN | {"Content-Type": "text/plain"}
+TEXT = REGISTERS | {"Content-Type": "text/plain"}
 
 
 async def upload(replica: RunningSuppression, content: bytes | str, published: str, **params: str) -> Any:
@@ -28,7 +28,7 @@ async def finished(replica: RunningSuppression, response: Any) -> dict[str, Any]
     job: dict[str, Any] = response.json()
     while job["state"] == "running":
         await asyncio.sleep(0.05)
-        job = (await replica.client.get(f"/v1/registers/imports/{job['job_id']}", headers=ADMIN)).json()
+        job = (await replica.client.get(f"/v1/registers/imports/{job['job_id']}", headers=REGISTERS)).json()
     assert job["state"] == "done", job
     return job
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import struct
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -226,3 +227,26 @@ async def test_credentials_scopes_and_bounded_metric_labels(
     metrics = (await suppression.client.get("/metrics")).text
     assert 'route="/v1/check"' in metrics and "samtykke_suppression_index_age_seconds" in metrics
     assert subject not in metrics and "4550607080" not in metrics
+
+
+async def test_a_decision_about_the_past_is_for_auditors(
+    consent: RunningConsent, suppression: RunningSuppression
+) -> None:
+    subject = await register(consent, "DK", "+45 50 60 70 81")
+    await suppression.wait_ready()
+    past = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    body = {"subject_id": subject, **DM_SMS, "at": past}
+    refused = await suppression.client.post("/v1/check", json=body)
+    assert refused.status_code == 403
+    assert refused.json()["problems"] == [
+        {"field": "at", "rule": "more than 60 s in the past needs the suppression:audit scope"}
+    ]
+    bulk = await suppression.client.post(
+        "/v1/check/bulk", json={**DM_SMS, "at": past, "entries": [{"subject_id": subject}]}
+    )
+    assert bulk.status_code == 403
+    auditor = {"Authorization": "Bearer dev-auditor"}
+    audited = await suppression.client.post("/v1/check", json=body, headers=auditor)
+    assert audited.status_code == 200 and audited.json()["at"].startswith(past[:10])
+    now = {**body, "at": datetime.now(UTC).isoformat()}
+    assert (await suppression.client.post("/v1/check", json=now)).status_code == 200

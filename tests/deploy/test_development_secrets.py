@@ -1,0 +1,32 @@
+"""A platform process started with a development secret on a public address exits non-zero before it
+serves or connects to anything, and says which settings to change."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = {
+    "consent": ["consent", "serve"],
+    "suppression": ["suppression", "serve"],
+    "projector": ["projections", "run", "marketing"],
+}
+
+
+@pytest.mark.parametrize("service", list(COMMANDS))
+def test_a_public_bind_with_development_secrets_exits_naming_them(service: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAMTYKKE_")} | {"SAMTYKKE_HTTP_HOST": "0.0.0.0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "samtykke.cli", *COMMANDS[service]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 78, done.stderr
+    assert "refusing to start: SAMTYKKE_HTTP_HOST=0.0.0.0 is not a loopback address" in done.stderr
+    for name in ("SAMTYKKE_API_KEYS", "SAMTYKKE_IDENTIFIER_HASH_KEY", "SAMTYKKE_IDENTIFIER_ENCRYPTION_KEY"):
+        assert name in done.stderr

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from samtykke.adapters import cloudevents
-from samtykke.adapters.cloudevents import EventType, TraceParent, cloud_event_headers
+from samtykke.adapters.cloudevents import EventType, Headers, TraceParent, cloud_event_headers
 from samtykke.consent.ports import OutboxMessage
 from samtykke.consent.relay import outbox_headers
+from samtykke.domain.registers import Register, SnapshotHead
+from samtykke.suppression.register_topic import RegisterPublisher
 
 TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01")
 AT = datetime(2026, 6, 1, 14, 30, 5, 250_999, tzinfo=timezone(timedelta(hours=2)))
@@ -90,3 +94,41 @@ def test_no_header_carries_the_subject_or_anything_but_attributes() -> None:
     headers = outbox_headers(message)
     assert [name for name, _ in headers] == list(cloudevents.HEADERS)
     assert all(subject.encode() not in value for _, value in headers)
+
+
+async def test_a_register_publication_is_one_trace_of_cloud_events_tombstones_included() -> None:
+    class Sent:
+        def __init__(self) -> None:
+            self.records: list[tuple[bytes | None, dict[str, str]]] = []
+
+        async def send(self, topic: str, value: bytes | None, *, key: bytes, headers: Headers) -> Any:
+            self.records.append((value, text(headers)))
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes, headers: Headers) -> None:
+            await (await self.send(topic, value, key=key, headers=headers))
+
+    class Encoder:
+        ready = True
+
+        def encode(self, record: dict[str, Any]) -> bytes:
+            return b"\x00avro"
+
+    sent = Sent()
+    publisher = RegisterPublisher({}, "consent.registers", Encoder())  # type: ignore[arg-type]
+    publisher._producer = sent  # type: ignore[assignment]
+    previous = SnapshotHead(Register.NIX, "old", date(2026, 1, 1), 1, 1, False)
+    await publisher.publish(Register.NIX, date(2026, 6, 1), {"a" * 64, "b" * 64}, False, previous)
+    types = [headers["ce_type"] for _, headers in sent.records]
+    assert types == [
+        "dk.samtykke.register.chunk.v1",
+        "dk.samtykke.register.snapshot.v1",
+        "dk.samtykke.register.chunk.removed.v1",
+    ]
+    assert {headers["traceparent"][3:35] for _, headers in sent.records} == {sent.records[0][1]["traceparent"][3:35]}
+    assert len({headers["traceparent"][36:52] for _, headers in sent.records}) == 3  # one span each
+    assert all(headers["ce_source"] == "/samtykke/suppression-service" for _, headers in sent.records)
+    assert sent.records[2][0] is None and "content-type" not in sent.records[2][1]
+    assert all("a" * 64 not in value for _, headers in sent.records for value in headers.values())

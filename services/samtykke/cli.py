@@ -10,6 +10,7 @@ rebuild) is one `add_*_commands` function plus its handlers.
     samtykke consent serve                     the consent service (API, outbox relay, sweeper)
     samtykke demo                              one consent change, shown decoded from Kafka
     samtykke docs export | check               the AsyncAPI and OpenAPI documents in schemas/, from the code
+    samtykke tail TOPIC                        a topic's records as JSON lines, decoded with the registry
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from samtykke.adapters.settings import get_settings
 
 Handler = Callable[[argparse.Namespace], int]
 # command groups that live beside their service: each module has `register(commands)`
-SERVICE_COMMANDS = ("samtykke.projections.cli", "samtykke.suppression.cli", "samtykke.docs")
+SERVICE_COMMANDS = ("samtykke.projections.cli", "samtykke.suppression.cli", "samtykke.docs", "samtykke.tail")
 
 
 def stack_up(args: argparse.Namespace) -> int:

@@ -1,12 +1,13 @@
 """The one dead-letter contract: every consumer's dead letter is the record as consumed plus the
-same headers, in the same order (pure: the record is built, never sent)."""
+same headers, in the same order, its own CloudEvents headers among them (pure: the record is built,
+never sent)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
 from samtykke import docs
-from samtykke.adapters import dead_letters
+from samtykke.adapters import cloudevents, dead_letters
 from samtykke.adapters.avro import UndecodableMessage
 from samtykke.adapters.dead_letters import PoisonKind, dead_letter, dead_letter_topic, undecodable_kind
 from samtykke.projections.dead_letters import DeadLetterQueue
@@ -14,7 +15,15 @@ from samtykke.projections.messages import PoisonMessage, RawMessage
 from samtykke.suppression import feed
 
 AT = datetime(2026, 6, 1, 14, 30, 5, 250_000, tzinfo=timezone(timedelta(hours=2)))
-RECORD = RawMessage("consent.changes", 4, 1234, b"subject-key", b"\x00not avro", (("traceparent", b"00-abc-01"),))
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+RECORD = RawMessage(
+    "consent.changes",
+    4,
+    1234,
+    b"subject-key",
+    b"\x00not avro",
+    (("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode()), ("ce_id", b"event-1"), ("origin", b"crm")),
+)
 
 
 def test_a_dead_letter_keeps_the_record_and_names_why_where_who_and_when() -> None:
@@ -28,9 +37,36 @@ def test_a_dead_letter_keeps_the_record_and_names_why_where_who_and_when() -> No
         ("source_offset", b"1234"),
         ("consumer", b"samtykke.marketing"),
         ("dead_lettered_at", b"2026-06-01T12:30:05.250+00:00"),  # in UTC, whatever zone it was given in
-        ("traceparent", b"00-abc-01"),  # the record's own headers follow
+        ("ce_specversion", b"1.0"),
+        ("ce_id", dict(letter.headers)["ce_id"]),
+        ("ce_source", b"/samtykke/consumers/samtykke.marketing"),
+        ("ce_type", b"dk.samtykke.dead_letter.v1"),
+        ("ce_time", b"2026-06-01T12:30:05.250Z"),
+        ("content-type", b"application/octet-stream"),
+        ("traceparent", dict(letter.headers)["traceparent"]),
+        # the record's own headers follow, those named like ours renamed
+        ("source_traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode()),
+        ("source_ce_id", b"event-1"),
+        ("origin", b"crm"),
     ]
     assert [name for name, _ in letter.headers[: len(dead_letters.HEADERS)]] == list(dead_letters.HEADERS)
+
+
+def test_a_dead_letter_continues_the_records_trace_and_keeps_its_id_when_sent_again() -> None:
+    letter = dict(dead_letter(RECORD, PoisonKind.UNDECODABLE, "x", "suppression", AT).headers)
+    again = dict(dead_letter(RECORD, PoisonKind.UNDECODABLE, "x", "suppression", datetime.now(UTC)).headers)
+    trace = cloudevents.TraceParent.parse(letter["traceparent"])
+    assert trace is not None and trace.trace_id == TRACE and trace.span_id != "00f067aa0ba902b7"
+    assert letter["ce_id"] == again["ce_id"]  # one record, one consumer: one dead-letter event
+    other = dict(dead_letter(RECORD, PoisonKind.UNDECODABLE, "x", "samtykke.marketing", AT).headers)
+    assert other["ce_id"] != letter["ce_id"]
+
+
+def test_a_record_without_trace_context_gets_a_new_trace() -> None:
+    bare = RawMessage("consent.changes", 0, 7, None, None, ())
+    headers = dead_letter(bare, PoisonKind.UNDECODABLE, "empty", "suppression", AT).headers
+    assert [name for name, _ in headers] == list(dead_letters.HEADERS)
+    assert cloudevents.TraceParent.parse(dict(headers)["traceparent"]) is not None
 
 
 def test_the_detail_is_bounded() -> None:
@@ -44,7 +80,9 @@ def test_an_unknown_schema_id_is_told_apart_from_bytes_that_are_not_avro() -> No
 
 
 def test_projectors_and_the_suppression_feed_document_and_send_one_contract() -> None:
-    assert list(docs.DEAD_LETTER_HEADERS) == list(dead_letters.HEADERS)
+    documented = list(docs.DEAD_LETTER_HEADERS)
+    assert documented[: len(dead_letters.REASON_HEADERS)] == list(dead_letters.REASON_HEADERS)
+    assert set(documented) <= set(dead_letters.HEADERS)
     assert docs.PROJECTOR_DLQ_HEADERS == docs.SUPPRESSION_DLQ_HEADERS == docs.DEAD_LETTER_HEADERS
     assert dead_letter_topic("samtykke.marketing") == "samtykke.marketing.dlq"
     assert feed.CONSUMER == "suppression"  # as the documented `consumer` header says

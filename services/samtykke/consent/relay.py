@@ -5,7 +5,8 @@ Woken by LISTEN/NOTIFY (with a slow poll as a safety net). Only the leader publi
 (`leadership.py`: an advisory lock fenced by a lease), so per-subject order follows outbox ids,
 which the per-subject row lock makes follow commit order. Rows are marked published only after
 Kafka acknowledged them; a crash in between republishes them (at-least-once; consumers dedupe
-by version).
+by version). Every record carries the CloudEvents headers (`adapters.cloudevents`), its event id as
+`ce_id`.
 
 Each round reads the unpublished rows in one database snapshot taken at T (the database's clock),
 publishes them and waits for the acknowledgements, then reads the end offsets of every partition
@@ -33,7 +34,9 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from samtykke.adapters import cloudevents
 from samtykke.adapters.avro import AvroEncoder
+from samtykke.domain.events import from_millis
 
 from .leadership import ACK_SECONDS, STOP_SECONDS, LeadershipLost, Lease, RelayLeadership
 from .metrics import ConsentMetrics
@@ -230,7 +233,8 @@ class OutboxRelay:
             if value is None:
                 poison.append((m, reason))
                 continue
-            futures.append(await producer.send(m.topic, value=value, key=m.key.encode()))
+            headers = outbox_headers(m)
+            futures.append(await producer.send(m.topic, value=value, key=m.key.encode(), headers=headers))
             sent.append(m)
         # a leader waits a bounded time: past it a new leader may start, so this one must stop
         await asyncio.wait_for(asyncio.gather(*futures), timeout=ACK_SECONDS)
@@ -248,13 +252,31 @@ class OutboxRelay:
         """The encoded value, or None and why the row can never be encoded (poison). A schema not
         registered yet raises: that is transient."""
         encoder = self._encoders.get(message.schema_name)
-        if encoder is None:
+        if encoder is None or message.schema_name not in cloudevents.TYPE_OF_SCHEMA:
             return None, f"no Avro schema {message.schema_name!r} in this build"
         try:
             return encoder.encode(message.payload), ""
         except _ENCODE_ERRORS as exc:
             # the reason names the schema and the error's kind only: a record's values stay out of logs
             return None, f"{message.schema_name} rejects the record: {type(exc).__name__}"
+
+
+def outbox_headers(message: OutboxMessage) -> cloudevents.Headers:
+    """The CloudEvents headers of an encodable outbox row: its event id as `ce_id` (a republished
+    copy keeps it), its `occurred_at` as `ce_time`, and a trace of its own."""
+    event_id = message.payload.get("event_id")
+    occurred = message.payload.get("occurred_at")
+    at = from_millis(occurred) if isinstance(occurred, int) else None
+    event_type = cloudevents.TYPE_OF_SCHEMA[message.schema_name]
+    if not isinstance(event_id, str):
+        return cloudevents.cloud_event_headers(event_type, cloudevents.CONSENT_SERVICE, at or message.created_at)
+    return cloudevents.cloud_event_headers(
+        event_type,
+        cloudevents.CONSENT_SERVICE,
+        at or message.created_at,
+        event_id=event_id,
+        trace=cloudevents.event_trace(event_id),
+    )
 
 
 class _Backoff:

@@ -3,6 +3,7 @@ these offsets" (`domain.freshness.Watermark`), on a compacted one-partition topi
 
 The end offsets are read after everything pending in T's snapshot was acknowledged, for every
 partition of the contract topics as fresh metadata lists them (partitions added at run time too).
+Each watermark is a CloudEvent of its own (`adapters.cloudevents`): a fresh id, its publication time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from samtykke.adapters import cloudevents
 from samtykke.adapters.avro import AvroEncoder
 from samtykke.adapters.kafka import KafkaOptions
 from samtykke.domain.freshness import Watermark
@@ -80,6 +82,8 @@ class WatermarkPublisher:
     ) -> Watermark:
         """Call only once every change visible at `through` is acknowledged: the ends read now cover it."""
         watermark = Watermark(through, await self.ends.read(), held, epoch)
-        value = self.encoder.encode(watermark.as_record(datetime.now(UTC)))
-        await (await producer.send(self.topic, value=value, key=WATERMARK_KEY))
+        now = datetime.now(UTC)
+        value = self.encoder.encode(watermark.as_record(now))
+        headers = cloudevents.cloud_event_headers(cloudevents.EventType.WATERMARK, cloudevents.CONSENT_SERVICE, now)
+        await (await producer.send(self.topic, value=value, key=WATERMARK_KEY, headers=headers))
         return watermark

@@ -6,7 +6,8 @@ latest head per register, and the publisher tombstones the chunks of the snapsho
 So a replica that reads the topic from the beginning at any time finds, for every register, the
 current head after all of its chunks. Keyed phone hashes only: no number is ever on the topic.
 Published once, by the replica that took the import; every replica (that one included) applies
-it from the topic.
+it from the topic. Every record, tombstones too, carries the CloudEvents headers
+(`adapters.cloudevents`); the records of one publication share one trace.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from samtykke.adapters import cloudevents
 from samtykke.adapters.avro import AvroEncoder
 from samtykke.adapters.kafka import KafkaOptions, idempotent_producer
 from samtykke.domain.registers import CHUNK_SIZE, Register, SnapshotHead, chunk_key, chunked, head_key
@@ -85,23 +87,27 @@ class RegisterPublisher:
                 register, uuid.uuid4().hex, published, len(hashes), -(-len(hashes) // CHUNK_SIZE), forced
             )
             now = datetime.now(UTC)
+            trace = cloudevents.TraceParent.start()
             sent: list[asyncio.Future[Any]] = []
             try:
                 for n, batch in enumerate(chunked(hashes, CHUNK_SIZE)):
                     value = self._encoder.encode(chunk_record(head, n, batch, now))
-                    sent.append(
-                        await producer.send(self._topic, value, key=chunk_key(register, head.snapshot_id, n).encode())
-                    )
+                    key = chunk_key(register, head.snapshot_id, n).encode()
+                    headers = _headers(cloudevents.EventType.REGISTER_CHUNK, now, trace)
+                    sent.append(await producer.send(self._topic, value, key=key, headers=headers))
                     await asyncio.sleep(0)  # encoding a large file is the loop's time too
                 await asyncio.gather(*sent)
                 await producer.send_and_wait(
-                    self._topic, self._encoder.encode(head_record(head, now)), key=head_key(register).encode()
+                    self._topic,
+                    self._encoder.encode(head_record(head, now)),
+                    key=head_key(register).encode(),
+                    headers=_headers(cloudevents.EventType.REGISTER_SNAPSHOT, now, trace),
                 )
             except KafkaError:
-                await self._tombstone(head.chunk_keys())  # an abandoned snapshot must not linger
+                await self._tombstone(head.chunk_keys(), trace)  # an abandoned snapshot must not linger
                 raise
             if previous is not None and previous.snapshot_id != head.snapshot_id:
-                await self._tombstone(previous.chunk_keys())
+                await self._tombstone(previous.chunk_keys(), trace)
             log.info(
                 "register %s snapshot %s published: %d numbers in %d chunks",
                 register,
@@ -120,11 +126,29 @@ class RegisterPublisher:
             self._producer = producer
         return self._producer
 
-    async def _tombstone(self, keys: list[str]) -> None:
+    async def _tombstone(self, keys: list[str], trace: cloudevents.TraceParent) -> None:
         if self._producer is None:
             return
+        removed = cloudevents.EventType.REGISTER_CHUNK_REMOVED
         try:
-            sent = [await self._producer.send(self._topic, None, key=key.encode()) for key in keys]
+            sent = [
+                await self._producer.send(
+                    self._topic, None, key=key.encode(), headers=_headers(removed, datetime.now(UTC), trace, None)
+                )
+                for key in keys
+            ]
             await asyncio.gather(*sent)
         except KafkaError as exc:  # the chunks stay on the topic: harmless, no head names them
             log.warning("could not tombstone %d register chunks: %s", len(keys), type(exc).__name__)
+
+
+def _headers(
+    event_type: cloudevents.EventType,
+    at: datetime,
+    trace: cloudevents.TraceParent,
+    content_type: str | None = cloudevents.AVRO_CONFLUENT,
+) -> cloudevents.Headers:
+    """One span per record in the publication's trace."""
+    return cloudevents.cloud_event_headers(
+        event_type, cloudevents.SUPPRESSION_SERVICE, at, content_type=content_type, trace=trace.child()
+    )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from samtykke.adapters import dead_letters
+from samtykke.adapters import cloudevents, dead_letters
 from samtykke.adapters.settings import Settings, checkout_root
 
 ASYNCAPI = "asyncapi.yaml"
@@ -57,6 +57,7 @@ DEAD_LETTER_HEADERS = {
     dead_letters.SOURCE_OFFSET: "its offset (decimal)",
     dead_letters.CONSUMER: "who could not apply it: the projector's consumer group, or `suppression`",
     dead_letters.DEAD_LETTERED_AT: "when, ISO 8601 in UTC",
+    **{name: f"the dead letter's own CloudEvents attribute: {text}" for name, text in cloudevents.DESCRIPTIONS.items()},
 }
 PROJECTOR_DLQ_HEADERS = SUPPRESSION_DLQ_HEADERS = DEAD_LETTER_HEADERS
 PROJECTIONS = {
@@ -152,6 +153,18 @@ def _operation(action: str, channel: str, message: str, description: str, group:
     return operation
 
 
+def cloud_event_headers(types: list[str], tombstones: bool = False) -> Document:
+    """The CloudEvents headers (binary content mode) every record carries, with its possible `ce_type`s."""
+    properties: Document = {
+        name: {"type": "string", "description": text} for name, text in cloudevents.DESCRIPTIONS.items()
+    }
+    properties[cloudevents.SPECVERSION]["const"] = cloudevents.SPEC_VERSION
+    properties[cloudevents.TYPE]["enum"] = types
+    properties[cloudevents.TRACEPARENT]["pattern"] = "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+    optional = {cloudevents.CONTENT_TYPE} if tombstones else set()
+    return {"type": "object", "required": [n for n in properties if n not in optional], "properties": properties}
+
+
 def _avro_message(name: str, settings: Settings, summary: str) -> Document:
     history = sorted(
         (settings.schema_dir / "history").glob(f"{name}.v*.avsc"), key=lambda path: int(path.name.split(".")[1][1:])
@@ -164,6 +177,12 @@ def _avro_message(name: str, settings: Settings, summary: str) -> Document:
         "description": f"{WIRE_FORMAT} Writer schemas that may appear on the topic: {versions} "
         "(schemas/avro/history/); compatibility is FULL_TRANSITIVE, so this schema reads them all.",
         "contentType": "application/octet-stream",
+        "headers": cloud_event_headers(
+            [cloudevents.TYPE_OF_SCHEMA[name].value]
+            if name in cloudevents.TYPE_OF_SCHEMA
+            else [t.value for t in cloudevents.EventType if t.value.startswith("dk.samtykke.register.")],
+            tombstones=name not in cloudevents.TYPE_OF_SCHEMA,
+        ),
         "payload": {"$ref": f"#/components/schemas/{name}"},
         "bindings": {
             "kafka": {
@@ -179,6 +198,7 @@ def _avro_message(name: str, settings: Settings, summary: str) -> Document:
 
 def _dead_letter(name: str, summary: str, headers: Mapping[str, str], extra: Mapping[str, Document]) -> Document:
     properties = {key: {"type": "string", "description": text} for key, text in headers.items()}
+    properties[cloudevents.TYPE]["const"] = cloudevents.EventType.DEAD_LETTER.value
     for key, schema in extra.items():
         properties[key] = {**properties[key], **schema}
     return {
@@ -373,7 +393,8 @@ def asyncapi_document(settings: Settings) -> Document:
         },
         "ProjectorDeadLetter": _dead_letter(
             "ProjectorDeadLetter",
-            "A message a projector could not apply, with the reason; the original headers follow these.",
+            "A message a projector could not apply, with the reason; the original headers follow these "
+            "(one named like these as `source_<name>`).",
             PROJECTOR_DLQ_HEADERS,
             {"reason_kind": {"enum": [kind.value for kind in PoisonKind]}},
         ),

@@ -288,7 +288,7 @@ async def test_projector_dead_letter_headers_are_what_the_projector_sends(asynca
     await DeadLetterQueue("samtykke.marketing", send).put(message, PoisonMessage(PoisonKind.UNDECODABLE, "bad"))
     [(_, key, value, headers)] = sent
     documented = asyncapi["components"]["messages"]["ProjectorDeadLetter"]["headers"]
-    assert [name for name, _ in headers] == [*documented["properties"], "traceparent"]
+    assert [name for name, _ in headers] == [*documented["properties"], "source_traceparent"]
     assert set(documented["required"]) == set(documented["properties"])
     assert documented["properties"]["reason_kind"]["enum"] == [kind.value for kind in PoisonKind]
     assert (key, value) == (message.key, message.value)
@@ -383,7 +383,11 @@ async def test_the_consent_service_keys_every_event_by_subject_id(asyncapi: dict
         (SETTINGS.topic_changes, SUBJECT.encode()),
         (SETTINGS.topic_subjects, SUBJECT.encode()),
     ]
-    assert all("headers" not in kwargs for _, kwargs in producer.sent)  # the documents list none
+    for args, kwargs in producer.sent:  # the CloudEvents headers the documents list
+        documented = asyncapi["components"]["messages"][next(iter(channel_of(asyncapi, args[0])["messages"]))]
+        sent = dict(kwargs["headers"])
+        assert [name for name, _ in kwargs["headers"]] == list(documented["headers"]["properties"])
+        assert sent["ce_type"].decode() in documented["headers"]["properties"]["ce_type"]["enum"]
     assert await store.pending_outbox(10) == []  # acknowledged rows are marked, not sent again
 
 

@@ -8,6 +8,7 @@ rebuild) is one `add_*_commands` function plus its handlers.
     samtykke stack up | down | status
     samtykke stack start PART | stop PART      (PART: postgres, kafka, registry)
     samtykke consent serve                     the consent service (API, outbox relay, sweeper)
+    samtykke consent rekey                     re-encrypt stored identifiers under the current key
     samtykke demo                              one consent change, shown decoded from Kafka
     samtykke docs export | check               the AsyncAPI and OpenAPI documents in schemas/, from the code
     samtykke tail TOPIC                        a topic's records as JSON lines, decoded with the registry
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -121,6 +123,17 @@ def run_demo(args: argparse.Namespace) -> int:
     return demo.main(get_settings())
 
 
+def consent_rekey(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from samtykke.consent.rekey import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    report = asyncio.run(run(get_settings()))
+    print(f"re-encrypted {report.values} identifiers of {report.subjects} subjects under the current key")
+    return 0
+
+
 def add_platform_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("up", help="start the stack and every service (writes no data)")
     up.add_argument("--demo", action="store_true", help="then run the demo (one change on the demo subject)")
@@ -133,6 +146,9 @@ def add_platform_commands(commands: argparse._SubParsersAction[argparse.Argument
     consent_actions.add_parser("serve", help="HTTP API + outbox relay + lifecycle sweeper").set_defaults(
         handler=consent_serve
     )
+    consent_actions.add_parser(
+        "rekey", help="re-encrypt stored identifiers under the current key (after a key rotation)"
+    ).set_defaults(handler=consent_rekey)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -157,6 +157,11 @@ class Settings(BaseSettings):
         default="ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=",
         description="Fernet key (32 url-safe base64 bytes) for identifiers kept for the subject's own access.",
     )
+    identifier_encryption_retired_keys: list[str] = Field(
+        default_factory=list,
+        description="Earlier Fernet keys, as a JSON list: they still decrypt, never encrypt. After a rotation, "
+        "`samtykke consent rekey` re-encrypts everything under the current key; then they can go.",
+    )
 
     environment: Literal["development", "production"] = Field(
         default="development",

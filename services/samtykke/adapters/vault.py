@@ -1,13 +1,20 @@
-"""Encryption of identifiers kept for the subject's own access (Fernet: AES-128-CBC + HMAC)."""
+"""Encryption of identifiers kept for the subject's own access (Fernet: AES-128-CBC + HMAC), with key rotation.
+
+The first key encrypts; it and every retired key decrypt (`MultiFernet`), so a new key can be put in
+front at once and the stored values re-encrypted afterwards (`samtykke consent rekey`), after which the
+retired keys can go.
+"""
 
 from __future__ import annotations
 
-from cryptography.fernet import Fernet, InvalidToken
+from collections.abc import Sequence
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
 class IdentifierVault:
-    def __init__(self, key: str) -> None:
-        self._fernet = Fernet(key.encode())
+    def __init__(self, key: str, retired: Sequence[str] = ()) -> None:
+        self._fernet = MultiFernet([Fernet(k.encode()) for k in (key, *retired)])
 
     def seal(self, value: str | None) -> bytes | None:
         return None if value is None else self._fernet.encrypt(value.encode())
@@ -18,4 +25,13 @@ class IdentifierVault:
         try:
             return self._fernet.decrypt(token).decode()
         except InvalidToken as exc:  # a rotated key without re-encryption is an operator bug
-            raise RuntimeError("identifier cannot be decrypted with the configured key") from exc
+            raise RuntimeError("identifier cannot be decrypted with the configured keys") from exc
+
+    def reseal(self, token: bytes | None) -> bytes | None:
+        """The same value under the current key (raises like `open` when no configured key fits)."""
+        if token is None:
+            return None
+        try:
+            return self._fernet.rotate(token)
+        except InvalidToken as exc:
+            raise RuntimeError("identifier cannot be decrypted with the configured keys") from exc

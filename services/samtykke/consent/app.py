@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc = ConsentService(
             store,
             catalog,
-            IdentifierVault(settings.identifier_encryption_key),
+            IdentifierVault(settings.identifier_encryption_key, settings.identifier_encryption_retired_keys),
             settings.identifier_hash_key.encode(),
             settings.topic_changes,
             settings.topic_subjects,

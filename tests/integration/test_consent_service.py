@@ -321,7 +321,7 @@ async def test_bad_input_names_the_field_and_the_rule(consent: RunningConsent) -
     consents = f"/v1/subjects/{subject}/consents"
     assert (await problems(consents, batch(("no_such_purpose", None, "grant"))))[0][0] == "decisions[0].purpose"
     assert "omit channel" in (await problems(consents, batch(("fault_prevention", "sms", "grant"))))[0][1]
-    assert (await problems(consents, batch(("direct_marketing", "fax", "grant"))))[0][0] == "decisions.0.channel"
+    assert (await problems(consents, batch(("direct_marketing", "fax", "grant"))))[0][0] == "decisions[0].channel"
     future = batch(("direct_marketing", "sms", "grant"))
     future["decisions"][0]["occurred_at"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert (await problems(consents, future)) == [("decisions[0].occurred_at", "must not be in the future")]

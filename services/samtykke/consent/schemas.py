@@ -54,9 +54,9 @@ class LookupIn(Strict):
     def _exactly_one(self) -> LookupIn:
         given = [n for n in ("phone", "email", "national_id") if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of phone, email, national_id")
+            raise problems.field_rule("phone|email|national_id", "give exactly one of phone, email, national_id")
         if self.national_id is not None and self.country is None:
-            raise ValueError("country is required with national_id")
+            raise problems.field_rule("country", "is required with national_id")
         return self
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from samtykke.adapters.problems import ErrorOut
+from samtykke.adapters.problems import ErrorOut, field_rule
 from samtykke.domain.model import Channel
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
@@ -31,7 +31,7 @@ class CheckIn(Strict):
     @model_validator(mode="after")
     def _exactly_one(self) -> CheckIn:
         if sum(v is not None for v in (self.subject_id, self.phone, self.email)) != 1:
-            raise ValueError("give exactly one of subject_id, phone, email")
+            raise field_rule("subject_id|phone|email", "give exactly one of subject_id, phone, email")
         return self
 
 

@@ -196,11 +196,27 @@ async def access_export(subject_id: UUID, svc: Service, _: Principal = Depends(r
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Every failure the client can fix is a 4xx naming the field and the rule."""
+    """Every failure the client can fix is a 4xx naming the field and the rule.
+
+    A conflict names the subject it concerns only to a credential that may read identifiers
+    (`identifiers:read`, or `admin`, which implies every scope): otherwise a 409 on registering a
+    national id would tell any writer whose national id it is. The credential is the principal the
+    auth dependency leaves on `request.state`; without one nothing is revealed.
+    """
+    from .ports import AlreadyStored
+
+    def may_read_identifiers(request: Request) -> bool:
+        principal = getattr(request.state, "principal", None)
+        scopes = getattr(principal, "scopes", None) or frozenset()
+        return "identifiers:read" in scopes or "admin" in scopes
+
     install_problem_handlers(app)
 
     @app.exception_handler(RulesBroken)
     async def _rules(_: Request, exc: RulesBroken) -> JSONResponse:
+        if isinstance(exc.__cause__, AlreadyStored):
+            # the unique fact was stored by a request running at the same moment: a race, not a rule
+            return problem(409, "conflict", [(v.field, f"{v.rule} (by a concurrent request)") for v in exc.violations])
         return problem(422, "rule_violated", [(v.field, v.rule) for v in exc.violations])
 
     @app.exception_handler(SubjectNotFound)
@@ -208,8 +224,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(404, "subject_not_found", [("subject_id", "no subject with this id")])
 
     @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return problem(409, "conflict", [("subject", str(exc))], subject_id=exc.subject_id or None)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        holder = exc.subject_id if may_read_identifiers(request) else None
+        return problem(409, "conflict", [("subject", str(exc))], subject_id=holder or None)
 
 
 __all__ = ["install_error_handlers", "router"]

@@ -208,11 +208,26 @@ async def access_export(
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Every failure the client can fix is a 4xx naming the field and the rule."""
+    """Every failure the client can fix is a 4xx naming the field and the rule.
+
+    A conflict names the subject it concerns only to a credential that may read identifiers
+    (`identifiers:read`): otherwise a 409 on registering a
+    national id would tell any writer whose national id it is. The credential is the principal the
+    auth dependency leaves on `request.state`; without one nothing is revealed.
+    """
+    from .ports import AlreadyStored
+
+    def may_read_identifiers(request: Request) -> bool:
+        principal: Principal | None = getattr(request.state, "principal", None)
+        return principal is not None and principal.has("identifiers:read")
+
     install_problem_handlers(app)
 
     @app.exception_handler(RulesBroken)
     async def _rules(_: Request, exc: RulesBroken) -> JSONResponse:
+        if isinstance(exc.__cause__, AlreadyStored):
+            # the unique fact was stored by a request running at the same moment: a race, not a rule
+            return problem(409, "conflict", [(v.field, f"{v.rule} (by a concurrent request)") for v in exc.violations])
         return problem(422, "rule_violated", [(v.field, v.rule) for v in exc.violations])
 
     @app.exception_handler(SubjectNotFound)
@@ -220,8 +235,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(404, "subject_not_found", [("subject_id", "no subject with this id")])
 
     @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return problem(409, "conflict", [("subject", str(exc))], subject_id=exc.subject_id or None)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        holder = exc.subject_id if may_read_identifiers(request) else None
+        return problem(409, "conflict", [("subject", str(exc))], subject_id=holder or None)
 
 
 __all__ = ["install_error_handlers", "router"]

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from samtykke.adapters.auth import Authenticator, RateLimitHeaders, install_scope_handler, require
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options, ensure_topics, idempotent_producer
+from samtykke.adapters.limits import BodyLimit
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.postgres import create_pool, rollback_only
 from samtykke.adapters.problems import problem
@@ -26,7 +27,7 @@ from . import api
 from .metrics import ConsentMetrics
 from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT
 from .relay import OutboxRelay, outbox_status, watch_outbox
-from .schemas import ERROR_RESPONSES
+from .schemas import BODY_LIMITS, ERROR_RESPONSES
 from .service import ConsentService
 from .store import PostgresConsentStore, create_schema
 from .sweeper import LifecycleSweeper
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     api.install_error_handlers(app)
     install_scope_handler(app)
+    app.add_middleware(BodyLimit, limits=BODY_LIMITS)  # before parsing and credentials; 413s still measured
     instrument_http(app, registry, "consent")
     app.add_middleware(RateLimitHeaders)
     _operations_routes(app)

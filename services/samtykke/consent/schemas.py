@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from samtykke.adapters import problems
+from samtykke.adapters.limits import BodyLimits, KiB
 from samtykke.domain.model import ActorKind, Channel, ConsentAction, Country, Source, SubjectKind
 
 # No NUL (PostgreSQL text cannot hold it), bounded length.
@@ -54,9 +55,9 @@ class LookupIn(Strict):
     def _exactly_one(self) -> LookupIn:
         given = [n for n in ("phone", "email", "national_id") if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of phone, email, national_id")
+            raise problems.field_rule("phone|email|national_id", "give exactly one of phone, email, national_id")
         if self.national_id is not None and self.country is None:
-            raise ValueError("country is required with national_id")
+            raise problems.field_rule("country", "is required with national_id")
         return self
 
 
@@ -158,3 +159,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "Credential lacks the scope"},
     422: {"model": ErrorOut, "description": "A field breaks a rule; each problem names it"},
 }
+
+# The largest body each route reads (bytes), refused with 413 before parsing or credentials. A one-entry
+# body is a few hundred bytes even with every text at its 200 characters; a batch holds <= 100 decisions.
+BODY_LIMITS = BodyLimits(
+    default=16 * KiB,
+    routes={
+        "/v1/subjects": 16 * KiB,
+        "/v1/subjects/lookup": 16 * KiB,
+        "/v1/subjects/{subject_id}/consents": 256 * KiB,
+        "/v1/subjects/{subject_id}/usage": 16 * KiB,
+    },
+)

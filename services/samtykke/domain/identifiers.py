@@ -1,7 +1,10 @@
 """Normalising and validating personal identifiers, and keying them for matching.
 
 Identifiers are normalised before hashing so that "+45 12 34 56 78" and
-"004512345678" match. Hashes are keyed (HMAC-SHA256): without the key a hash
+"004512345678" match, and so that digits typed in another script ("٠١٠١٩٠١٢٣٤", fullwidth
+"０１０１９０１２３４") match their ASCII form: otherwise one national id could be registered
+twice. Digit-like characters that are not decimal digits (superscripts, circled or fractional
+numbers) are refused rather than guessed at. Hashes are keyed (HMAC-SHA256): without the key a hash
 of a phone number cannot be reversed by enumerating the number space.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -33,9 +37,22 @@ class NormalisedIdentifiers:
     national_id: str | None
 
 
+def ascii_digits(raw: str) -> str:
+    """`raw` with every decimal digit of any script (Unicode category Nd) replaced by its ASCII
+    digit; other characters are left for the caller's rule to accept or refuse."""
+    if raw.isascii():  # the common case, and the one on the bulk check's hot path
+        return raw
+    return "".join(str(unicodedata.decimal(ch)) if unicodedata.category(ch) == "Nd" else ch for ch in raw)
+
+
+def _only_digits(value: str) -> bool:
+    # str.isdigit() alone accepts '²' and '①', which int() then refuses
+    return value.isascii() and value.isdigit()
+
+
 def normalise_phone(raw: str, country: Country | None = None) -> str:
     """Return the number in E.164 (+4512345678), using `country` for national forms."""
-    number = _PHONE_FILLER.sub("", raw)
+    number = _PHONE_FILLER.sub("", ascii_digits(raw))
     if number.startswith("00"):
         number = "+" + number[2:]
     if not number.startswith("+"):
@@ -43,7 +60,7 @@ def normalise_phone(raw: str, country: Country | None = None) -> str:
             raise InvalidIdentifier("must be E.164 (+ and country code) when no country is given")
         number = "+" + _COUNTRY_CODES[country] + number.removeprefix("0")
     digits = number[1:]
-    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+    if not _only_digits(digits) or not 8 <= len(digits) <= 15:
         raise InvalidIdentifier("must be E.164: '+' followed by 8 to 15 digits")
     for code, (low, high) in _NSN_LENGTHS.items():
         if digits.startswith(code) and not low <= len(digits) - len(code) <= high:
@@ -60,9 +77,9 @@ def normalise_email(raw: str) -> str:
 
 def normalise_national_id(raw: str, country: Country) -> str:
     """Validate a CPR (DK), personnummer (SE) or fødselsnummer (NO); return its digits."""
-    value = raw.strip().replace("-", "").replace("+", "").replace(" ", "")
-    if not value.isdigit():
-        raise InvalidIdentifier("must contain digits only (a '-' separator is allowed)")
+    value = ascii_digits(raw).strip().replace("-", "").replace("+", "").replace(" ", "")
+    if not _only_digits(value):
+        raise InvalidIdentifier("must contain decimal digits only (a '-' separator is allowed)")
     if country is Country.DK:
         return _cpr(value)
     if country is Country.SE:

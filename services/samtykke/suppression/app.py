@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from samtykke.adapters.auth import Authenticator
 from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options
+from samtykke.adapters.limits import BodyLimit
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.safety import refuse_development_secrets
 from samtykke.adapters.settings import Settings, get_settings
@@ -28,6 +29,7 @@ from .feed import TopicFeed
 from .gate import SuppressionGate
 from .index import SuppressionIndex
 from .metrics import SuppressionMetrics
+from .schemas import BODY_LIMITS
 from .targets import TargetParser
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (api, stream, export, registers):
         app.include_router(module.router)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limits=BODY_LIMITS)  # before parsing and credentials; 413s still measured
     instrument_http(app, registry, "suppression")
     app.add_middleware(RateLimitHeaders)
     _operations_routes(app, feed, gate)

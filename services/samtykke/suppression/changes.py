@@ -9,13 +9,18 @@ client re-reads the export instead of silently missing changes.
 from __future__ import annotations
 
 import heapq
+import re
 import uuid
 from dataclasses import dataclass
 
+from samtykke.adapters.problems import ClientProblem
 from samtykke.domain.model import SubjectId
 from samtykke.domain.suppression import ConsentKey, Reason
 
 HOUR = 3600.0
+# <epoch>.<seq in ASCII digits>: str.isdigit() would let '²' through to int(); a well-formed cursor
+# of another epoch is gone (410), not malformed
+_CURSOR = re.compile(r"[^.\s]+\.[0-9]{1,19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,13 @@ class SuppressionChange:
 
 class CursorGone(LookupError):
     """The cursor is from another epoch or older than the feed keeps: re-read the export."""
+
+
+class MalformedCursor(ClientProblem):
+    """Not a cursor this service hands out (HTTP 422 naming `cursor`)."""
+
+    def __init__(self) -> None:
+        super().__init__([("cursor", "must be a cursor from the export or a previous page (<epoch>.<number>)")])
 
 
 class SuppressionChanges:
@@ -81,8 +93,10 @@ class SuppressionChanges:
     def _parse(self, cursor: str | None) -> int:
         if cursor is None:
             return self._first_seq - 1
+        if not _CURSOR.fullmatch(cursor):
+            raise MalformedCursor()
         epoch, _, seq = cursor.partition(".")
-        if epoch != self.epoch or not seq.isdigit() or int(seq) >= self._next_seq:
+        if epoch != self.epoch or int(seq) >= self._next_seq:
             raise CursorGone("the cursor is from another replica or start-up, or from the future")
         return int(seq)
 

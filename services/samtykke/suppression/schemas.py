@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from samtykke.adapters.problems import ErrorOut
+from samtykke.adapters.limits import BodyLimits, KiB, MiB
+from samtykke.adapters.problems import ErrorOut, field_rule
 from samtykke.domain.model import Channel
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
@@ -31,7 +32,7 @@ class CheckIn(Strict):
     @model_validator(mode="after")
     def _exactly_one(self) -> CheckIn:
         if sum(v is not None for v in (self.subject_id, self.phone, self.email)) != 1:
-            raise ValueError("give exactly one of subject_id, phone, email")
+            raise field_rule("subject_id|phone|email", "give exactly one of subject_id, phone, email")
         return self
 
 
@@ -135,3 +136,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorOut, "description": "Rate limit exceeded; see Retry-After and RateLimit-* headers"},
     503: {"model": ErrorOut, "description": "Index older than its bound (with SUPPRESSION_STALE_RESPONSE=503)"},
 }
+
+# The largest body each route reads (bytes), refused with 413 before parsing or credentials: a single
+# check is on every send's path and small; a bulk check holds <= MAX_BULK entries (~2 MB with
+# 200-character e-mails); a streamed campaign list or a register file holds millions of lines
+# (about 10 million phone numbers in CSV).
+BODY_LIMITS = BodyLimits(
+    default=16 * KiB,
+    routes={
+        "/v1/check": 8 * KiB,
+        "/v1/check/bulk": 4 * MiB,
+        "/v1/check/stream": 128 * MiB,
+        "/v1/campaigns/dry-run": 128 * MiB,
+        "/v1/registers/{register}/imports": 128 * MiB,
+    },
+)

@@ -41,6 +41,8 @@ def development_secrets(settings: Settings) -> list[str]:
         value = str(getattr(settings, name))
         if value == Settings.model_fields[name].default or _placeholder(value):
             found.append(_env(name))
+    if any(_placeholder(v) for v in settings.projection_role_passwords.values()):
+        found.append(_env("projection_role_passwords"))
     password = unquote(urlsplit(settings.database_url).password or "")
     if password in DEVELOPMENT_DATABASE_PASSWORDS or _placeholder(password):
         found.append(_env("database_url"))

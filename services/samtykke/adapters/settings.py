@@ -219,7 +219,13 @@ class Settings(BaseSettings):
     # --- projections (marketing, analytics, customer service) ---
     projection_role_password: str = Field(
         default="dev-only-projector-password",
-        description="Password of the projectors' per-domain login roles (each may write only its own schema).",
+        description="Password of the projectors' per-domain login roles (each may write only its own schema); "
+        "a projector uses it for its own role unless `projection_role_passwords` names one for its domain.",
+    )
+    projection_role_passwords: dict[str, str] = Field(
+        default_factory=dict,
+        description='Each domain\'s own role password, as JSON `{"marketing": "…", "analytics": "…", '
+        '"customer_service": "…"}`: provisioning sets them all, a projector needs only its own.',
     )
     analytics_pseudonym_key: str = Field(
         default="dev-only-analytics-pseudonym-key",

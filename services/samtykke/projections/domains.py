@@ -43,11 +43,15 @@ class Domain:
             return AnalyticsProjection(schema, catalog, settings.analytics_pseudonym_key.encode())
         return CustomerServiceProjection(schema, catalog)
 
+    def password(self, settings: Settings) -> str:
+        """This domain's own role password: one secret per projector, so none can log in as another."""
+        return settings.projection_role_passwords.get(self.name, settings.projection_role_password)
+
     def dsn(self, settings: Settings) -> str:
         """The database URL with this domain's own login in place of the owner's."""
         parts = urlsplit(settings.database_url)
         host = parts.netloc.rsplit("@", 1)[-1]
-        login = f"{quote(self.role, safe='')}:{quote(settings.projection_role_password, safe='')}"
+        login = f"{quote(self.role, safe='')}:{quote(self.password(settings), safe='')}"
         return str(parts._replace(netloc=f"{login}@{host}").geturl())
 
 

@@ -74,7 +74,7 @@ async def provision(settings: Settings, domains: list[str] | None = None) -> Non
     try:
         for name in domains or list(DOMAINS):
             domain = DOMAINS[name]
-            await ensure_role(owner, domain, settings.projection_role_password)
+            await ensure_role(owner, domain, domain.password(settings))
             await create_schema(owner, domain, domain.name)
             await revoke_elsewhere(owner, domain)
             await create_tables(settings, domain)

@@ -103,6 +103,18 @@ async def test_as_of_answers_cite_the_decision_in_force(consent: RunningConsent)
     cites(late[DM_SMS], ledger[regrant], ledger[regrant])
     cites(late[OFFERS], ledger[offers], ledger[offers])
 
+    # once the sweeper records the lapse, it is the last write; the decision cited stays the grant
+    assert (await consent.client.post("/v1/lifecycle/sweep")).json()["expired"] == 1
+    lapse = next(
+        row
+        for row in (await consent.client.get(f"/v1/subjects/{subject}/history")).json()
+        if row["event_id"] not in ledger
+    )
+    swept = await as_of(consent, subject, day(400))
+    assert (swept[OFFERS]["status"], swept[OFFERS]["source"]) == ("expired", "system")
+    cites(swept[OFFERS], lapse, ledger[offers])
+    assert swept[DM_SMS] == late[DM_SMS]
+
     # the current answer has the same shape and cites the same rows as an answer about now
     now = await as_of(consent, subject, None)
     assert now == await as_of(consent, subject, datetime.now(UTC).isoformat())

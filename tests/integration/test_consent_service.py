@@ -204,8 +204,9 @@ async def test_state_history_and_as_of(consent: RunningConsent) -> None:
         )
     ).json()
     assert [(c["status"], c["version"]) for c in past] == [("granted", 1)]
-    # as of an instant the state is folded from the ledger: how it was recorded is not part of it
-    assert (past[0]["recorded_at"], past[0]["notice_version"], past[0]["source"]) == (None, None, None)
+    # as of an instant the state is folded from the ledger, and cites the ledger row of the decision
+    assert (past[0]["notice_version"], past[0]["source"]) == ("dm-2026-01", "self_service")
+    assert past[0]["decision"]["occurred_at"] == past[0]["occurred_at"]
     assert (current[0]["notice_version"], current[0]["source"]) == ("dm-2026-01", "self_service")
     before = (
         await consent.client.get(

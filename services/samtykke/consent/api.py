@@ -16,7 +16,7 @@ from samtykke.domain.consent import ConsentRecord, Decision
 from samtykke.domain.model import Country
 
 from .errors import Conflict, RulesBroken, SubjectNotFound
-from .ports import CurrentConsent, IdentifierKind, SubjectRow
+from .ports import CurrentConsent, IdentifierKind, LedgerEntry, SubjectRow
 from .schemas import (
     ERROR_RESPONSES,
     AccessExportOut,
@@ -24,6 +24,7 @@ from .schemas import (
     ChangeOut,
     ConsentOut,
     DecisionBatchIn,
+    DecisionOut,
     Instant,
     LedgerEntryOut,
     LookupIn,
@@ -73,8 +74,9 @@ def _subject_out(svc: ConsentService, row: SubjectRow, reveal: bool) -> SubjectO
     )
 
 
-def _consent_out(record: ConsentRecord, recorded: CurrentConsent | None = None) -> ConsentOut:
-    """A state folded from the ledger as of an instant (no `recorded`) says nothing of how it was recorded."""
+def _consent_out(
+    record: ConsentRecord, recorded: CurrentConsent | LedgerEntry | None = None, decision: LedgerEntry | None = None
+) -> ConsentOut:
     return ConsentOut(
         purpose=record.purpose,
         channel=record.channel,
@@ -86,6 +88,23 @@ def _consent_out(record: ConsentRecord, recorded: CurrentConsent | None = None) 
         recorded_at=recorded.recorded_at if recorded else None,
         notice_version=recorded.notice_version if recorded else None,
         source=recorded.source if recorded else None,
+        decision=None if decision is None else _decision_out(decision),
+    )
+
+
+def _decision_out(entry: LedgerEntry) -> DecisionOut:
+    # the evidence itself stays in the ledger: an answer read by every consent:read client says only
+    # whether it is on file
+    return DecisionOut(
+        event_id=entry.event_id,
+        seq=entry.seq,
+        source=entry.source,
+        actor_kind=entry.actor_kind,
+        notice_version=entry.notice_version,
+        occurred_at=entry.occurred_at,
+        recorded_at=entry.recorded_at,
+        client_id=entry.client_id,
+        evidence_on_file=entry.evidence_ref is not None,
     )
 
 
@@ -166,9 +185,8 @@ async def current_consents(
     at: Annotated[Instant | None, Query(description="State as of this instant")] = None,
     _: Principal = Depends(require("consent:read")),
 ) -> list[ConsentOut]:
-    if at is None:
-        return [_consent_out(c.record, c) for c in await svc.current(str(subject_id))]
-    return [_consent_out(r) for r in await svc.state_at(str(subject_id), at)]
+    states = await (svc.current_documented(str(subject_id)) if at is None else svc.state_at(str(subject_id), at))
+    return [_consent_out(s.record, s.recorded, s.decision) for s in states]
 
 
 @router.get("/subjects/{subject_id}/history", response_model=list[LedgerEntryOut])

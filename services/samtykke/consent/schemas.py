@@ -103,6 +103,20 @@ class BatchOut(BaseModel):
     replayed: bool
 
 
+class DecisionOut(BaseModel):
+    """The ledger row of the decision in force: a grant, withdrawal or revocation, never a usage report or lapse."""
+
+    event_id: str = Field(description="The decision's event id in the ledger (`/history`)")
+    seq: int = Field(description="The decision's position in the ledger (`/history`)")
+    source: str
+    actor_kind: str
+    notice_version: str | None = Field(description="The notice the decision was made under")
+    occurred_at: datetime = Field(description="When the subject decided")
+    recorded_at: datetime
+    client_id: str | None = Field(description="The credential that recorded the decision (not the claimed actor)")
+    evidence_on_file: bool = Field(description="Whether the ledger holds an evidence reference (dropped on erasure)")
+
+
 class ConsentOut(BaseModel):
     purpose: str
     channel: str | None
@@ -111,9 +125,12 @@ class ConsentOut(BaseModel):
     occurred_at: datetime
     valid_until: datetime | None
     last_used_at: datetime | None
-    recorded_at: datetime | None = None
-    notice_version: str | None = None
-    source: str | None = None
+    recorded_at: datetime | None = Field(None, description="When the state was last written (usage reports included)")
+    notice_version: str | None = Field(None, description="The notice of the last write; null after a usage report")
+    source: str | None = Field(None, description="The source of the last write, e.g. `usage_report` or `system`")
+    decision: DecisionOut | None = Field(
+        None, description="The decision in force at the instant asked about; null when its documentation was purged"
+    )
 
 
 class LedgerEntryOut(BaseModel):

@@ -15,6 +15,7 @@ from samtykke.domain.consent import (
     apply_decision,
     apply_usage,
     check_decision,
+    latest_rows,
     state_at,
     status_at,
 )
@@ -42,7 +43,7 @@ from .ports import (
     SubjectRow,
 )
 
-__all__ = ["ConsentService", "DecisionBatch", "NewSubject", "SubjectRow", "utcnow"]
+__all__ = ["ConsentService", "DecisionBatch", "DocumentedConsent", "NewSubject", "SubjectRow", "utcnow"]
 
 Consents = dict[tuple[str, str | None], ConsentRecord]
 
@@ -59,6 +60,20 @@ class NewSubject:
     phone: str | None
     email: str | None
     national_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentedConsent:
+    """A state of one key with the ledger behind it.
+
+    `recorded` is how the state was last written (a usage report or a lapse included); `decision` is
+    the ledger row of the decision in force, what a data-protection authority asks about. It is None
+    only when the key's documentation was purged after its retention period.
+    """
+
+    record: ConsentRecord
+    recorded: CurrentConsent | LedgerEntry
+    decision: LedgerEntry | None
 
 
 def normalise(kind: IdentifierKind, raw: str, country: Country | None) -> str:
@@ -272,11 +287,26 @@ class ConsentService:
             for c in await self._store.consents(subject_id)
         ]
 
-    async def state_at(self, subject_id: str, at: datetime) -> list[ConsentRecord]:
-        """The state in force at `at`, folded from the ledger (lapse applied), ordered like `current`."""
+    async def current_documented(self, subject_id: str) -> list[DocumentedConsent]:
+        """`current` with the decision in force of each key, from the subject's ledger."""
+        current = await self.current(subject_id)
+        # the state is read first: a ledger row newer than it (a change committed in between) is ignored
+        versions = {c.record.key: c.record.version for c in current}
+        ledger = [e for e in await self._store.ledger(subject_id) if e.version <= versions.get(e.record.key, 0)]
+        decisions = latest_rows(ledger, decisions_only=True)
+        return [DocumentedConsent(c.record, c, decisions.get(c.record.key)) for c in current]
+
+    async def state_at(self, subject_id: str, at: datetime) -> list[DocumentedConsent]:
+        """The state in force at `at`, folded from the ledger (lapse applied), ordered like `current`,
+        with the row that set it and the decision in force then."""
         await self.subject(subject_id)
-        state = state_at((entry.record for entry in await self._store.ledger(subject_id)), at)
-        return [state[key] for key in sorted(state, key=lambda k: (k[0], k[1] or ""))]
+        ledger = await self._store.ledger(subject_id)
+        state = state_at((entry.record for entry in ledger), at)
+        recorded, decisions = latest_rows(ledger, at), latest_rows(ledger, at, decisions_only=True)
+        return [
+            DocumentedConsent(state[key], recorded[key], decisions.get(key))
+            for key in sorted(state, key=lambda k: (k[0], k[1] or ""))
+        ]
 
     async def history(self, subject_id: str) -> list[LedgerEntry]:
         await self.subject(subject_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from .catalog import Purpose, PurposeCatalog
 from .model import (
@@ -15,6 +15,7 @@ from .model import (
     ConsentAction,
     ConsentStatus,
     PurposeCode,
+    Source,
     SubjectKind,
 )
 
@@ -180,3 +181,38 @@ def state_at(history: Iterable[ConsentRecord], at: datetime) -> dict[tuple[str, 
         if seen is None or record.version > seen.version:
             latest[record.key] = record
     return {k: replace(r, status=status_at(r, at)) for k, r in latest.items()}
+
+
+class Documented(Protocol):
+    """A ledger row as the rules read it: the state it set and where the change came from."""
+
+    @property
+    def record(self) -> ConsentRecord: ...
+
+    @property
+    def source(self) -> Source: ...
+
+
+Row = TypeVar("Row", bound=Documented)
+
+
+def is_decision(row: Documented) -> bool:
+    """Whether a row documents someone's decision. A usage report only moves the lapse date and a
+    lapse is the clock's doing: after either, the decision in force is still the one before it."""
+    return row.source is not Source.USAGE_REPORT and row.record.status is not ConsentStatus.EXPIRED
+
+
+def latest_rows(
+    history: Iterable[Row], at: datetime | None = None, *, decisions_only: bool = False
+) -> dict[tuple[str, str | None], Row]:
+    """Per key, the row of the highest version that occurred at or before `at` (any time when None):
+    the row that set the state in force then, or with `decisions_only` the decision in force then."""
+    latest: dict[tuple[str, str | None], Row] = {}
+    for row in history:
+        record = row.record
+        if (at is not None and record.occurred_at > at) or (decisions_only and not is_decision(row)):
+            continue
+        seen = latest.get(record.key)
+        if seen is None or record.version > seen.record.version:
+            latest[record.key] = row
+    return latest

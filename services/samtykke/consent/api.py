@@ -219,7 +219,7 @@ async def access_export(
     row = await svc.subject(str(subject_id))
     return AccessExportOut(
         subject=_subject_out(svc, row, reveal=True),
-        consents=[_consent_out(c.record, c) for c in await svc.current(row.subject_id)],
+        consents=[_consent_out(s.record, s.recorded, s.decision) for s in await svc.current_documented(row.subject_id)],
         history=[LedgerEntryOut.model_validate(e, from_attributes=True) for e in await svc.history(row.subject_id)],
         catalog_version=svc.catalog.version,
     )

@@ -14,6 +14,8 @@ EVERY_SECRET = [
     "SAMTYKKE_IDENTIFIER_ENCRYPTION_KEY",
     "SAMTYKKE_PROJECTION_ROLE_PASSWORD",
     "SAMTYKKE_ANALYTICS_PSEUDONYM_KEY",
+    "SAMTYKKE_UNSUBSCRIBE_TOKEN_KEY",
+    "SAMTYKKE_SMS_WEBHOOK_SECRET",
     "SAMTYKKE_DATABASE_URL",
 ]
 
@@ -25,6 +27,8 @@ def own_secrets(**overrides: object) -> Settings:
         "identifier_encryption_key": Fernet.generate_key().decode(),
         "projection_role_password": "p" * 24,
         "analytics_pseudonym_key": "a" * 32,
+        "unsubscribe_token_key": "u" * 32,
+        "sms_webhook_secret": "s" * 32,
         "database_url": "postgresql://samtykke:s3cret-of-ours@db:5432/samtykke",
     }
     return Settings(**(values | overrides))

@@ -25,6 +25,8 @@ SECRET_SETTINGS = (
     "identifier_encryption_key",
     "projection_role_password",
     "analytics_pseudonym_key",
+    "unsubscribe_token_key",
+    "sms_webhook_secret",
 )
 
 

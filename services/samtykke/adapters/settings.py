@@ -210,6 +210,59 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP services listen on.")
     consent_port: int = Field(default=18000, description="Port of the consent API.")
 
+    # --- unsubscribe links and SMS keywords ---
+    public_base_url: str = Field(
+        default="http://127.0.0.1:18000",
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Where the public reaches the consent service's `/u/{token}` pages: the base of every "
+        "unsubscribe link (RFC 8058 wants `https://` in a real mail).",
+    )
+    unsubscribe_token_key: str = Field(
+        default="dev-only-unsubscribe-token-key-change-me",
+        min_length=32,
+        description="Secret the unsubscribe links' encryption and MAC key is derived from (HKDF); whoever "
+        "holds it can mint links for any subject.",
+    )
+    unsubscribe_token_retired_keys: list[str] = Field(
+        default_factory=list,
+        description="Earlier `unsubscribe_token_key`s, as a JSON list: links minted under them still work "
+        "until they expire. Drop one after `unsubscribe_link_days`.",
+    )
+    unsubscribe_link_days: int = Field(
+        default=90,
+        ge=1,
+        le=730,
+        description="How long an unsubscribe link works (marketing mails are read late); then it answers 410.",
+    )
+    sms_webhook_secret: str = Field(
+        default="dev-only-sms-webhook-secret-change-me",
+        min_length=16,
+        description="Shared secret of the SMS gateway: the HMAC-SHA256 key of `X-Samtykke-Signature`.",
+    )
+    sms_webhook_max_age_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="An inbound SMS whose `X-Samtykke-Timestamp` is further from now than this is refused (a replay).",
+    )
+    sms_restart_days: int = Field(
+        default=30,
+        ge=0,
+        description="START re-grants a consent only if the subject's last change to it was a STOP by text "
+        "at most this many days ago (0: START never re-grants).",
+    )
+    sms_notice_version: str = Field(
+        default="sms-keywords-1",
+        min_length=1,
+        max_length=200,
+        description="Notice version recorded with a START re-grant: the keyword texts the subject was sent.",
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
     relay_batch_size: int = Field(default=500, ge=1, le=10_000, description="Outbox rows per Kafka batch.")
     relay_idle_poll_seconds: float = Field(
         default=2.0, gt=0, description="Safety-net poll of the outbox when no NOTIFY arrives."

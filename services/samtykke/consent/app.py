@@ -23,7 +23,7 @@ from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
 
-from . import api
+from . import api, sms, unsubscribe
 from .metrics import ConsentMetrics
 from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT
 from .relay import OutboxRelay, outbox_status, watch_outbox
@@ -123,6 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = Authenticator.from_settings(settings, settings.consent_rate_limit_per_minute)
     app.state.backdate_window_days = settings.backdate_window_days
     app.include_router(api.router)
+    # the subjects' own doors: one-click unsubscribe links and SMS keywords
+    unsubscribe.install(app, settings)
+    sms.install(app, settings)
     api.install_error_handlers(app)
     install_scope_handler(app)
     app.add_middleware(BodyLimit, limits=BODY_LIMITS)  # before parsing and credentials; 413s still measured

@@ -58,6 +58,8 @@ class Source(StrEnum):
     COMPANY_ADMIN = "company_admin"
     SYSTEM = "system"
     USAGE_REPORT = "usage_report"
+    UNSUBSCRIBE_LINK = "unsubscribe_link"  # RFC 8058 one-click link in a marketing e-mail
+    SMS_KEYWORD = "sms_keyword"  # STOP / START texted to the marketing short code
 
 
 class ActorKind(StrEnum):

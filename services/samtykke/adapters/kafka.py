@@ -89,19 +89,35 @@ def _existing(path: Path, setting: str) -> str:
     return str(path)
 
 
+def local_stack_client_certificate(settings: Settings) -> tuple[Path, Path]:
+    """The local stack's client certificate and key of `kafka_username` (`devstack.kafka_tls`)."""
+    folder = settings.state_dir / "kafka" / "tls" / "clients"
+    return folder / f"{settings.kafka_username}.pem", folder / f"{settings.kafka_username}.key"
+
+
 def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
     """Verifies the brokers against `kafka_ca_file` (default: the local stack's CA), by name too;
-    presents `kafka_cert_file`/`kafka_key_file` for mutual TLS when set."""
-    if settings.kafka_ca_file is None:
-        ca = _existing(local_stack_ca_path(settings), "SAMTYKKE_KAFKA_CA_FILE (default: the local stack's CA)")
-    else:
-        ca = _existing(settings.kafka_ca_file, "SAMTYKKE_KAFKA_CA_FILE")
-    context = ssl.create_default_context(cafile=ca)
+    presents `kafka_cert_file`/`kafka_key_file` for mutual TLS when set. Against the local stack
+    (no CA file set), `SSL` presents the stack's certificate of `kafka_username` if it has one."""
+    certificate: tuple[str, str] | None = None
     if settings.kafka_cert_file is not None and settings.kafka_key_file is not None:
-        context.load_cert_chain(
+        certificate = (
             _existing(settings.kafka_cert_file, "SAMTYKKE_KAFKA_CERT_FILE"),
             _existing(settings.kafka_key_file, "SAMTYKKE_KAFKA_KEY_FILE"),
         )
+    if settings.kafka_ca_file is None:
+        ca = _existing(local_stack_ca_path(settings), "SAMTYKKE_KAFKA_CA_FILE (default: the local stack's CA)")
+        local = local_stack_client_certificate(settings)
+        if certificate is None and settings.kafka_security_protocol == "SSL" and all(p.is_file() for p in local):
+            certificate = (str(local[0]), str(local[1]))
+    else:
+        ca = _existing(settings.kafka_ca_file, "SAMTYKKE_KAFKA_CA_FILE")
+    context = ssl.create_default_context(cafile=ca)
+    if certificate is not None:
+        try:
+            context.load_cert_chain(*certificate)
+        except ssl.SSLError as error:
+            raise KafkaSecurityError(f"the Kafka client certificate {certificate[0]} or its key is unusable") from error
     return context
 
 

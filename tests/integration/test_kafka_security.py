@@ -58,7 +58,7 @@ class LocalBroker:
 
 
 def local_broker(state_dir: Path, secured: bool, lib_from: Path | None = None) -> LocalBroker:
-    settings = Settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{free_ports(4)}")
+    settings = Settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{free_ports(5)}")
     layout = StackLayout.from_settings(settings)
     layout.ensure()
     broker = KafkaBroker(settings, layout, secured=secured)

@@ -14,6 +14,7 @@ import json
 import ssl
 import time
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,13 @@ from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from samtykke.adapters.kafka_oauth import (
+    OAuthTokenProvider,
+    StaticToken,
+    client_credentials_grant,
+    local_issuer_folder,
+    local_issuer_grant,
+)
 from samtykke.adapters.settings import Settings
 
 LONG_RETENTION_MS = str(10 * 365 * 24 * 3600 * 1000)
@@ -81,31 +89,104 @@ def _existing(path: Path, setting: str) -> str:
     return str(path)
 
 
+def local_stack_client_certificate(settings: Settings) -> tuple[Path, Path]:
+    """The local stack's client certificate and key of `kafka_username` (`devstack.kafka_tls`)."""
+    folder = settings.state_dir / "kafka" / "tls" / "clients"
+    return folder / f"{settings.kafka_username}.pem", folder / f"{settings.kafka_username}.key"
+
+
 def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
     """Verifies the brokers against `kafka_ca_file` (default: the local stack's CA), by name too;
-    presents `kafka_cert_file`/`kafka_key_file` for mutual TLS when set."""
-    if settings.kafka_ca_file is None:
-        ca = _existing(local_stack_ca_path(settings), "SAMTYKKE_KAFKA_CA_FILE (default: the local stack's CA)")
-    else:
-        ca = _existing(settings.kafka_ca_file, "SAMTYKKE_KAFKA_CA_FILE")
-    context = ssl.create_default_context(cafile=ca)
+    presents `kafka_cert_file`/`kafka_key_file` for mutual TLS when set. Against the local stack
+    (no CA file set), `SSL` presents the stack's certificate of `kafka_username` if it has one."""
+    certificate: tuple[str, str] | None = None
     if settings.kafka_cert_file is not None and settings.kafka_key_file is not None:
-        context.load_cert_chain(
+        certificate = (
             _existing(settings.kafka_cert_file, "SAMTYKKE_KAFKA_CERT_FILE"),
             _existing(settings.kafka_key_file, "SAMTYKKE_KAFKA_KEY_FILE"),
         )
+    if settings.kafka_ca_file is None:
+        ca = _existing(local_stack_ca_path(settings), "SAMTYKKE_KAFKA_CA_FILE (default: the local stack's CA)")
+        local = local_stack_client_certificate(settings)
+        if certificate is None and settings.kafka_security_protocol == "SSL" and all(p.is_file() for p in local):
+            certificate = (str(local[0]), str(local[1]))
+    else:
+        ca = _existing(settings.kafka_ca_file, "SAMTYKKE_KAFKA_CA_FILE")
+    context = ssl.create_default_context(cafile=ca)
+    if certificate is not None:
+        try:
+            context.load_cert_chain(*certificate)
+        except ssl.SSLError as error:
+            raise KafkaSecurityError(f"the Kafka client certificate {certificate[0]} or its key is unusable") from error
     return context
 
 
-class _StaticToken(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka ships no types
-    """An OAUTHBEARER token provider for a token given in the settings (the password setting);
-    a deployment that rotates tokens mounts the file `kafka_password_file` names and restarts."""
+def kafka_oauth_client_secret(settings: Settings) -> str:
+    """`kafka_oauth_client_secret`, else the content of `kafka_oauth_client_secret_file`."""
+    if settings.kafka_oauth_client_secret is not None:
+        return settings.kafka_oauth_client_secret.get_secret_value()
+    path = settings.kafka_oauth_client_secret_file
+    if path is None:
+        raise KafkaSecurityError("SAMTYKKE_KAFKA_OAUTH_TOKEN_URL needs SAMTYKKE_KAFKA_OAUTH_CLIENT_SECRET(_FILE)")
+    try:
+        secret = path.read_text().strip()
+    except OSError as error:
+        reason = f"SAMTYKKE_KAFKA_OAUTH_CLIENT_SECRET_FILE cannot be read ({error.strerror})"
+        raise KafkaSecurityError(reason) from error
+    if not secret:
+        raise KafkaSecurityError("SAMTYKKE_KAFKA_OAUTH_CLIENT_SECRET_FILE is empty")
+    return secret
 
-    def __init__(self, token: str) -> None:
-        self._token = token
 
-    async def token(self) -> str:
-        return self._token
+# one provider per identity and process: the relay, admin and dead-letter clients share its token
+@lru_cache(maxsize=32)
+def _shared_provider(kind: str, *identity: str) -> OAuthTokenProvider:
+    if kind == "endpoint":
+        url, client_id, secret, scope = identity
+        return OAuthTokenProvider(client_credentials_grant(url, client_id, secret, scope or None))
+    folder, principal = identity
+    return OAuthTokenProvider(local_issuer_grant(Path(folder), principal))
+
+
+def kafka_token_provider(settings: Settings) -> AbstractTokenProvider:
+    """The OAUTHBEARER token source: the token endpoint (`kafka_oauth_token_url`), else a static
+    token in the password settings, else tokens minted for `kafka_username` by the local stack's
+    issuer. Raises `KafkaSecurityError` naming the settings when there is none."""
+    url = settings.kafka_oauth_token_url
+    if url is not None:
+        if not settings.kafka_oauth_client_id:
+            raise KafkaSecurityError("SAMTYKKE_KAFKA_OAUTH_TOKEN_URL needs SAMTYKKE_KAFKA_OAUTH_CLIENT_ID")
+        secret = kafka_oauth_client_secret(settings)
+        scope = settings.kafka_oauth_scope or ""
+        return _shared_provider("endpoint", url, settings.kafka_oauth_client_id, secret, scope)
+    if settings.kafka_password is not None or settings.kafka_password_file is not None:
+        return StaticToken(kafka_password(settings))
+    folder = local_issuer_folder(settings.state_dir)
+    if not (folder / "jwks.json").is_file() or not any(folder.glob("key-*.pem")):
+        raise KafkaSecurityError(
+            "OAUTHBEARER needs SAMTYKKE_KAFKA_OAUTH_TOKEN_URL with SAMTYKKE_KAFKA_OAUTH_CLIENT_ID and "
+            "SAMTYKKE_KAFKA_OAUTH_CLIENT_SECRET(_FILE), or a token in SAMTYKKE_KAFKA_PASSWORD(_FILE) (no local "
+            "stack issuer under the state directory; `samtykke stack up` makes one)"
+        )
+    if not settings.kafka_username:
+        raise KafkaSecurityError("OAUTHBEARER from the local issuer needs SAMTYKKE_KAFKA_USERNAME")
+    return _shared_provider("local", str(folder.resolve()), settings.kafka_username)
+
+
+def _sasl_login(settings: Settings) -> dict[str, Any]:
+    protocol, mechanism = settings.kafka_security_protocol, settings.kafka_sasl_mechanism
+    if mechanism == "OAUTHBEARER":
+        return {"sasl_mechanism": mechanism, "sasl_oauth_token_provider": kafka_token_provider(settings)}
+    if not settings.kafka_username:
+        raise KafkaSecurityError(f"{protocol} needs SAMTYKKE_KAFKA_USERNAME")
+    password = kafka_password(settings)
+    if not password:
+        raise KafkaSecurityError(f"{protocol} needs a non-empty SAMTYKKE_KAFKA_PASSWORD")
+    return {
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": settings.kafka_username,
+        "sasl_plain_password": password,
+    }
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -116,17 +197,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
     if protocol.endswith("SSL"):
         options["ssl_context"] = kafka_ssl_context(settings)
     if protocol.startswith("SASL_"):
-        if not settings.kafka_username:
-            raise KafkaSecurityError(f"{protocol} needs SAMTYKKE_KAFKA_USERNAME")
-        password = kafka_password(settings)
-        if not password:
-            raise KafkaSecurityError(f"{protocol} needs a non-empty SAMTYKKE_KAFKA_PASSWORD")
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
-            options["sasl_oauth_token_provider"] = _StaticToken(password)
-        else:
-            options["sasl_plain_username"] = settings.kafka_username
-            options["sasl_plain_password"] = password
+        options |= _sasl_login(settings)
     return options
 
 
@@ -138,11 +209,12 @@ def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | Non
     if protocol == "SSL":
         return faust.SSLCredentials(kafka_ssl_context(settings))
     context = kafka_ssl_context(settings) if protocol == "SASL_SSL" else None
+    login = _sasl_login(settings)
     if settings.kafka_sasl_mechanism == "OAUTHBEARER":
-        return faust.OAuthCredentials(oauth_cb=_StaticToken(kafka_password(settings)), ssl_context=context)
+        return faust.OAuthCredentials(oauth_cb=login["sasl_oauth_token_provider"], ssl_context=context)
     return faust.SASLCredentials(
-        username=settings.kafka_username,
-        password=kafka_password(settings),
+        username=login["sasl_plain_username"],
+        password=login["sasl_plain_password"],
         ssl_context=context,
         mechanism=settings.kafka_sasl_mechanism,
     )

@@ -346,6 +346,30 @@ class Settings(BaseSettings):
         description="Where messages the suppression feed cannot decode go, with the reason in headers.",
     )
 
+    # --- Kafka OAuth2 ---
+    kafka_oauth_token_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="`OAUTHBEARER`: the identity provider's token endpoint; every Kafka client gets its tokens "
+        "there with the client-credentials grant (HTTP Basic client authentication), cached and fetched again "
+        "before they expire. Unset: the token is `kafka_password`/`kafka_password_file` if set, else the local "
+        "stack mints one for `kafka_username` with its issuer's key in `<state_dir>/issuer` (local stack only).",
+    )
+    kafka_oauth_client_id: str | None = Field(
+        default=None,
+        description="OAuth2 client id of this process (with `kafka_oauth_token_url`); the broker takes the "
+        "token's `sub` claim as the principal, so the ACLs of that name apply.",
+    )
+    kafka_oauth_client_secret: SecretStr | None = Field(
+        default=None, description="OAuth2 client secret (or `kafka_oauth_client_secret_file`)."
+    )
+    kafka_oauth_client_secret_file: Path | None = Field(
+        default=None, description="A file holding the OAuth2 client secret (a mounted secret)."
+    )
+    kafka_oauth_scope: str | None = Field(
+        default=None, description="Space-separated scopes asked for in the token request (unset: the client's own)."
+    )
+
     @field_validator("api_keys")
     @classmethod
     def _known_scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -373,11 +397,29 @@ class Settings(BaseSettings):
             raise ValueError("kafka_cert_file and kafka_key_file go together (mutual TLS)")
         if self.kafka_cert_file is not None and not self.kafka_security_protocol.endswith("SSL"):
             raise ValueError(f"kafka_cert_file needs an SSL protocol, not {self.kafka_security_protocol}")
+        self._consistent_kafka_oauth()
         if (self.registry_username is None) != (self.registry_password is None):
             raise ValueError("registry_username and registry_password go together (basic auth)")
         if self.registry_username is not None and self.registry_token is not None:
             raise ValueError("give registry_username/registry_password or registry_token, not both")
         return self
+
+    def _consistent_kafka_oauth(self) -> None:
+        """OAUTHBEARER takes its token from a token endpoint (id + one secret), from the password
+        settings, or, with neither, from the local stack's issuer; the OAuth2 settings need OAUTHBEARER."""
+        given = [s for s in (self.kafka_oauth_client_secret, self.kafka_oauth_client_secret_file) if s is not None]
+        if self.kafka_oauth_token_url is None:
+            if self.kafka_oauth_client_id is not None or given:
+                raise ValueError("kafka_oauth_client_id and its secret need kafka_oauth_token_url")
+            return
+        if self.kafka_sasl_mechanism != "OAUTHBEARER" or not self.kafka_security_protocol.startswith("SASL_"):
+            raise ValueError("kafka_oauth_token_url needs kafka_sasl_mechanism=OAUTHBEARER and a SASL_ protocol")
+        if not self.kafka_oauth_client_id:
+            raise ValueError("kafka_oauth_token_url needs kafka_oauth_client_id")
+        if len(given) != 1:
+            raise ValueError("kafka_oauth_token_url needs kafka_oauth_client_secret or kafka_oauth_client_secret_file")
+        if self.kafka_password is not None or self.kafka_password_file is not None:
+            raise ValueError("give kafka_oauth_token_url or a static token in kafka_password(_file), not both")
 
 
 @lru_cache(maxsize=1)

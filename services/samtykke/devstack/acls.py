@@ -6,7 +6,12 @@ added, bindings not listed here removed. Names come from the settings (the contr
 topics, the projectors' group prefix, the suppression dead-letter topic), so a renamed topic stays
 covered.
 
-- `admin` is a super user (the broker's own inter-broker login); it needs no ACLs.
+The same principal names authenticate on three doors, so one set of ACLs covers them all: a SCRAM
+user, an OAUTHBEARER token whose `sub` claim is the name, or a client certificate `CN=<name>` on the
+mutual-TLS listener.
+
+- `admin` is a super user (the broker's own inter-broker login); it needs no ACLs, and gets no
+  client certificate.
 - `consent` creates and writes the contract topics: changes, subjects and the relay's
   watermarks (idempotent producer: IDEMPOTENT_WRITE).
 - Each projector reads the contract topics, the changes and subjects in its consumer group
@@ -78,6 +83,10 @@ SCRAM_USERS: tuple[str, ...] = (
     SUPPRESSION,
     TOOLS,
 )
+
+
+# who gets a client certificate for the mutual-TLS listener (`kafka_tls`): everyone but the super user
+CERTIFICATE_USERS: tuple[str, ...] = tuple(user for user in SCRAM_USERS if user != ADMIN)
 
 
 @dataclass(frozen=True)

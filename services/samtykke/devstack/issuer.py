@@ -25,6 +25,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+# at module level: FastAPI resolves the endpoints' (postponed) annotations in this module's globals,
+# and would take a `Request` it cannot resolve for a query parameter (every call a 422)
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
 LOCAL_ISSUER = "https://issuer.samtykke.invalid"
 DEFAULT_TTL_SECONDS = 600
 
@@ -174,9 +179,6 @@ class LocalIssuer:
 
 def issuer_app(issuer: LocalIssuer, audience: str) -> Any:
     """The standard endpoints over HTTP (client secret in the form or HTTP Basic, RFC 6749 §2.3.1)."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
     app = FastAPI(title="samtykke local OAuth2 issuer", docs_url=None, redoc_url=None)
 
     @app.get("/.well-known/jwks.json")

@@ -6,12 +6,15 @@ config is rendered from files/server.properties.template on every start
 once: a restart keeps every topic and offset.
 
 A secured broker (`secured=True`, or `SECURED_BY_DEFAULT`) serves clients on SASL_SSL with
-SCRAM-SHA-512 users and authorises them with the ACLs of `devstack.acls`; KRaft's controller
+SCRAM-SHA-512 users or OAUTHBEARER tokens of the local issuer (`devstack.issuer`, whose JWKS file
+the broker reads), and on a mutual-TLS listener (port + 4) with client certificates of the local
+CA; it authorises every one of them with the ACLs of `devstack.acls`. KRaft's controller
 listener (port + 1) uses mutual TLS, a plaintext listener serves the benchmark floor (port + 2)
 and a mutual-TLS one the stack manager (port + 3); files/listeners.secured.template says why.
-At its start, TLS material (`kafka_tls`) and the users' passwords (`kafka_credentials`) are made
-if missing, the users are added when the log directory is formatted, and once the broker listens,
-`files/ApplySecurity.java` upserts every user and makes the broker's ACLs equal to
+At its start, TLS material and client certificates (`kafka_tls`), the issuer's signing key and
+the users' passwords (`kafka_credentials`) are made if missing, the users are added when the
+log directory is formatted, and once the broker listens, `files/ApplySecurity.java` upserts
+every user and makes the broker's ACLs equal to
 `acls.acl_rules` (one JVM, one connection). The upsert also gives users to a log directory
 formatted without them (a plaintext stack switched to secured), and new ones to a lost
 credentials file.
@@ -33,8 +36,10 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from samtykke.adapters.kafka_oauth import LOCAL_KAFKA_AUDIENCE, local_issuer_folder
 from samtykke.adapters.settings import Settings
-from samtykke.devstack.acls import ADMIN, SCRAM_USERS, AclRule, acl_rules, render
+from samtykke.devstack.acls import ADMIN, CERTIFICATE_USERS, SCRAM_USERS, AclRule, acl_rules, render
+from samtykke.devstack.issuer import LOCAL_ISSUER, LocalIssuer
 from samtykke.devstack.kafka_credentials import (
     benchmark_address,
     client_credentials,
@@ -43,6 +48,7 @@ from samtykke.devstack.kafka_credentials import (
     ensure_credentials,
     kafka_home,
     load_credentials,
+    mtls_address,
     write_secret,
 )
 from samtykke.devstack.kafka_tls import BROKER_SUBJECT, BrokerTls
@@ -63,6 +69,8 @@ from samtykke.devstack.process import (
 SECURED_BY_DEFAULT = True
 
 HEAP_OPTIONS = ("-Xms256m", "-Xmx512m")
+# Kafka 4 reads an OAuth URL (the JWKS) only if this system property lists it
+OAUTH_ALLOWED_URLS_PROPERTY = "org.apache.kafka.sasl.oauthbearer.allowed.urls"
 # the short Java runs of the set-up (format, keytool, javac, ApplySecurity): no optimising
 # compiler, no parallel collector; halves a keytool run on a busy two-core machine
 QUICK_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
@@ -125,6 +133,9 @@ class KafkaBroker:
         # served by a secured broker only
         self.benchmark = benchmark_address(settings)
         self.internal = HostPort(self.address.host, self.address.port + 3)
+        self.mtls = mtls_address(settings)
+        # the local issuer whose tokens the SASL_SSL listener takes (OAUTHBEARER)
+        self.issuer_folder = local_issuer_folder(layout.state_dir)
         self.home = kafka_home(layout)
         self.lib_dir = self.home / "lib"
         self.data_dir = self.home / "data"
@@ -191,7 +202,7 @@ class KafkaBroker:
     def start(self) -> None:
         ports = [self.address, self.controller]
         if self.secured:
-            ports += [self.benchmark, self.internal]
+            ports += [self.benchmark, self.internal, self.mtls]
         for port in ports:
             if port_is_open(port):
                 raise StackError(
@@ -205,11 +216,13 @@ class KafkaBroker:
         self._render_config()
         if not (self.data_dir / "meta.properties").exists():
             self._format_storage()
+        oauth = [f"-D{OAUTH_ALLOWED_URLS_PROPERTY}={self.jwks_url}"] if self.secured else []
         self.process.spawn(
             [
                 "java",
                 *HEAP_OPTIONS,
                 *JVM_OPTIONS,
+                *oauth,
                 f"-Dlog4j2.configurationFile={self.log4j_config}",
                 f"-Dkafka.logs.dir={self.logs_dir}",
                 "-cp",
@@ -271,6 +284,11 @@ class KafkaBroker:
         finally:
             plan_path.unlink(missing_ok=True)
 
+    @property
+    def jwks_url(self) -> str:
+        """The local issuer's JWKS as a file URL (`LocalIssuer.jwks_url`), read by the broker."""
+        return (self.issuer_folder / "jwks.json").resolve().as_uri()
+
     def stop(self, timeout: float) -> None:
         # SIGTERM makes the broker flush and close its logs: the next start keeps all data
         self.process.stop(timeout)
@@ -287,6 +305,9 @@ class KafkaBroker:
 
         self.home.mkdir(parents=True, exist_ok=True)
         self.tls.ensure_material(self.address.host, keytool)
+        self.tls.ensure_client_certificates(CERTIFICATE_USERS)
+        # the broker reads the JWKS at start: the issuer's key and JWKS must exist before it
+        LocalIssuer(self.issuer_folder)
         ensure_credentials(self.credentials_path)
         self._compile_tools()
 
@@ -328,6 +349,10 @@ class KafkaBroker:
                 ports,
                 benchmark_port=self.benchmark.port,
                 internal_port=self.internal.port,
+                mtls_port=self.mtls.port,
+                jwks_url=self.jwks_url,
+                oauth_audience=LOCAL_KAFKA_AUDIENCE,
+                oauth_issuer=LOCAL_ISSUER,
                 inter_broker_user=ADMIN,
                 inter_broker_password=load_credentials(self.credentials_path)[ADMIN],
                 keystore=str(self.tls.keystore),

@@ -55,6 +55,13 @@ def benchmark_address(settings: Settings) -> HostPort:
     return HostPort(address.host, address.port + 2)
 
 
+def mtls_address(settings: Settings) -> HostPort:
+    """The secured broker's mutual-TLS listener for clients: the client port + 4. A client
+    certificate of the local CA is the login; its `CN` is the principal."""
+    address = kafka_address(settings)
+    return HostPort(address.host, address.port + 4)
+
+
 def write_secret(path: Path, text: str) -> None:
     """Write a file only its owner may read, whatever the umask or an older copy's mode."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,11 @@
   one): its subject, `BROKER_SUBJECT`, is a super user.
 - `truststore.p12`: the CA alone. The broker needs it for its own TLS clients (inter-broker and
   controller); Kafka also checks at start that its client and server sides can shake hands.
+- `clients/<principal>.pem` and `clients/<principal>.key`: a client certificate per principal for
+  the mutual-TLS listener (subject `CN=<principal>`, which the broker maps to `User:<principal>`, so
+  the same ACLs apply), PEM for Python clients (`kafka_cert_file`, `kafka_key_file`). Signed in
+  Python with the CA's key from `ca.p12`: keytool cannot write a private key as PEM. None is issued
+  for the super user `admin`.
 
 Every store has its own random password in `<name>.password` (mode 600). Made once and kept: a
 restart reuses them; only a changed listen host re-issues the broker certificate (same CA, so
@@ -16,11 +21,19 @@ clients keep their `ca.pem`).
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from samtykke.devstack.kafka_credentials import new_password, write_secret
 
@@ -28,6 +41,7 @@ BROKER_SUBJECT = "CN=samtykke-kafka-broker"
 CA_SUBJECT = "CN=samtykke local development CA"
 CA_DAYS = 3650
 BROKER_DAYS = 825
+CLIENT_DAYS = 825
 _KEY = ("-keyalg", "EC", "-groupname", "secp256r1")
 
 # runs one keytool command (arguments after `keytool`), raising on failure
@@ -94,6 +108,33 @@ class BrokerTls:
             and self.names_path.is_file()
             and self.names_path.read_text().split() == list(names)
         )
+
+    def client_certificate(self, principal: str) -> Path:
+        return self.folder / "clients" / f"{principal}.pem"
+
+    def client_key(self, principal: str) -> Path:
+        return self.folder / "clients" / f"{principal}.key"
+
+    def ensure_client_certificates(self, principals: Iterable[str]) -> list[str]:
+        """A client certificate for each principal that has none, or one from another CA (the CA
+        was made anew); returns the principals given one."""
+        ca_pem = self.ca_pem.read_bytes()
+        issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None
+        issued = []
+        for principal in principals:
+            certificate, key = self.client_certificate(principal), self.client_key(principal)
+            if key.is_file() and certificate.is_file() and _signed_by(certificate.read_bytes(), ca_pem):
+                continue
+            issuer = issuer or self._ca_key()
+            _issue_client(principal, issuer, certificate, key)
+            issued.append(principal)
+        return issued
+
+    def _ca_key(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        key, certificate, _ = pkcs12.load_key_and_certificates(self.ca_store.read_bytes(), self.password("ca").encode())
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or certificate is None:
+            raise ValueError(f"{self.ca_store} holds no EC key and certificate")
+        return key, certificate
 
     def ensure_material(self, host: str, keytool: Keytool) -> bool:
         """Make the CA and the broker's stores if missing; True if anything was made."""
@@ -236,6 +277,38 @@ class BrokerTls:
         self.folder.chmod(0o700)
         for path in paths:
             path.unlink(missing_ok=True)
+
+
+def _signed_by(certificate_pem: bytes, ca_pem: bytes) -> bool:
+    certificate, ca = x509.load_pem_x509_certificate(certificate_pem), x509.load_pem_x509_certificate(ca_pem)
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _issue_client(
+    principal: str, issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], certificate: Path, key: Path
+) -> None:
+    ca_key, ca = issuer
+    own = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    signed = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, principal)]))
+        .issuer_name(ca.subject)
+        .public_key(own.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CLIENT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = own.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_secret(key, pem.decode())
+    certificate.write_bytes(signed.public_bytes(serialization.Encoding.PEM))
 
 
 def keytool_available() -> bool:

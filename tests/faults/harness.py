@@ -56,7 +56,7 @@ def fault_settings(state_dir: Path) -> Settings:
     """Settings of a stack and platform of their own: own state folder, own ports, short bounds."""
     settings = Settings(
         state_dir=state_dir,
-        kafka_bootstrap=f"127.0.0.1:{free_ports(4)}",  # the broker also listens on port + 1, 2, 3
+        kafka_bootstrap=f"127.0.0.1:{free_ports(5)}",  # the broker also listens on port + 1, 2, 3, 4
         registry_url=f"http://127.0.0.1:{free_ports()}/apis/ccompat/v7",
         database_url=f"postgresql://samtykke:samtykke@127.0.0.1:{free_ports()}/samtykke",
         consent_port=free_ports(),

@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: SaslMechanism = Field(
         default="SCRAM-SHA-512",
         description="SASL mechanism of a `SASL_*` protocol: `SCRAM-SHA-512`, `SCRAM-SHA-256`, `PLAIN` or "
-        "`OAUTHBEARER` (the password is then the bearer token).",
+        "`OAUTHBEARER` (tokens from `kafka_oauth_token_url`, a static token in the password, or the local "
+        "stack's issuer).",
     )
     kafka_username: str = Field(
         default="tools",

@@ -62,10 +62,17 @@ _KAFKA_PASSWORD_VARIABLES = ("SAMTYKKE_KAFKA_PASSWORD", "SAMTYKKE_KAFKA_PASSWORD
 
 def service_environment(service: PlatformService, settings: Settings) -> dict[str, str] | None:
     """The child's environment: this one with the service's own Kafka user when the settings use
-    the local stack's users; None (inherit unchanged) when they name a password of their own."""
-    if not settings.kafka_security_protocol.startswith("SASL_"):
+    the local stack's users (SCRAM, OAUTHBEARER tokens of its issuer, or its client certificates); None
+    (inherit unchanged) when they name a credential of their own."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
         return None
-    if settings.kafka_password is not None or settings.kafka_password_file is not None:
+    own = (
+        settings.kafka_password,
+        settings.kafka_password_file,
+        settings.kafka_cert_file,
+        settings.kafka_oauth_token_url,
+    )
+    if any(value is not None for value in own):
         return None
     env = settings_environment(settings, ())
     for name in _KAFKA_PASSWORD_VARIABLES:

@@ -106,10 +106,6 @@ SHARED_SETTINGS: dict[str, SharedSetting] = {
         (("consent", "serve"), ("suppression", "serve")),
         "the suppression index matches the consent service's identifier hashes",
     ),
-    "projection_role_password": SharedSetting(
-        (("projections", "provision"), ("projections", "run")),
-        "projectors log in with the password provisioning set on their roles",
-    ),
     "database_url": SharedSetting(
         (("consent", "serve"), ("projections",)), "every component uses one PostgreSQL database", _server_and_database
     ),
@@ -123,12 +119,48 @@ SHARED_SETTINGS: dict[str, SharedSetting] = {
 }
 
 
+def projector_password_problems(processes: Sequence[tuple[str, Sequence[str], BaseSettings]]) -> list[str]:
+    """Each projector logs in with the password provisioning sets on its domain's role.
+
+    Both sides choose it as `Domain.password` does: the domain's entry of
+    `projection_role_passwords`, else `projection_role_password`. So one password shared by
+    every projector (deploy/k8s) and one per projector (docker-compose.yml) are both checked.
+    """
+    from samtykke.projections.domains import DOMAINS
+
+    provisioners = [(name, settings) for name, words, settings in processes if list(words[:2]) == PROVISION]
+    problems: list[str] = []
+    for name, words, settings in processes:
+        if list(words[:2]) != RUN or len(words) < 3 or words[2] not in DOMAINS:
+            continue
+        domain = DOMAINS[words[2]]
+        if not isinstance(settings, Settings):
+            continue
+        differing = [
+            provisioner
+            for provisioner, provisioned in provisioners
+            if isinstance(provisioned, Settings) and domain.password(provisioned) != domain.password(settings)
+        ]
+        if differing:
+            problems.append(
+                f"{name}: its role password for {domain.name} differs from the one {', '.join(differing)} sets "
+                f"({env_name(Settings, 'projection_role_password')} or its entry in "
+                f"{env_name(Settings, 'projection_role_passwords')}); projectors log in with the password "
+                "provisioning set on their roles"
+            )
+    return problems
+
+
+PROVISION = ["projections", "provision"]
+RUN = ["projections", "run"]
+
+
 def shared_settings_problems(
     processes: Sequence[tuple[str, Sequence[str], BaseSettings]],
     settings_cls: type[BaseSettings] = Settings,
 ) -> list[str]:
     """(name, command words, settings) of each process: shared settings agree between them."""
-    problems: list[str] = []
+    problems: list[str] = projector_password_problems(processes)
     for field, shared in SHARED_SETTINGS.items():
         users = [
             (name, shared.compared(getattr(settings, field)))

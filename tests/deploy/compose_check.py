@@ -9,7 +9,8 @@ a list of human-readable problems, empty when the file is consistent.
 `check_compose` runs them all. The checks of builds, dependencies, lifecycle,
 volumes, settings and commands live here; reading a service is in
 compose_service_check.py, ports and scraping in compose_ports_check.py and
-endpoints in compose_endpoints_check.py. What does not depend on compose (a
+endpoints in compose_endpoints_check.py, Kafka, database and port security in
+compose_security_check.py. What does not depend on compose (a
 Dockerfile, the `samtykke` command line, Settings) is in dockerfile_check.py,
 command_check.py and settings_check.py, which k8s_check.py uses as well.
 """
@@ -35,6 +36,7 @@ from .compose_ports_check import (
     check_prometheus_targets,
     listening_ports,
 )
+from .compose_security_check import check_security
 from .compose_service_check import (
     Service,
     command_words,
@@ -42,6 +44,7 @@ from .compose_service_check import (
     environment,
     is_samtykke_service,
     mounts,
+    one_shot_services,
     samtykke_processes,
     services,
 )
@@ -89,6 +92,7 @@ def check_compose(compose: Mapping[str, Any], root: Path, settings_cls: type[Bas
         *check_kafka_advertised_listeners(compose),
         *check_endpoints(compose, settings_cls),
         *check_prometheus_targets(compose, root, settings_cls),
+        *check_security(compose, settings_cls),
     ]
 
 
@@ -157,16 +161,6 @@ def check_depends_on(compose: Mapping[str, Any]) -> list[str]:
             elif condition == "service_healthy" and not known[target].get("healthcheck"):
                 problems.append(f"{name}: waits for {target} to be healthy, but it has no healthcheck")
     return problems
-
-
-def one_shot_services(compose: Mapping[str, Any]) -> set[str]:
-    """Services another one waits for to complete: they run once and exit."""
-    return {
-        target
-        for service in services(compose).values()
-        for target, condition in dependencies(service).items()
-        if condition == "service_completed_successfully"
-    }
 
 
 def check_lifecycle(compose: Mapping[str, Any]) -> list[str]:

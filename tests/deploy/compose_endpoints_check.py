@@ -75,24 +75,35 @@ def _endpoint_problems(
     return problems
 
 
+# logins the init scripts in deploy/postgres create, with the postgres service variable holding each password
+INIT_SCRIPT_LOGINS = {
+    "samtykke_consent": "CONSENT_DATABASE_PASSWORD",  # 20-consent.sh
+    "samtykke_registry": "REGISTRY_DATABASE_PASSWORD",  # 10-registry.sh
+}
+
+
 def _credential_problems(user: str | None, password: str | None, path: str, postgres: Service) -> list[str]:
     """The URL's login and database exist on the postgres service.
 
     A URL without a login is a projector's: it logs in as its own role, which
-    provisioning creates, so only the database is compared.
+    provisioning creates, so only the database is compared. A login other than
+    the owner (POSTGRES_USER) must be one an init script creates.
     """
     env = environment(postgres)
     default_user = env.get("POSTGRES_USER", "postgres")
-    expected: list[tuple[str, str | None, str, str | None]] = [
-        ("database", path.lstrip("/"), "POSTGRES_DB", default_user)
-    ]
-    if user is not None:
-        expected += [
-            ("user", user, "POSTGRES_USER", default_user),
-            ("password", password, "POSTGRES_PASSWORD", None),
-        ]
-    return [
-        f"{part} does not match the postgres service's {variable}"
-        for part, actual, variable, default in expected
-        if actual != env.get(variable, default)
-    ]
+    problems = (
+        []
+        if path.lstrip("/") == env.get("POSTGRES_DB", default_user)
+        else ["database does not match the postgres service's POSTGRES_DB"]
+    )
+    if user is None:
+        return problems
+    if user == default_user:
+        password_variable = "POSTGRES_PASSWORD"
+    elif user in INIT_SCRIPT_LOGINS:
+        password_variable = INIT_SCRIPT_LOGINS[user]
+    else:
+        return [*problems, f"user {user!r} is neither POSTGRES_USER nor a login deploy/postgres creates"]
+    if password != env.get(password_variable):
+        problems.append(f"password does not match the postgres service's {password_variable}")
+    return problems

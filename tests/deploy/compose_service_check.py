@@ -83,6 +83,16 @@ def dependencies(service: Service) -> dict[str, str | None]:
     return {str(name): (spec or {}).get("condition") for name, spec in depends.items()}
 
 
+def one_shot_services(compose: Mapping[str, Any]) -> set[str]:
+    """Services another one waits for to complete: they run once and exit."""
+    return {
+        target
+        for service in services(compose).values()
+        for target, condition in dependencies(service).items()
+        if condition == "service_completed_successfully"
+    }
+
+
 class Mount(NamedTuple):
     kind: str  # "bind" or "volume"
     source: str

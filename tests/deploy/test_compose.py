@@ -7,9 +7,11 @@ yield no problems, and each deliberate mistake below must be reported alone.
 from __future__ import annotations
 
 import copy
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PROJECTORS_AND_SUPPRESSION = "projector-marketing, projector-analytics, projector-customer-service, suppression"
+ROLE_PASSWORD_VARIABLES = "SAMTYKKE_PROJECTION_ROLE_PASSWORD or its entry in SAMTYKKE_PROJECTION_ROLE_PASSWORDS"
 
 
 @lru_cache(maxsize=1)
@@ -78,7 +81,9 @@ SAMTYKKE_PORTS = {
 
 def test_platform_services_are_defined(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
+        "kafka-tls",
         "kafka",
+        "kafka-security",
         "registry",
         "postgres",
         "provision",
@@ -110,6 +115,7 @@ def test_consent_waits_for_healthy_infrastructure(compose: dict[str, Any]) -> No
     depends = _service(compose, "consent")["depends_on"]
     assert {name: spec["condition"] for name, spec in depends.items()} == {
         "kafka": "service_healthy",
+        "kafka-security": "service_completed_successfully",
         "registry": "service_healthy",
         "postgres": "service_healthy",
     }
@@ -121,13 +127,16 @@ def test_projectors_wait_for_provisioning_to_complete(compose: dict[str, Any]) -
         assert depends["provision"] == {"condition": "service_completed_successfully"}
 
 
-def test_only_the_owner_processes_hold_the_owner_login(compose: dict[str, Any]) -> None:
-    with_login = {
-        name
+def test_only_provisioning_holds_the_owner_login(compose: dict[str, Any]) -> None:
+    logins = {
+        name: urlsplit(interpolate(service["environment"]["SAMTYKKE_DATABASE_URL"])).username
         for name, service in compose["services"].items()
-        if "@" in service.get("environment", {}).get("SAMTYKKE_DATABASE_URL", "")
+        if "SAMTYKKE_DATABASE_URL" in service.get("environment", {})
     }
-    assert with_login == {"consent", "provision"}
+    assert {name: user for name, user in logins.items() if user} == {
+        "provision": _service(compose, "postgres")["environment"]["POSTGRES_USER"],
+        "consent": "samtykke_consent",
+    }
 
 
 def test_keys_come_from_compose_variables(compose: dict[str, Any]) -> None:
@@ -135,12 +144,15 @@ def test_keys_come_from_compose_variables(compose: dict[str, Any]) -> None:
         "consent": ["SAMTYKKE_IDENTIFIER_HASH_KEY", "SAMTYKKE_IDENTIFIER_ENCRYPTION_KEY"],
         "suppression": ["SAMTYKKE_IDENTIFIER_HASH_KEY"],
         "projector-analytics": ["SAMTYKKE_ANALYTICS_PSEUDONYM_KEY"],
-        "projector-marketing": ["SAMTYKKE_PROJECTION_ROLE_PASSWORD"],
     }
     for name, variables in keys.items():
         env = _service(compose, name)["environment"]
         for key in variables:
             assert env[key].startswith(f"${{{key}:-"), f"{name}: {key}"
+    for domain in ("marketing", "analytics", "customer-service"):
+        password = _service(compose, f"projector-{domain}")["environment"]["SAMTYKKE_PROJECTION_ROLE_PASSWORD"]
+        variable = f"SAMTYKKE_PROJECTION_ROLE_PASSWORD_{domain.upper().replace('-', '_')}"
+        assert password.startswith(f"${{{variable}:-"), domain
 
 
 @pytest.mark.parametrize("name", ["projector-marketing", "projector-analytics", "projector-customer-service"])
@@ -236,6 +248,8 @@ def test_projector_port_follows_its_domain_index(compose: dict[str, Any]) -> Non
     assert _problems(compose) == [
         "projector-analytics: publishes container port 8102 but listens on 8103",
         "projector-analytics: healthcheck probes port 8102 but it listens on 8103",
+        "projector-analytics: its role password for customer_service differs from the one provision sets "
+        f"({ROLE_PASSWORD_VARIABLES}); projectors log in with the password provisioning set on their roles",
         "projector-analytics: prometheus job 'projector' in deploy/prometheus/prometheus.yml "
         "scrapes port 8102, but it listens on 8103",
     ]
@@ -281,12 +295,23 @@ def test_identifier_hash_key_differing_between_services_is_reported(
 def test_projector_role_password_other_than_provisioned_is_reported(
     compose: dict[str, Any],
 ) -> None:
-    _service(compose, "provision")["environment"]["SAMTYKKE_PROJECTION_ROLE_PASSWORD"] = "other"
+    env = _service(compose, "provision")["environment"]
+    passwords = json.loads(interpolate(env["SAMTYKKE_PROJECTION_ROLE_PASSWORDS"]))
+    env["SAMTYKKE_PROJECTION_ROLE_PASSWORDS"] = json.dumps(passwords | {"marketing": "other"})
     assert _problems(compose) == [
-        "provision: SAMTYKKE_PROJECTION_ROLE_PASSWORD differs from projector-marketing, "
-        "projector-analytics, projector-customer-service's; projectors log in with the "
-        "password provisioning set on their roles"
+        "projector-marketing: its role password for marketing differs from the one provision sets "
+        f"({ROLE_PASSWORD_VARIABLES}); projectors log in with the password provisioning set on their roles"
     ]
+
+
+def test_projector_role_password_missing_from_provisioning_falls_back_to_the_shared_one(
+    compose: dict[str, Any],
+) -> None:
+    env = _service(compose, "provision")["environment"]
+    passwords = json.loads(interpolate(env["SAMTYKKE_PROJECTION_ROLE_PASSWORDS"]))
+    env["SAMTYKKE_PROJECTION_ROLE_PASSWORDS"] = json.dumps({k: v for k, v in passwords.items() if k != "analytics"})
+    env["SAMTYKKE_PROJECTION_ROLE_PASSWORD"] = passwords["analytics"]
+    assert _problems(compose) == []
 
 
 def test_image_tag_differing_for_the_shared_build_is_reported(compose: dict[str, Any]) -> None:
@@ -345,11 +370,11 @@ def test_command_repeating_the_entrypoint_is_reported(compose: dict[str, Any]) -
 
 
 def test_endpoint_on_a_port_nobody_listens_on_is_reported(compose: dict[str, Any]) -> None:
-    _service(compose, "consent")["environment"]["SAMTYKKE_KAFKA_BOOTSTRAP"] = "kafka:9094"
+    _service(compose, "consent")["environment"]["SAMTYKKE_KAFKA_BOOTSTRAP"] = "kafka:9095"
     assert _problems(compose) == [
         f"consent: SAMTYKKE_KAFKA_BOOTSTRAP differs from {PROJECTORS_AND_SUPPRESSION}'s; "
         "every component uses the same Kafka, registry and topics",
-        "consent: SAMTYKKE_KAFKA_BOOTSTRAP: kafka does not listen on port 9094",
+        "consent: SAMTYKKE_KAFKA_BOOTSTRAP: kafka does not listen on port 9095",
     ]
 
 
@@ -366,7 +391,22 @@ def test_database_credentials_must_match_postgres(compose: dict[str, Any]) -> No
     _service(compose, "postgres")["environment"]["POSTGRES_PASSWORD"] = "changed"
     assert _problems(compose) == [
         "provision: SAMTYKKE_DATABASE_URL: password does not match the postgres service's POSTGRES_PASSWORD",
-        "consent: SAMTYKKE_DATABASE_URL: password does not match the postgres service's POSTGRES_PASSWORD",
+    ]
+
+
+def test_consent_login_password_must_match_its_init_script(compose: dict[str, Any]) -> None:
+    _service(compose, "postgres")["environment"]["CONSENT_DATABASE_PASSWORD"] = "changed"
+    assert _problems(compose) == [
+        "consent: SAMTYKKE_DATABASE_URL: password does not match the postgres service's CONSENT_DATABASE_PASSWORD",
+    ]
+
+
+def test_login_no_init_script_creates_is_reported(compose: dict[str, Any]) -> None:
+    env = _service(compose, "consent")["environment"]
+    env["SAMTYKKE_DATABASE_URL"] = env["SAMTYKKE_DATABASE_URL"].replace("samtykke_consent:", "consent_app:")
+    assert _problems(compose) == [
+        "consent: SAMTYKKE_DATABASE_URL: user 'consent_app' is neither POSTGRES_USER "
+        "nor a login deploy/postgres creates",
     ]
 
 

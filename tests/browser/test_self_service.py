@@ -164,6 +164,13 @@ async def test_an_expired_or_forged_link_is_refused(
     consent: RunningConsent, browser: Browser, screenshots: Screenshots
 ) -> None:
     subject = await register(consent, DANE)
+    wrong_page = await consent.client.post("/v1/self-service/links", json={"subject_id": subject, "page": "company"})
+    assert wrong_page.status_code == 422, wrong_page.text
+    body = {"subject_id": subject, "page": "consumer"}
+    unscoped = await consent.client.post(
+        "/v1/self-service/links", json=body, headers={"Authorization": "Bearer dev-reader"}
+    )
+    assert unscoped.status_code == 403, unscoped.text
     access = SelfServiceAccess(consent.settings.selfservice_key)
     expired = access.mint_link(Grant(subject, SelfServicePage.CONSUMER, datetime.now(UTC) - timedelta(seconds=1)))
     page = await new_page(browser, "en-GB")

@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: up test down status unit lint bench bench-e2e typecheck monitoring-tools
+.PHONY: up test down status unit lint bench bench-e2e typecheck monitoring-tools browser-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ monitoring-tools:
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PACKAGES >/dev/null; }
 
+## browser-tools: headless Chromium for the browser tests (tests/browser drives it with Playwright),
+## from Debian when missing; Playwright's own browser download is never used; needs root or sudo once
+browser-tools:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 ## test: install what is missing, type-check, start the real stack, run every test
-test: $(STAMP) monitoring-tools lint typecheck
+test: $(STAMP) monitoring-tools browser-tools lint typecheck
 	$(BIN)/samtykke stack up
 	$(BIN)/python -m pytest -q -rfE
 

@@ -16,6 +16,7 @@ EVERY_SECRET = [
     "SAMTYKKE_ANALYTICS_PSEUDONYM_KEY",
     "SAMTYKKE_UNSUBSCRIBE_TOKEN_KEY",
     "SAMTYKKE_SMS_WEBHOOK_SECRET",
+    "SAMTYKKE_SELFSERVICE_KEY",
     "SAMTYKKE_DATABASE_URL",
 ]
 
@@ -29,6 +30,7 @@ def own_secrets(**overrides: object) -> Settings:
         "analytics_pseudonym_key": "a" * 32,
         "unsubscribe_token_key": "u" * 32,
         "sms_webhook_secret": "s" * 32,
+        "selfservice_key": "f" * 32,
         "database_url": "postgresql://samtykke:s3cret-of-ours@db:5432/samtykke",
     }
     return Settings(**(values | overrides))

@@ -27,6 +27,7 @@ SECRET_SETTINGS = (
     "analytics_pseudonym_key",
     "unsubscribe_token_key",
     "sms_webhook_secret",
+    "selfservice_key",
 )
 
 

@@ -46,6 +46,7 @@ SCOPES: dict[str, str] = {
     "suppression:export": "read the suppression list and its change feed",
     "suppression:audit": "ask the gate about an instant in the past (`at`), for audits",
     "registers:import": "import national do-not-contact registers",
+    "selfservice:mint": "mint short-lived links to a subject's self-service page (the operator's portal)",
 }
 RETIRED_SCOPES = {"admin": "the catch-all `admin` scope is gone; list the scopes the credential needs"}
 
@@ -59,6 +60,7 @@ DEV_API_KEYS: dict[str, list[str]] = {
         "consent:admin",
         "identifiers:read",
         "subjects:erase",
+        "selfservice:mint",
     ],
     "dev-writer": ["consent:write", "consent:read"],
     "dev-reader": ["consent:read"],
@@ -257,6 +259,26 @@ class Settings(BaseSettings):
         min_length=1,
         max_length=200,
         description="Notice version recorded with a START re-grant: the keyword texts the subject was sent.",
+    )
+
+    # --- self-service pages: links from the operator's portal, session cookies, CSRF tokens ---
+    selfservice_key: str = Field(
+        default="dev-only-selfservice-key-change-me-0123456789",
+        min_length=32,
+        description="Secret the self-service links', session cookies' and CSRF tokens' keys are derived from "
+        "(HKDF); whoever holds it can open any subject's page.",
+    )
+    selfservice_link_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=60,
+        description="How long a self-service link from the portal can be opened; then it answers 410.",
+    )
+    selfservice_session_minutes: int = Field(
+        default=20,
+        ge=1,
+        le=240,
+        description="How long the session a self-service link starts lasts; then the portal must mint a new link.",
     )
 
     @field_validator("public_base_url")

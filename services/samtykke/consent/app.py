@@ -22,6 +22,7 @@ from samtykke.adapters.safety import refuse_development_secrets
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
+from samtykke.selfservice import routes as selfservice
 
 from . import api, sms, unsubscribe
 from .metrics import ConsentMetrics
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the subjects' own doors: one-click unsubscribe links and SMS keywords
     unsubscribe.install(app, settings)
     sms.install(app, settings)
+    selfservice.install(app, settings)  # the subjects' own pages, opened by a link from the portal
     api.install_error_handlers(app)
     install_scope_handler(app)
     app.add_middleware(BodyLimit, limits=BODY_LIMITS)  # before parsing and credentials; 413s still measured

@@ -202,10 +202,9 @@ async def test_bulk_and_stream_bodies_over_their_limits_are_413(suppression: Run
 async def test_the_index_stays_fresh_while_a_large_unauthenticated_body_is_refused(
     consent: RunningConsent, suppression: RunningSuppression
 ) -> None:
-    """The feed's own freshness (`kafka_age_seconds`: since Kafka last confirmed every partition
-    applied) is what a busy event loop would let grow; it stays under 1 s. The end-to-end age also
-    counts the consent service's watermark cadence (about 1 s), so it is held to what it is without
-    the hostile body."""
+    """Both the feed's own freshness (`kafka_age_seconds`: since Kafka last confirmed every partition
+    applied), which a busy event loop would let grow, and the end-to-end index age (which also counts
+    the consent service's watermark cadence, every 0.5 s when idle) stay under 1 s."""
     subject = await register(consent, "SE")
     await decide(consent, subject, ("direct_marketing", "sms", "grant"))
     await suppression.wait_for(lambda d: d["result"] == "allowed", subject_id=subject, **DM_SMS)
@@ -235,7 +234,7 @@ async def test_the_index_stays_fresh_while_a_large_unauthenticated_body_is_refus
         assert status == 413 and body["problems"] == [{"field": "body", "rule": "must be at most 8 KiB on this route"}]
     assert len(samples) > 50 and all(s["ready"] and not s["stale"] for s in samples)
     assert max(s["kafka_age_seconds"] for s in samples) < 1.0
-    usual = max(s["index_age_seconds"] for s in quiet)
-    assert max(s["index_age_seconds"] for s in samples) < usual + 0.25
+    assert max(s["index_age_seconds"] for s in quiet) < 1.0
+    assert max(s["index_age_seconds"] for s in samples) < 1.0
     after = await suppression.check(subject_id=subject, **DM_SMS)
     assert after["result"] == "allowed"

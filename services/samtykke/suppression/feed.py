@@ -6,7 +6,7 @@ consumer group), like a global table, and looks for partitions added at run time
 `kafka_metadata_refresh_seconds`: a new partition is read from its beginning.
 
 Freshness is end to end (DESIGN §7). The feed also reads the watermark topic: the consent
-service's relay says there, at least every second, "every change committed before T is on
+service's relay says there, at least every half second, "every change committed before T is on
 these partitions below these offsets". Once the index has applied every listed offset it is
 complete through T (`domain.freshness.Completeness`), and the index **age** is now − T. A stuck
 relay (no new watermark), an unread partition (listed, never reached) or an unknown schema id

@@ -34,14 +34,17 @@ async def _consume(
         records = [r for rs in batches.values() for r in rs]
         if not records:
             continue
+        # one row per key (the latest), as a projector folds a batch: a batch under load can hold a key
+        # twice, and one upsert statement may not touch a row twice
+        latest = {r.key: r for r in records}.values()
         await conn.execute(
             f"INSERT INTO {table} AS t (key, version, payload) "
             "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[]) "
             "ON CONFLICT (key) DO UPDATE SET version = EXCLUDED.version, payload = EXCLUDED.payload "
             "WHERE EXCLUDED.version > t.version",
-            [r.key.decode() for r in records],
-            [r.offset for r in records],
-            [r.value for r in records],
+            [r.key.decode() for r in latest],
+            [r.offset for r in latest],
+            [r.value for r in latest],
         )
         now = time.time()
         latencies.extend((now - struct.unpack_from("<d", r.value)[0]) * 1000 for r in records)

@@ -14,6 +14,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.integration.conftest import RunningConsent, consent, consent_server  # noqa: F401
+from tests.integration.projections.conftest import platform  # noqa: F401
 from tests.integration.suppression.conftest import start_suppression, suppression  # noqa: F401
 
 CHROMIUM = os.environ.get("SAMTYKKE_CHROMIUM", "/usr/bin/chromium")

@@ -11,10 +11,12 @@ from typing import Any
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, expect
 
+from samtykke.domain.projection import pseudonym
 from samtykke.selfservice.access import Grant, SelfServiceAccess
 from samtykke.selfservice.access import Page as SelfServicePage
 from samtykke.selfservice.texts import NOTICE_VERSION
 from tests.integration.conftest import RunningConsent
+from tests.integration.projections.conftest import ProjectionPlatform
 from tests.integration.suppression.conftest import RunningSuppression
 from tests.integration.test_consent_service import batch, register
 
@@ -100,11 +102,11 @@ async def test_a_consumer_withdraws_email_marketing_with_one_click(
 
 
 async def test_a_company_admin_turns_on_product_development_and_fault_prevention(
-    consent: RunningConsent, browser: Browser, screenshots: Screenshots
+    consent: RunningConsent, browser: Browser, screenshots: Screenshots, platform: ProjectionPlatform
 ) -> None:
     business = await register(consent, BUSINESS)
     first = await register(consent, employee("ola@acme.se"))
-    await register(consent, employee("eva@acme.se"))
+    second = await register(consent, employee("eva@acme.se"))
     texting = batch(("direct_marketing", "sms", "grant"))
     assert (await consent.client.post(f"/v1/subjects/{first}/consents", json=texting)).status_code == 201
 
@@ -134,6 +136,21 @@ async def test_a_company_admin_turns_on_product_development_and_fault_prevention
     await expect(switch(page, "Erbjudanden om produkter ni redan har", "E-post")).to_have_attribute(
         "aria-checked", "true"
     )
+
+    # the analytics domain shows both purposes for both employees, decided by their company
+    await platform.start("analytics")
+    await platform.caught_up("analytics")
+    key = platform.settings.analytics_pseudonym_key.encode()
+    conn = await platform.owner()
+    try:
+        rows = await conn.fetch("SELECT pseudonym, purpose, decided_by FROM analytics.traffic_data_use")
+    finally:
+        await conn.close()
+    employees = {pseudonym(key, first): "ola", pseudonym(key, second): "eva"}
+    shown = {(employees[r["pseudonym"]], r["purpose"], r["decided_by"]) for r in rows if r["pseudonym"] in employees}
+    assert shown == {
+        (who, purpose, "company") for who in ("ola", "eva") for purpose in ("product_development", "fault_prevention")
+    }
 
 
 async def test_an_employee_switches_to_sms_only_by_keyboard(

@@ -116,3 +116,10 @@ CREATE TABLE IF NOT EXISTS consent.relay_leadership (
     epoch      bigint NOT NULL,
     renewed_at timestamptz NOT NULL
 );
+
+-- Outbox rows written before the topics stopped carrying evidence held the reference itself (kept 7
+-- days after publishing, for ever when never published): keep only whether there was one.
+UPDATE consent.outbox SET payload = payload || '{"evidence_ref": null, "evidence_on_file": true}'::jsonb
+ WHERE schema_name = 'ConsentChanged' AND payload->>'evidence_ref' IS NOT NULL;
+UPDATE consent.outbox_dead_letters SET payload = payload || '{"evidence_ref": null, "evidence_on_file": true}'::jsonb
+ WHERE schema_name = 'ConsentChanged' AND payload->>'evidence_ref' IS NOT NULL;

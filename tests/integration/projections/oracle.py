@@ -237,7 +237,7 @@ async def actual(conn: asyncpg.Connection, domain: str) -> Tables:
             await q(
                 "SELECT subject_id, purpose, channel, version, event_id, status, previous_status, "
                 "occurred_at, recorded_at, valid_until, source, actor_kind, notice_version, "
-                "evidence_ref FROM {s}.timeline"
+                "evidence_on_file FROM {s}.timeline"
             ),
             4,
         ),

@@ -136,7 +136,17 @@ class Settings(BaseSettings):
         description="The consent service's database; its owner login also provisions the projectors' roles.",
     )
 
-    topic_changes: str = Field(default="consent.changes", description="Topic of `ConsentChanged` events.")
+    topic_changes: str = Field(
+        default="consent.changes.v2",
+        description="Compacted topic of `ConsentChanged` events, keyed by the consent and partitioned by subject "
+        "(`consent.changes` before it was keyed by the consent; `samtykke consent migrate-topic` fills a new one).",
+    )
+    documentation_retention_ms: int = Field(
+        default=2 * 365 * 24 * 3600 * 1000,
+        ge=0,
+        description="`min.compaction.lag.ms` of the changes topic when a service creates it: every change stays on "
+        "the topic at least this long (the documentation retention, 2 years), the latest of each consent while valid.",
+    )
     topic_subjects: str = Field(default="consent.subjects", description="Compacted topic of `SubjectChanged` events.")
     topic_partitions: int = Field(default=6, ge=1, description="Partitions when a service creates the topics.")
     topic_watermarks: str = Field(

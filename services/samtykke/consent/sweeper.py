@@ -92,8 +92,8 @@ class LifecycleSweeper:
     async def _expire_subject(self, subject_id: str, now: datetime) -> int:
         async with self._store.transaction() as uow:
             subject = await uow.lock_subject(subject_id)
-            if subject is None:
-                return 0
+            if subject is None or subject.erased_at is not None:
+                return 0  # an erased subject's consents left the log with its erasure (tombstones)
             changes = [
                 consent_changed(subject, expire(c.record), c.record, now, Source.SYSTEM, ActorKind.SYSTEM)
                 for c in await uow.consents(subject_id)
@@ -109,6 +109,7 @@ class LifecycleSweeper:
 
         Objections to opt-out purposes are never purged: purging them would re-allow contact.
         The current-state row stays too (it holds no personal data and carries the version).
+        Each purged key's tombstone commits with the purge, so compaction removes the topic's copy.
         """
         purged = 0
         for purpose in self._catalog.purposes.values():
@@ -120,6 +121,6 @@ class LifecycleSweeper:
             after = None
             while batch := await self._store.documented_withdrawals(purpose.code, cutoff, after, self._batch):
                 due = [c for c in batch if past_documentation(purpose, c.record, now)]
-                purged += await self._store.purge_documentation(due)
+                purged += await self._store.purge_documentation(due, self._topic)
                 after = batch[-1]
         return purged

@@ -8,8 +8,11 @@ whichever topic's event arrives first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
+from samtykke.domain.consent_keys import ConsentKey
 from samtykke.domain.events import ConsentChanged
 from samtykke.domain.projection import NO_CHANNEL, latest_changes, timeline_evidence
 
@@ -74,6 +77,11 @@ class CustomerServiceProjection(Projection):
             ],
         )
         return Applied(new, len(subjects))
+
+    async def remove(self, conn: asyncpg.Connection, keys: Sequence[ConsentKey]) -> None:
+        # the timeline of a purged consent is its documentation: it goes with the current state
+        await self.delete_consents(conn, "consents", keys)
+        await self.delete_consents(conn, "timeline", keys)
 
     async def _insert_timeline(self, conn: asyncpg.Connection, changes: list[ConsentChanged]) -> list[ConsentChanged]:
         entries = {(c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.version): c for c in changes}

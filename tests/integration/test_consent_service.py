@@ -401,3 +401,33 @@ async def test_metrics_use_route_templates_never_ids(consent: RunningConsent) ->
         'samtykke_consent_changes_total{purpose="direct_marketing",source="self_service",status="granted"} 1.0' in text
     )
     assert subject not in text
+
+
+async def test_migrate_topic_enqueues_the_latest_event_of_every_documented_consent(consent: RunningConsent) -> None:
+    from samtykke.adapters.postgres import create_pool
+    from samtykke.consent.topic_migration import migrate
+
+    kept = await register(consent)
+    erased = await register(consent, {"kind": "consumer", "country": "SE", "identifiers": {"email": "gone@example.se"}})
+    for action in ("grant", "withdraw"):
+        await consent.client.post(f"/v1/subjects/{kept}/consents", json=batch(("direct_marketing", "sms", action)))
+    await consent.client.post(f"/v1/subjects/{kept}/consents", json=batch(("personalised_offers", None, "grant")))
+    await consent.client.post(f"/v1/subjects/{erased}/consents", json=batch(("direct_marketing", "sms", "grant")))
+    await consent.client.post(f"/v1/subjects/{erased}/erasure")
+    await consent.wait_outbox_empty()
+    settings = consent.settings
+    before = len(await read_raw(client_options(settings), settings.topic_changes, 5))  # 4 changes, 1 tombstone
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        report = await migrate(pool, settings.topic_changes, batch=1)  # batches of one subject: paging goes on
+    finally:
+        await pool.close()
+    assert (report.subjects, report.consents) == (1, 2)  # the erased subject gets none
+    await consent.wait_outbox_empty()
+    raw = await read_raw(client_options(settings), settings.topic_changes, before + 2)
+    records = await decode_all(settings.registry_url, [m for m in raw if m.value is not None])
+    latest = {(r["purpose"], r["channel"]): (r["version"], r["status"]) for r in records if r["subject_id"] == kept}
+    assert latest == {("direct_marketing", "sms"): (2, "withdrawn"), ("personalised_offers", None): (1, "granted")}
+    assert len(raw) == before + 2
+    assert all(r["evidence_ref"] is None and r["evidence_on_file"] for r in records)

@@ -175,3 +175,18 @@ async def test_an_erased_subjects_lapsed_grant_makes_no_change(store: MemoryCons
     async with store.transaction() as uow:  # its consents left the log with the erasure's tombstones
         await uow.erase_subject(row.subject_id, T0 + timedelta(days=1))
     assert (await sweeper(store).sweep(T0 + timedelta(days=400))).expired == 0
+
+
+async def test_direct_marketing_refused_on_every_channel_stays_documented(store: MemoryConsentStore) -> None:
+    # on the topic those refusals are the general objection that blocks the opt-out purposes too
+    channels = [c.value for c in CATALOG.purposes[PurposeCode("direct_marketing")].channels[SubjectKind.CONSUMER]]
+    objecting, partly = await subject(store), await subject(store)
+    for channel in channels:
+        await record(store, objecting, "direct_marketing", channel, ConsentStatus.WITHDRAWN, T0)
+    await record(store, partly, "direct_marketing", channels[0], ConsentStatus.WITHDRAWN, T0)
+
+    report = await sweeper(store).sweep(T0 + timedelta(days=365 * 20))
+
+    assert report.purged_ledger_rows == 1  # only the subject that does not object to all marketing
+    assert len(await store.ledger(objecting.subject_id)) == len(channels)
+    assert await store.ledger(partly.subject_id) == []

@@ -66,6 +66,7 @@ def platform_topics(settings: Settings) -> set[str]:
     domains = ("marketing", "analytics", "customer_service")
     return {
         settings.topic_changes,
+        "consent.changes",  # the changes topic before it was keyed by the consent (`consent.changes.v2`)
         settings.topic_subjects,
         settings.topic_watermarks,
         settings.topic_registers,

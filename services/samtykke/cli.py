@@ -9,6 +9,7 @@ rebuild) is one `add_*_commands` function plus its handlers.
     samtykke stack start PART | stop PART      (PART: postgres, kafka, registry)
     samtykke consent serve                     the consent service (API, outbox relay, sweeper)
     samtykke consent rekey                     re-encrypt stored identifiers under the current key
+    samtykke consent migrate-topic             fill a new changes topic from the ledger's current state
     samtykke demo                              one consent change, shown decoded from Kafka
     samtykke docs export | check               the AsyncAPI and OpenAPI documents in schemas/, from the code
     samtykke tail TOPIC                        a topic's records as JSON lines, decoded with the registry
@@ -134,6 +135,21 @@ def consent_rekey(args: argparse.Namespace) -> int:
     return 0
 
 
+def consent_migrate_topic(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from samtykke.consent.topic_migration import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    report = asyncio.run(run(settings))
+    print(
+        f"enqueued {report.consents} consents of {report.subjects} subjects for {settings.topic_changes}; "
+        "the consent service's relay publishes them"
+    )
+    return 0
+
+
 def add_platform_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("up", help="start the stack and every service (writes no data)")
     up.add_argument("--demo", action="store_true", help="then run the demo (one change on the demo subject)")
@@ -149,6 +165,10 @@ def add_platform_commands(commands: argparse._SubParsersAction[argparse.Argument
     consent_actions.add_parser(
         "rekey", help="re-encrypt stored identifiers under the current key (after a key rotation)"
     ).set_defaults(handler=consent_rekey)
+    consent_actions.add_parser(
+        "migrate-topic",
+        help="enqueue one record per documented consent for the changes topic (fills a new topic, e.g. .v2)",
+    ).set_defaults(handler=consent_migrate_topic)
 
 
 def build_parser() -> argparse.ArgumentParser:

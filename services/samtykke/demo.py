@@ -38,6 +38,8 @@ async def _first_event(consumer: AIOKafkaConsumer, decoder: AvroDecoder, timeout
     while time.monotonic() < deadline:
         for messages in (await consumer.getmany(timeout_ms=200)).values():
             for message in messages:
+                if message.value is None:
+                    continue  # a tombstone (a purge or an erasure elsewhere): no event to show
                 record = await decoder.decode(message.value)
                 record["_kafka"] = {
                     "partition": message.partition,
@@ -72,7 +74,11 @@ async def _positioned_consumer(settings: Settings) -> AIOKafkaConsumer:
 
 async def run(settings: Settings) -> int:
     await ensure_topics(
-        client_options(settings), settings.topic_changes, settings.topic_subjects, settings.topic_partitions
+        client_options(settings),
+        settings.topic_changes,
+        settings.topic_subjects,
+        settings.topic_partitions,
+        compaction_lag_ms=settings.documentation_retention_ms,
     )
     consumer = await _positioned_consumer(settings)
     registry = SchemaRegistry.from_settings(settings)

@@ -42,6 +42,18 @@ SUBJECT_KEY = {
     "description": "The subject id as UTF-8 text (canonical UUID form), raw bytes, not Avro. An opaque "
     "id, never a personal identifier.",
 }
+CONSENT_KEY = {
+    "type": "string",
+    "pattern": "^[0-9a-f-]{36}/[a-z_]+/([a-z]+|-)$",
+    "description": "The consent as UTF-8 text, raw bytes, not Avro: `<subject_id>/<purpose>/<channel>`, `-` for a "
+    "purpose without channels. Log compaction keeps the latest record of each consent. A record with this key "
+    "and a null value (no headers) is a tombstone: the consent's documentation was purged, or its subject erased.",
+}
+SUBJECT_PARTITIONING = (
+    "partition = (murmur2(UTF-8 bytes of the subject id) & 0x7fffffff) % partitions, Kafka's default "
+    "partitioner applied to the subject id alone (not the whole key), so every consent of one subject is in one "
+    "partition, in commit order; the partition count must never change"
+)
 WIRE_FORMAT = (
     "Value: Confluent wire format, i.e. magic byte 0, the 4-byte big-endian schema id, then the Avro "
     "binary body. The writer schema is registered under `<topic>-value` (TopicNameStrategy) in a registry "
@@ -88,13 +100,14 @@ def camel(name: str) -> str:
 
 def contract_topics(settings: Settings) -> dict[str, TopicSpec]:
     """Every topic the code writes or reads, by AsyncAPI channel id."""
-    from samtykke.adapters.kafka import LONG_RETENTION_MS
+    from samtykke.adapters.kafka import LONG_RETENTION_MS, changes_topic_configs
     from samtykke.projections.dead_letters import dead_letter_topic
     from samtykke.projections.domains import DOMAINS
 
     kept = {"retention.ms": LONG_RETENTION_MS}
+    changes = changes_topic_configs(settings.documentation_retention_ms)
     topics = {
-        "consentChanges": TopicSpec(settings.topic_changes, settings.topic_partitions, kept),
+        "consentChanges": TopicSpec(settings.topic_changes, settings.topic_partitions, changes),
         "consentSubjects": TopicSpec(settings.topic_subjects, settings.topic_partitions, {"cleanup.policy": "compact"}),
         "consentWatermarks": TopicSpec(settings.topic_watermarks, 1, {"cleanup.policy": "compact"}),
     }
@@ -111,19 +124,27 @@ def topic_configuration(configs: Mapping[str, str]) -> Document:
 
 
 def _retention(configs: Mapping[str, str]) -> str:
+    if "min.compaction.lag.ms" in configs:
+        lag = int(configs["min.compaction.lag.ms"])
+        return (
+            f"compacted (cleanup.policy compact): every record stays at least {lag / MILLIS_PER_YEAR:g} years "
+            f"(min.compaction.lag.ms {lag}, the documentation retention), then only the latest record of each key; "
+            "a tombstone removes its key (after delete.retention.ms)"
+        )
     if "compact" in configs.get("cleanup.policy", ""):
         return "compacted: the latest event per key is kept for good (a tombstone is never written)"
     millis = int(configs["retention.ms"])
     return f"kept {millis / MILLIS_PER_YEAR:g} years (retention.ms {millis})"
 
 
-def _channel(topic: TopicSpec, description: str, messages: list[str]) -> Document:
-    partitioning = (
-        f"{topic.partitions} partitions; key = subject_id, hashed with murmur2 (the Java client's "
-        "default partitioner), so all events of one subject are in one partition, in commit order."
-        if topic.partitions > 1
-        else "1 partition."
-    )
+def _channel(topic: TopicSpec, description: str, messages: list[str], partitioning: str | None = None) -> Document:
+    if partitioning is None:
+        partitioning = (
+            f"{topic.partitions} partitions; key = subject_id, hashed with murmur2 (the Java client's "
+            "default partitioner), so all events of one subject are in one partition, in commit order."
+            if topic.partitions > 1
+            else "1 partition."
+        )
     return {
         "address": topic.name,
         "description": f"{description} {partitioning} Retention: {_retention(topic.configs)}.",
@@ -196,6 +217,17 @@ def _avro_message(name: str, settings: Settings, summary: str) -> Document:
     }
 
 
+def _consent_message(name: str, settings: Settings) -> Document:
+    message = _avro_message(name, settings, "A consent was granted, withdrawn, revoked or expired.")
+    message["description"] += (
+        " The value is null in a tombstone (the consent's documentation was purged, or its subject erased): "
+        "a tombstone carries the key only, no headers; a reader drops the consent (an erased subject stays "
+        "blocked by its `consent.subjects` record)."
+    )
+    message["bindings"]["kafka"]["key"] = CONSENT_KEY
+    return message
+
+
 def _dead_letter(name: str, summary: str, headers: Mapping[str, str], extra: Mapping[str, Document]) -> Document:
     properties = {key: {"type": "string", "description": text} for key, text in headers.items()}
     properties[cloudevents.TYPE]["const"] = cloudevents.EventType.DEAD_LETTER.value
@@ -234,8 +266,16 @@ def asyncapi_document(settings: Settings) -> Document:
         "consentChanges": _channel(
             topics["consentChanges"],
             f"One {changes} per change of one (subject, purpose, "
-            "channel): the replayable log every downstream table is rebuilt from.",
+            "channel): the replayable log every downstream table is rebuilt from. Replayed from offset 0 "
+            "after compaction it holds the latest record of every documented consent (and the changes of "
+            "the last documentation-retention period): exactly the current consents, none purged or erased. "
+            "No personal free text: evidence and actor references stay in the consent service's ledger "
+            "(`evidence_on_file` says whether there is evidence). A new topic (the `.v2` suffix: the key "
+            "changed from the subject id to the consent) is filled by `samtykke consent migrate-topic`, "
+            "which enqueues one record per documented consent, its latest event, for the relay to publish.",
             [changes],
+            f"{topics['consentChanges'].partitions} partitions; key = the consent "
+            f"(`<subject_id>/<purpose>/<channel or ->`); {SUBJECT_PARTITIONING}.",
         ),
         "consentSubjects": _channel(
             topics["consentSubjects"],
@@ -369,7 +409,7 @@ def asyncapi_document(settings: Settings) -> Document:
         for name in sorted(path.stem for path in settings.schema_dir.glob("*.avsc"))
     }
     messages = {
-        changes: _avro_message(changes, settings, "A consent was granted, withdrawn, revoked or expired."),
+        changes: _consent_message(changes, settings),
         subjects: _avro_message(
             subjects, settings, "A subject's kind, country, account, identifier hashes, erased flag."
         ),

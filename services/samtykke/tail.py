@@ -1,7 +1,7 @@
 """`samtykke tail TOPIC`: a downstream team's first look at a topic, one JSON object per record.
 
-    samtykke tail consent.changes --from-beginning --max 5
-    samtykke tail consent.changes --since 10m --partition 2
+    samtykke tail consent.changes.v2 --from-beginning --max 5
+    samtykke tail consent.changes.v2 --since 10m --partition 2
     samtykke tail consent.watermarks --offset -1 --follow
 
 Each line holds the partition, offset, record timestamp (ISO 8601, UTC), the key (Avro through the

@@ -78,7 +78,7 @@ async def test_batch_becomes_ledger_rows_and_avro_events(consent: RunningConsent
     by_id = {str(r["event_id"]): r for r in records}
     for entry in history:
         record = by_id[entry["event_id"]]
-        assert record["_key"] == subject.encode()
+        assert record["_key"] == f"{subject}/{entry['purpose']}/{entry['channel'] or '-'}".encode()
         assert record["subject_id"] == subject and record["subject_kind"] == "consumer"
         assert record["country"] == "DK"
         assert (record["purpose"], record["channel"], record["status"]) == (
@@ -89,7 +89,8 @@ async def test_batch_becomes_ledger_rows_and_avro_events(consent: RunningConsent
         assert record["version"] == entry["version"] == 1
         assert record["previous_status"] is None
         assert record["source"] == "self_service" and record["actor_kind"] == "subject"
-        assert record["notice_version"] == "dm-2026-01" and record["evidence_ref"] == "web-session-4711"
+        assert record["notice_version"] == "dm-2026-01"
+        assert record["evidence_ref"] is None and record["evidence_on_file"] is True
         assert record["occurred_at"] == datetime.fromisoformat(entry["occurred_at"]).replace(
             microsecond=record["occurred_at"].microsecond
         )
@@ -138,12 +139,53 @@ async def test_no_identifier_reaches_any_topic(consent: RunningConsent) -> None:
     await consent.wait_outbox_empty()
     settings = consent.settings
     raw = []
-    for topic, count in ((settings.topic_changes, 1), (settings.topic_subjects, 3)):
+    for topic, count in ((settings.topic_changes, 2), (settings.topic_subjects, 3)):  # a grant, its tombstone
         raw += await read_raw(client_options(settings), topic, count)
-    assert len(raw) == 4
+    assert len(raw) == 5
     blob = b"\n".join((m.key or b"") + b"|" + (m.value or b"") for m in raw)
     for clear in [*CLEAR, "+46701234567", "46701234567", "701234567", "ola@acme.se"]:
         assert clear.encode() not in blob, clear
+
+
+async def test_evidence_and_actor_stay_in_the_ledger(consent: RunningConsent) -> None:
+    subject = await register(consent)
+    agent = {"source": "customer_service", "actor": {"kind": "agent", "ref": "agent-ref-8841"}}
+    granted = await consent.client.post(
+        f"/v1/subjects/{subject}/consents",
+        json=batch(("direct_marketing", "sms", "grant"), ("personalised_offers", None, "grant"), **agent)
+        | {"evidence_ref": "call-recording-5521"},
+    )
+    assert granted.status_code == 201, granted.text
+    unproven = await consent.client.post(
+        f"/v1/subjects/{subject}/consents", json=batch(("direct_marketing", "email", "grant")) | {"evidence_ref": None}
+    )
+    assert unproven.status_code == 201, unproven.text
+    await consent.wait_outbox_empty()
+    settings = consent.settings
+    raw = await read_raw(client_options(settings), settings.topic_changes, 3)
+    raw += await read_raw(client_options(settings), settings.topic_subjects, 1)
+    blob = b"\n".join((m.key or b"") + b"|" + (m.value or b"") for m in raw)
+    for text in ("call-recording-5521", "web-session-4711", "agent-ref-8841"):
+        assert text.encode() not in blob, text
+    records = await decode_all(settings.registry_url, raw[:3])
+    assert sorted(r["evidence_on_file"] for r in records) == [False, True, True]
+    assert all(r["evidence_ref"] is None for r in records)
+
+    event_id = granted.json()["changes"][0]["event_id"]
+    path = f"/v1/subjects/{subject}/evidence/{event_id}"
+    reader = await consent.client.get(path, headers={"Authorization": "Bearer dev-reader"})
+    assert reader.status_code == 403
+    opened = (await consent.client.get(path)).json()
+    assert (opened["evidence_ref"], opened["actor_ref"], opened["evidence_on_file"]) == (
+        "call-recording-5521",
+        "agent-ref-8841",
+        True,
+    )
+    missing = await consent.client.get(f"/v1/subjects/{subject}/evidence/{subject}")
+    assert missing.status_code == 404 and missing.json()["problems"][0]["field"] == "event_id"
+    await consent.client.post(f"/v1/subjects/{subject}/erasure")
+    erased = (await consent.client.get(path)).json()
+    assert (erased["evidence_ref"], erased["actor_ref"], erased["evidence_on_file"]) == (None, None, False)
 
 
 async def test_erasure_keeps_hashes_but_no_identifier_in_clear(consent: RunningConsent) -> None:
@@ -359,3 +401,33 @@ async def test_metrics_use_route_templates_never_ids(consent: RunningConsent) ->
         'samtykke_consent_changes_total{purpose="direct_marketing",source="self_service",status="granted"} 1.0' in text
     )
     assert subject not in text
+
+
+async def test_migrate_topic_enqueues_the_latest_event_of_every_documented_consent(consent: RunningConsent) -> None:
+    from samtykke.adapters.postgres import create_pool
+    from samtykke.consent.topic_migration import migrate
+
+    kept = await register(consent)
+    erased = await register(consent, {"kind": "consumer", "country": "SE", "identifiers": {"email": "gone@example.se"}})
+    for action in ("grant", "withdraw"):
+        await consent.client.post(f"/v1/subjects/{kept}/consents", json=batch(("direct_marketing", "sms", action)))
+    await consent.client.post(f"/v1/subjects/{kept}/consents", json=batch(("personalised_offers", None, "grant")))
+    await consent.client.post(f"/v1/subjects/{erased}/consents", json=batch(("direct_marketing", "sms", "grant")))
+    await consent.client.post(f"/v1/subjects/{erased}/erasure")
+    await consent.wait_outbox_empty()
+    settings = consent.settings
+    before = len(await read_raw(client_options(settings), settings.topic_changes, 5))  # 4 changes, 1 tombstone
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        report = await migrate(pool, settings.topic_changes, batch=1)  # batches of one subject: paging goes on
+    finally:
+        await pool.close()
+    assert (report.subjects, report.consents) == (1, 2)  # the erased subject gets none
+    await consent.wait_outbox_empty()
+    raw = await read_raw(client_options(settings), settings.topic_changes, before + 2)
+    records = await decode_all(settings.registry_url, [m for m in raw if m.value is not None])
+    latest = {(r["purpose"], r["channel"]): (r["version"], r["status"]) for r in records if r["subject_id"] == kept}
+    assert latest == {("direct_marketing", "sms"): (2, "withdrawn"), ("personalised_offers", None): (1, "granted")}
+    assert len(raw) == before + 2
+    assert all(r["evidence_ref"] is None and r["evidence_on_file"] for r in records)

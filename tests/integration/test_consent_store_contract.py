@@ -25,6 +25,7 @@ from samtykke.consent.ports import (
     SubjectRow,
 )
 from samtykke.consent.store import PostgresConsentStore, create_schema
+from samtykke.domain.consent_keys import consent_key
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.model import ActorKind, Channel, ConsentStatus, PurposeCode, Source, SubjectKind
 
@@ -232,7 +233,7 @@ async def test_saved_changes_append_the_ledger_keep_the_latest_state_and_enqueue
 
     outbox = await store.pending_outbox(100)
     assert [(m.topic, m.key, m.schema_name, m.payload) for m in outbox] == [
-        (CHANGES, row.subject_id, OUTBOX_CONSENT, c.as_record()) for c in batch
+        (CHANGES, consent_key(row.subject_id, c.purpose, c.channel), OUTBOX_CONSENT, c.as_record()) for c in batch
     ]
     assert [m.id for m in outbox] == sorted({m.id for m in outbox})
 
@@ -414,9 +415,15 @@ async def test_documented_withdrawals_are_candidates_and_purged_only_at_their_ve
 
     stale = second
     await saved(store, change(old, dm, "sms", ConsentStatus.GRANTED, 3, T0 + timedelta(days=3)))
-    assert await store.purge_documentation([stale]) == 0  # regranted since it was judged: documentation stays
+    before = len(await store.pending_outbox(1000))
+    assert await store.purge_documentation([stale], CHANGES) == 0  # regranted since it was judged: documentation stays
     assert len(await store.ledger(old.subject_id)) == 4
-    assert await store.purge_documentation([first]) == 1
+    assert len(await store.pending_outbox(1000)) == before  # and no tombstone
+    assert await store.purge_documentation([first], CHANGES) == 1
+    # the purge and the tombstone of its key commit together
+    [tombstone] = (await store.pending_outbox(1000))[before:]
+    assert (tombstone.topic, tombstone.schema_name, tombstone.payload) == (CHANGES, OUTBOX_CONSENT, None)
+    assert tombstone.key == consent_key(first.subject_id, first.record.purpose, first.record.channel)
     assert [(e.channel, e.version) for e in await store.ledger(old.subject_id)] == [
         (Channel.SMS, 1),
         (Channel.SMS, 2),
@@ -424,5 +431,5 @@ async def test_documented_withdrawals_are_candidates_and_purged_only_at_their_ve
     ]
     assert await store.documented_withdrawals(purpose, cutoff, None, 10) == []  # nothing left to purge
     assert [c.record.version for c in await store.consents(old.subject_id)] == [1, 3]  # the state stays
-    assert await store.purge_documentation([]) == 0
+    assert await store.purge_documentation([], CHANGES) == 0
     assert len(await store.ledger(recent.subject_id)) == len(await store.ledger(other_purpose.subject_id)) == 1

@@ -73,6 +73,9 @@ async def test_an_access_token_works_end_to_end_and_its_client_is_in_the_ledger(
     assert recorded.status_code == 201, recorded.text
 
     history = (await consent.client.get(f"/v1/subjects/{subject}/history", headers=token)).json()
+    assert [(e["client_id"], e["actor_kind"], e["actor_ref"]) for e in history] == [("crm-nordics", "agent", None)]
+    agent = bearer(issuer.token("cs-desk", ["consent:read", "evidence:read"], "samtykke"))
+    history = (await consent.client.get(f"/v1/subjects/{subject}/history", headers=agent)).json()
     assert [(e["client_id"], e["actor_kind"], e["actor_ref"]) for e in history] == [
         ("crm-nordics", "agent", "claimed-by-the-body")
     ]

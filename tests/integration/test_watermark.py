@@ -194,7 +194,7 @@ async def test_a_poison_row_is_set_aside_its_subject_held_and_the_rest_flows(
     await consent.wait_outbox_empty()
 
     [flowed] = await read_raw(client_options(settings), settings.topic_changes, 1)
-    assert flowed.key == other.encode()
+    assert flowed.key == f"{other}/direct_marketing/sms".encode()
     dead = (await consent.client.get("/v1/outbox/dead-letters")).json()
     assert [(d["subject_id"], d["schema_name"]) for d in dead] == [
         (poisoned, "NoSuchSchema"),

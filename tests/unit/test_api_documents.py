@@ -8,6 +8,7 @@ headers and Avro schemas the code actually uses. No sockets: building the apps m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from samtykke.consent import relay
 from samtykke.consent.app import create_app as consent_app
 from samtykke.consent.memory import MemoryConsentStore
 from samtykke.consent.metrics import ConsentMetrics
+from samtykke.domain.consent_keys import murmur2
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.projections.dead_letters import DeadLetterQueue, dead_letter_topic
 from samtykke.projections.domains import DOMAINS
@@ -184,12 +186,17 @@ def test_asyncapi_names_every_topic_the_code_uses(asyncapi: dict[str, Any]) -> N
     assert len(operations("send", SETTINGS.suppression_dlq_topic)) == 1
 
 
-def test_keys_are_subject_ids_never_identifiers(asyncapi: dict[str, Any]) -> None:
-    for name in ("ConsentChanged", "SubjectChanged"):
-        key = asyncapi["components"]["messages"][name]["bindings"]["kafka"]["key"]
-        assert key["format"] == "uuid" and "subject id" in key["description"]
-    for channel in (SETTINGS.topic_changes, SETTINGS.topic_subjects):
-        assert "key = subject_id" in channel_of(asyncapi, channel)["description"]
+def test_keys_are_subject_ids_or_consents_never_identifiers(asyncapi: dict[str, Any]) -> None:
+    subject_key = asyncapi["components"]["messages"]["SubjectChanged"]["bindings"]["kafka"]["key"]
+    assert subject_key["format"] == "uuid" and "subject id" in subject_key["description"]
+    assert "key = subject_id" in channel_of(asyncapi, SETTINGS.topic_subjects)["description"]
+    consent_key = asyncapi["components"]["messages"]["ConsentChanged"]["bindings"]["kafka"]["key"]
+    assert "<subject_id>/<purpose>/<channel>" in consent_key["description"]
+    assert "tombstone" in consent_key["description"]
+    changes = channel_of(asyncapi, SETTINGS.topic_changes)
+    assert "murmur2(UTF-8 bytes of the subject id)" in changes["description"]
+    assert changes["bindings"]["kafka"]["topicConfiguration"]["cleanup.policy"] == ["compact"]
+    assert changes["bindings"]["kafka"]["topicConfiguration"]["min.compaction.lag.ms"] == 2 * 365 * 24 * 3600 * 1000
 
 
 def test_embedded_avro_schemas_equal_the_avsc_files(asyncapi: dict[str, Any]) -> None:
@@ -229,6 +236,9 @@ class RecordingProducer:
 
     async def start(self) -> None:
         pass
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
 
     async def send_and_wait(self, *args: Any, **kwargs: Any) -> None:
         self.sent.append((args, kwargs))
@@ -353,14 +363,19 @@ async def test_the_consent_service_keys_every_event_by_subject_id(asyncapi: dict
         await uow.enqueue_subject(SETTINGS.topic_subjects, subject)
     enqueued = await store.pending_outbox(10)
     assert [(m.topic, m.key) for m in enqueued] == [
-        (SETTINGS.topic_changes, SUBJECT),
+        (SETTINGS.topic_changes, f"{SUBJECT}/direct_marketing/sms"),
         (SETTINGS.topic_subjects, SUBJECT),
     ]
     for message in enqueued:
         documented = channel_of(asyncapi, message.topic)["messages"]
         assert list(documented) == [message.schema_name], message.topic
         key = asyncapi["components"]["messages"][message.schema_name]["bindings"]["kafka"]["key"]
-        assert key["format"] == "uuid" and str(UUID(message.key)) == message.key == message.payload["subject_id"]
+        assert message.payload is not None
+        if "pattern" in key:  # the consent: its subject, purpose and channel
+            assert re.fullmatch(key["pattern"], message.key)
+            assert message.key.split("/")[0] == message.payload["subject_id"]
+        else:
+            assert key["format"] == "uuid" and str(UUID(message.key)) == message.key == message.payload["subject_id"]
 
     class Encoder:
         def encode(self, record: dict[str, Any]) -> bytes:
@@ -379,9 +394,11 @@ async def test_the_consent_service_keys_every_event_by_subject_id(asyncapi: dict
     )
     outbox._producer = producer
     assert await outbox.publish_batch() == 2
-    assert [(args[0], kwargs["key"]) for args, kwargs in producer.sent] == [
-        (SETTINGS.topic_changes, SUBJECT.encode()),
-        (SETTINGS.topic_subjects, SUBJECT.encode()),
+    # both records of the subject in its partition: Kafka's murmur2 of the subject id, whatever the key
+    partition = (murmur2(SUBJECT.encode()) & 0x7FFFFFFF) % 6
+    assert [(args[0], kwargs["key"], kwargs["partition"]) for args, kwargs in producer.sent] == [
+        (SETTINGS.topic_changes, f"{SUBJECT}/direct_marketing/sms".encode(), partition),
+        (SETTINGS.topic_subjects, SUBJECT.encode(), partition),
     ]
     for args, kwargs in producer.sent:  # the CloudEvents headers the documents list
         documented = asyncapi["components"]["messages"][next(iter(channel_of(asyncapi, args[0])["messages"]))]

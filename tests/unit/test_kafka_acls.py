@@ -73,7 +73,7 @@ def test_every_projection_domain_has_its_principal_and_acls() -> None:
 
 
 def test_only_the_consent_service_writes_and_creates_the_contract_topics() -> None:
-    assert contract_topics(SETTINGS) == ("consent.changes", "consent.subjects", "consent.watermarks")
+    assert contract_topics(SETTINGS) == ("consent.changes.v2", "consent.subjects", "consent.watermarks")
     for topic in CONTRACT:
         for operation in ("WRITE", "CREATE", "DESCRIBE"):
             assert allowed(CONSENT, operation, "TOPIC", topic)
@@ -183,7 +183,7 @@ def test_names_follow_the_settings() -> None:
 
 def test_rendering_is_one_line_per_binding_in_the_form_the_broker_tool_reads() -> None:
     lines = render(RULES)
-    assert "acl\tUser:consent\tTOPIC\tLITERAL\tconsent.changes\tWRITE" in lines
+    assert "acl\tUser:consent\tTOPIC\tLITERAL\tconsent.changes.v2\tWRITE" in lines
     assert "acl\tUser:projector-marketing\tTOPIC\tLITERAL\tconsent.watermarks\tREAD" in lines
     assert "acl\tUser:consent\tCLUSTER\tLITERAL\tkafka-cluster\tIDEMPOTENT_WRITE" in lines
     assert "acl\tUser:projector-marketing\tGROUP\tLITERAL\tsamtykke.marketing\tREAD" in lines

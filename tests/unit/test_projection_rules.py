@@ -186,8 +186,17 @@ def test_employees_use_the_traffic_data_purposes_their_company_granted() -> None
 
 
 def test_erasure_drops_evidence_from_the_timeline() -> None:
-    assert timeline_evidence(change(), erased=False) == "ev"
-    assert timeline_evidence(change(), erased=True) is None
+    assert timeline_evidence(change(), erased=False) is True
+    assert timeline_evidence(change(), erased=True) is False
+
+
+def test_a_record_on_a_topic_carries_no_evidence_text() -> None:
+    record = change().as_record()
+    assert (record["evidence_ref"], record["evidence_on_file"]) == (None, True)
+    assert ConsentChanged.from_record(record).evidence_on_file is True
+    old = record | {"evidence_ref": "ev", "evidence_on_file": False}  # written before v4
+    read = ConsentChanged.from_record(old)
+    assert (read.evidence_ref, read.evidence_on_file) == (None, True)
 
 
 histories = st.lists(

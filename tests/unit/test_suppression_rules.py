@@ -184,3 +184,11 @@ def test_suppressed_entries_list_explicit_suppressions_only() -> None:
     assert entries == {("direct_marketing", "sms"): (Reason.WITHDRAWN,)}
     state.erased = True
     assert set(suppressed_entries(RULES, state, NOW, book()).values()) == {(Reason.ERASED,)}
+
+
+def test_a_tombstone_forgets_the_consent_and_an_opt_in_without_record_stays_blocked() -> None:
+    state = subject()
+    grant(state, "direct_marketing", "sms", status="withdrawn", valid_until=None)
+    assert RULES.remove_consent(state, "direct_marketing", "sms")
+    assert check(state, "direct_marketing", "sms").reasons == (Reason.NO_CONSENT,)
+    assert not RULES.remove_consent(state, "direct_marketing", "sms")  # a second tombstone changes nothing

@@ -98,8 +98,8 @@ async def test_a_grant_past_its_valid_until_becomes_an_expired_change(store: Mem
     assert {c.record.status for c in await store.consents(in_force.subject_id)} == {ConsentStatus.GRANTED}
     events = (await store.pending_outbox(100))[len(published) :]
     assert {(m.key, m.schema_name) for m in events} == {
-        (lapsed.subject_id, OUTBOX_CONSENT),
-        (lapsing_now.subject_id, OUTBOX_CONSENT),
+        (f"{lapsed.subject_id}/direct_marketing/sms", OUTBOX_CONSENT),
+        (f"{lapsing_now.subject_id}/personalised_offers/-", OUTBOX_CONSENT),
     }
     for message in events:
         assert message.topic == TOPIC
@@ -124,10 +124,15 @@ async def test_documentation_goes_when_the_domain_deadline_has_passed_and_not_a_
     assert early.purged_ledger_rows == 0 and len(await store.ledger(row.subject_id)) == 2
     assert (await sweeper(store).sweep(deadline)).purged_ledger_rows == 0
 
+    before = len(await store.pending_outbox(100))
     late = await sweeper(store).sweep(deadline + timedelta(seconds=1))
     assert late.purged_ledger_rows == 2
     assert await store.ledger(row.subject_id) == []
     assert await store.consents(row.subject_id) == [withdrawn]  # the state (no personal data) stays
+    # the topic's copy goes too: one tombstone for the consent, enqueued with the purge
+    [tombstone] = (await store.pending_outbox(100))[before:]
+    key = f"{row.subject_id}/direct_marketing/sms"
+    assert (tombstone.topic, tombstone.key, tombstone.payload) == (TOPIC, key, None)
 
 
 async def test_objections_to_opt_out_purposes_and_live_grants_are_never_purged(store: MemoryConsentStore) -> None:
@@ -158,6 +163,30 @@ async def test_published_outbox_rows_are_kept_for_a_week(store: MemoryConsentSto
     report = await sweeper(store).sweep(now)
 
     assert report.purged_outbox_rows == 1
-    assert await store.pending_outbox(100) == [pending]
+    left, *tombstones = await store.pending_outbox(100)  # the withdrawals' documentation was due too
+    assert left == pending and [t.payload for t in tombstones] == [None, None, None]
     await store.mark_published([pending.id], now)
     assert await store.discard_published_outbox(now + timedelta(microseconds=1)) == 2  # `recent` was kept
+
+
+async def test_an_erased_subjects_lapsed_grant_makes_no_change(store: MemoryConsentStore) -> None:
+    row = await subject(store)
+    await record(store, row, "direct_marketing", "sms", ConsentStatus.GRANTED, T0, T0 + timedelta(days=365))
+    async with store.transaction() as uow:  # its consents left the log with the erasure's tombstones
+        await uow.erase_subject(row.subject_id, T0 + timedelta(days=1))
+    assert (await sweeper(store).sweep(T0 + timedelta(days=400))).expired == 0
+
+
+async def test_direct_marketing_refused_on_every_channel_stays_documented(store: MemoryConsentStore) -> None:
+    # on the topic those refusals are the general objection that blocks the opt-out purposes too
+    channels = [c.value for c in CATALOG.purposes[PurposeCode("direct_marketing")].channels[SubjectKind.CONSUMER]]
+    objecting, partly = await subject(store), await subject(store)
+    for channel in channels:
+        await record(store, objecting, "direct_marketing", channel, ConsentStatus.WITHDRAWN, T0)
+    await record(store, partly, "direct_marketing", channels[0], ConsentStatus.WITHDRAWN, T0)
+
+    report = await sweeper(store).sweep(T0 + timedelta(days=365 * 20))
+
+    assert report.purged_ledger_rows == 1  # only the subject that does not object to all marketing
+    assert len(await store.ledger(objecting.subject_id)) == len(channels)
+    assert await store.ledger(partly.subject_id) == []

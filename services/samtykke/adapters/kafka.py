@@ -34,6 +34,7 @@ from samtykke.adapters.kafka_oauth import (
 from samtykke.adapters.settings import Settings
 
 LONG_RETENTION_MS = str(10 * 365 * 24 * 3600 * 1000)
+DOCUMENTATION_RETENTION_MS = 2 * 365 * 24 * 3600 * 1000  # the default of `documentation_retention_ms`
 # where an assigned consumer starts: each partition's oldest kept offset, its end, or given offsets
 Start = Literal["beginning", "end"] | Mapping[TopicPartition, int]
 _TOPIC_POLL_SECONDS = 0.2
@@ -235,15 +236,17 @@ async def ensure_topics(
     partitions: int,
     extra: list[str] | None = None,
     watermarks: str | None = None,
+    compaction_lag_ms: int = DOCUMENTATION_RETENTION_MS,
 ) -> None:
-    """Create the contract topics if missing: changes kept long, subjects compacted, and the
-    relay's watermarks (one partition, compacted: only the latest watermark matters)."""
+    """Create the contract topics if missing: changes compacted per consent with every record kept
+    at least `compaction_lag_ms` (the documentation retention), subjects compacted, and the relay's
+    watermarks (one partition, compacted: only the latest watermark matters)."""
     admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(changes, partitions, 1, topic_configs={"retention.ms": LONG_RETENTION_MS}),
+            NewTopic(changes, partitions, 1, topic_configs=changes_topic_configs(compaction_lag_ms)),
             NewTopic(subjects, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
         ]
         wanted += [NewTopic(name, 1, 1, topic_configs={"retention.ms": LONG_RETENTION_MS}) for name in extra or []]
@@ -254,6 +257,12 @@ async def ensure_topics(
             await create_topics(admin, missing)
     finally:
         await admin.close()
+
+
+def changes_topic_configs(compaction_lag_ms: int) -> dict[str, str]:
+    """`consent.changes`: the latest record of every consent stays (until its tombstone), every
+    record at least `compaction_lag_ms`."""
+    return {"cleanup.policy": "compact", "min.compaction.lag.ms": str(compaction_lag_ms)}
 
 
 async def create_topics(admin: AIOKafkaAdminClient, topics: Sequence[NewTopic]) -> None:

@@ -42,6 +42,7 @@ SCOPES: dict[str, str] = {
     "consent:admin": "operate the consent service: outbox, dead letters, sweeps",
     "identifiers:read": "see clear identifiers (a subject's own access export, a duplicate's subject id)",
     "subjects:erase": "erase a subject's identifiers (the suppression stays)",
+    "evidence:read": "open the evidence and actor references of one change (they stay in the ledger)",
     "suppression:check": "ask the gate for decisions",
     "suppression:export": "read the suppression list and its change feed",
     "suppression:audit": "ask the gate about an instant in the past (`at`), for audits",
@@ -61,6 +62,7 @@ DEV_API_KEYS: dict[str, list[str]] = {
         "identifiers:read",
         "subjects:erase",
         "selfservice:mint",
+        "evidence:read",
     ],
     "dev-writer": ["consent:write", "consent:read"],
     "dev-reader": ["consent:read"],
@@ -136,7 +138,17 @@ class Settings(BaseSettings):
         description="The consent service's database; its owner login also provisions the projectors' roles.",
     )
 
-    topic_changes: str = Field(default="consent.changes", description="Topic of `ConsentChanged` events.")
+    topic_changes: str = Field(
+        default="consent.changes.v2",
+        description="Compacted topic of `ConsentChanged` events, keyed by the consent and partitioned by subject "
+        "(`consent.changes` before it was keyed by the consent; `samtykke consent migrate-topic` fills a new one).",
+    )
+    documentation_retention_ms: int = Field(
+        default=2 * 365 * 24 * 3600 * 1000,
+        ge=0,
+        description="`min.compaction.lag.ms` of the changes topic when a service creates it: every change stays on "
+        "the topic at least this long (the documentation retention, 2 years), the latest of each consent while valid.",
+    )
     topic_subjects: str = Field(default="consent.subjects", description="Compacted topic of `SubjectChanged` events.")
     topic_partitions: int = Field(default=6, ge=1, description="Partitions when a service creates the topics.")
     topic_watermarks: str = Field(

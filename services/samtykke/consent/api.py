@@ -25,6 +25,7 @@ from .schemas import (
     ConsentOut,
     DecisionBatchIn,
     DecisionOut,
+    EvidenceOut,
     Instant,
     LedgerEntryOut,
     LookupIn,
@@ -191,9 +192,45 @@ async def current_consents(
 
 @router.get("/subjects/{subject_id}/history", response_model=list[LedgerEntryOut])
 async def history(
-    subject_id: UUID, svc: Service, _: Principal = Depends(require("consent:read"))
+    subject_id: UUID, svc: Service, who: Principal = Depends(require("consent:read"))
 ) -> list[LedgerEntryOut]:
-    return [LedgerEntryOut.model_validate(e, from_attributes=True) for e in await svc.history(str(subject_id))]
+    """The evidence and the actor's reference are personal free text: shown only with `evidence:read`,
+    otherwise only whether evidence is on file."""
+    entries = [LedgerEntryOut.model_validate(e, from_attributes=True) for e in await svc.history(str(subject_id))]
+    for entry in entries:
+        entry.evidence_on_file = entry.evidence_ref is not None
+        if not who.has("evidence:read"):
+            entry.evidence_ref = entry.actor_ref = None
+    return entries
+
+
+@router.get(
+    "/subjects/{subject_id}/evidence/{event_id}",
+    response_model=EvidenceOut,
+    summary="The evidence of one change, opened by an agent",
+    responses={404: {"description": "Unknown subject, or no such change of it in the ledger"}},
+)
+async def evidence(
+    subject_id: UUID, event_id: UUID, svc: Service, _: Principal = Depends(require("evidence:read"))
+) -> EvidenceOut | JSONResponse:
+    # evidence and actor references are personal free text: they never leave the ledger on a topic,
+    # and a screen fetches them one change at a time, when an agent opens it
+    wanted = str(event_id)
+    entry = next((e for e in await svc.history(str(subject_id)) if e.event_id == wanted), None)
+    if entry is None:
+        return problem(404, "change_not_found", [("event_id", "no change with this id in the subject's ledger")])
+    return EvidenceOut(
+        event_id=entry.event_id,
+        subject_id=entry.subject_id,
+        purpose=entry.purpose,
+        channel=entry.channel,
+        status=entry.status,
+        occurred_at=entry.occurred_at,
+        actor_kind=entry.actor_kind,
+        actor_ref=entry.actor_ref,
+        evidence_ref=entry.evidence_ref,
+        evidence_on_file=entry.evidence_ref is not None,
+    )
 
 
 @router.post(

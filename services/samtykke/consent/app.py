@@ -22,6 +22,7 @@ from samtykke.adapters.safety import refuse_development_secrets
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
+from samtykke.domain.consent_keys import subject_of_key
 from samtykke.selfservice import routes as selfservice
 
 from . import api, sms, unsubscribe
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.topic_changes,
                 settings.topic_subjects,
                 settings.topic_partitions,
+                compaction_lag_ms=settings.documentation_retention_ms,
                 watermarks=settings.topic_watermarks,
             )
 
@@ -194,7 +196,8 @@ def _dead_letter_routes(app: FastAPI) -> None:
             {
                 "id": d.message.id,
                 "topic": d.message.topic,
-                "subject_id": d.message.key,
+                "subject_id": subject_of_key(d.message.key),
+                "key": d.message.key,
                 "schema_name": d.message.schema_name,
                 "created_at": d.message.created_at.isoformat(),
                 "reason": d.reason,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from samtykke.domain.consent import ConsentRecord
+from samtykke.domain.consent_keys import consent_key, subject_of_key
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.model import ActorKind, Channel, ConsentStatus, PurposeCode, Source
 
@@ -146,12 +147,17 @@ class MemoryUnitOfWork(_Reads):
         for key, change in latest.items():
             self._t.consents[key] = _current(change)
         for change in changes:
-            self._enqueue(topic, change.subject_id, OUTBOX_CONSENT, change.as_record())
+            record_key = consent_key(change.subject_id, change.purpose, change.channel)
+            self._enqueue(topic, record_key, OUTBOX_CONSENT, change.as_record())
 
     async def enqueue_subject(self, topic: str, event: SubjectChanged) -> None:
         self._enqueue(topic, event.subject_id, OUTBOX_SUBJECT, event.as_record())
 
-    def _enqueue(self, topic: str, key: str, schema_name: str, payload: dict[str, Any]) -> None:
+    async def enqueue_tombstones(self, topic: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._enqueue(topic, key, OUTBOX_CONSENT, None)
+
+    def _enqueue(self, topic: str, key: str, schema_name: str, payload: dict[str, Any] | None) -> None:
         _enqueue(self._t, topic, key, schema_name, payload, self._clock())
 
     async def stored_response(self, idempotency_key: str) -> StoredResponse | None:
@@ -208,7 +214,7 @@ class MemoryConsentStore(_Reads):
     # the writes below wait for the writer too: a transaction committing its copy afterwards
     # would otherwise put back what they removed
 
-    async def purge_documentation(self, consents: Sequence[CurrentConsent]) -> int:
+    async def purge_documentation(self, consents: Sequence[CurrentConsent], topic: str) -> int:
         async with self._writer:
             tables = self._committed
             doomed = {
@@ -218,8 +224,11 @@ class MemoryConsentStore(_Reads):
                 and tables.consents[key].record.version == c.record.version
             }
             kept = [e for e in tables.ledger if _key(e.subject_id, e.purpose, e.channel) not in doomed]
+            gone = sorted({_key(e.subject_id, e.purpose, e.channel) for e in tables.ledger} & doomed)
             purged = len(tables.ledger) - len(kept)
             tables.ledger = kept
+            for subject_id, purpose, channel in gone:
+                _enqueue(tables, topic, consent_key(subject_id, purpose, channel), OUTBOX_CONSENT, None, self._clock())
         return purged
 
     async def pending_outbox(self, limit: int) -> list[OutboxMessage]:
@@ -234,7 +243,7 @@ class MemoryConsentStore(_Reads):
         async with self._writer:  # between transactions: nothing half-committed to miss
             taken_at = self._clock()
             pending = [message for message, published in self._committed.outbox if published is None]
-            held = frozenset(dead.message.key for dead in self._committed.dead_letters.values())
+            held = frozenset(subject_of_key(dead.message.key) for dead in self._committed.dead_letters.values())
         return OutboxSnapshot(taken_at, pending[:limit], len(pending) <= limit, held)
 
     async def settle(self, published: Sequence[int], dead: Sequence[tuple[int, str]], at: datetime) -> None:
@@ -271,10 +280,11 @@ class MemoryConsentStore(_Reads):
 
 
 def _enqueue(
-    tables: _Tables, topic: str, key: str, schema_name: str, payload: dict[str, Any], at: datetime
+    tables: _Tables, topic: str, key: str, schema_name: str, payload: dict[str, Any] | None, at: datetime
 ) -> OutboxMessage:
     tables.last_outbox_id += 1
-    message = OutboxMessage(tables.last_outbox_id, topic, key, schema_name, _json(payload), at)
+    stored = None if payload is None else _json(payload)
+    message = OutboxMessage(tables.last_outbox_id, topic, key, schema_name, stored, at)
     tables.outbox.append((message, None))
     return message
 

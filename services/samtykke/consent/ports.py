@@ -114,9 +114,9 @@ class StoredResponse:
 class OutboxMessage:
     id: int
     topic: str
-    key: str
+    key: str  # the record key: a consent key (`domain.consent_keys`) or a subject id
     schema_name: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None  # None: a tombstone, the consent's records leave the compacted topic
     created_at: datetime
 
 
@@ -191,6 +191,10 @@ class ConsentUnitOfWork(ConsentReads, Protocol):
 
     async def enqueue_subject(self, topic: str, event: SubjectChanged) -> None: ...
 
+    async def enqueue_tombstones(self, topic: str, keys: Sequence[str]) -> None:
+        """Enqueue a tombstone (null value) for each consent key: compaction removes its records."""
+        ...
+
     async def stored_response(self, idempotency_key: str) -> StoredResponse | None: ...
 
     async def remember_response(self, idempotency_key: str, stored: StoredResponse) -> None:
@@ -250,7 +254,8 @@ class ConsentStore(ConsentReads, Outbox, Protocol):
         have ledger rows; ordered by (subject, channel), resuming after the key of `after`."""
         ...
 
-    async def purge_documentation(self, consents: Sequence[CurrentConsent]) -> int:
+    async def purge_documentation(self, consents: Sequence[CurrentConsent], topic: str) -> int:
         """Delete the ledger rows of these keys, each only while its current version is still the
-        one given (a decision recorded since keeps its documentation). Returns the rows deleted."""
+        one given (a decision recorded since keeps its documentation), and in the same transaction
+        enqueue a tombstone on `topic` for each key purged. Returns the rows deleted."""
         ...

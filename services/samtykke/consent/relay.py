@@ -13,6 +13,12 @@ publishes them and waits for the acknowledgements, then reads the end offsets of
 and publishes the watermark (T, offsets): every commit acknowledged before T was in the snapshot,
 so it is below those offsets. With nothing to publish T still advances, about twice a second.
 
+Records are keyed by the outbox row's key (a consent's `<subject_id>/<purpose>/<channel or ->` on
+the changes topic, the subject id on the subjects topic) and partitioned by subject alone
+(`domain.consent_keys.subject_partition`: Kafka's murmur2 of the subject id), so one subject's
+changes stay ordered in one partition while compaction keeps the latest record of each consent. A
+row without payload is a tombstone: a null value, no CloudEvents headers (it is no event).
+
 Error policy: a row that cannot be encoded (a schema this build does not know, a record its schema
 rejects) is poison: it moves to `consent.outbox_dead_letters` in the transaction that settles its
 batch, and its subject is held in every watermark until an operator re-queues or discards it.
@@ -36,6 +42,7 @@ from aiokafka import AIOKafkaProducer
 
 from samtykke.adapters import cloudevents
 from samtykke.adapters.avro import AvroEncoder
+from samtykke.domain.consent_keys import subject_of_key, subject_partition
 from samtykke.domain.events import from_millis
 
 from .leadership import ACK_SECONDS, STOP_SECONDS, LeadershipLost, Lease, RelayLeadership
@@ -207,7 +214,7 @@ class OutboxRelay:
         if snapshot.complete and self._watermarks is not None and self._watermark_due(bool(snapshot.pending)):
             if lease is not None:
                 lease.check()
-            held = snapshot.held | {m.key for m, _ in poison}
+            held = snapshot.held | {subject_of_key(m.key) for m, _ in poison}
             epoch = lease.epoch if lease is not None else 0
             watermark = await asyncio.wait_for(
                 self._watermarks.publish(producer, snapshot.taken_at, held, epoch), timeout=ACK_SECONDS
@@ -230,13 +237,19 @@ class OutboxRelay:
         sent: list[OutboxMessage] = []
         poison: list[tuple[OutboxMessage, str]] = []
         futures = []
+        partitions: dict[str, int] = {}
         for m in messages:
             value, reason = self._encode(m)
-            if value is None:
+            if reason:
                 poison.append((m, reason))
                 continue
-            headers = outbox_headers(m)
-            futures.append(await producer.send(m.topic, value=value, key=m.key.encode(), headers=headers))
+            if m.topic not in partitions:
+                partitions[m.topic] = len(await producer.partitions_for(m.topic))
+            headers = outbox_headers(m) if m.payload is not None else []
+            partition = subject_partition(m.key, partitions[m.topic])
+            futures.append(
+                await producer.send(m.topic, value=value, key=m.key.encode(), headers=headers, partition=partition)
+            )
             sent.append(m)
         # a leader waits a bounded time: past it a new leader may start, so this one must stop
         await asyncio.wait_for(asyncio.gather(*futures), timeout=ACK_SECONDS)
@@ -256,6 +269,8 @@ class OutboxRelay:
         encoder = self._encoders.get(message.schema_name)
         if encoder is None or message.schema_name not in cloudevents.TYPE_OF_SCHEMA:
             return None, f"no Avro schema {message.schema_name!r} in this build"
+        if message.payload is None:
+            return None, ""  # a tombstone
         try:
             return encoder.encode(message.payload), ""
         except _ENCODE_ERRORS as exc:
@@ -266,8 +281,9 @@ class OutboxRelay:
 def outbox_headers(message: OutboxMessage) -> cloudevents.Headers:
     """The CloudEvents headers of an encodable outbox row: its event id as `ce_id` (a republished
     copy keeps it), its `occurred_at` as `ce_time`, and a trace of its own."""
-    event_id = message.payload.get("event_id")
-    occurred = message.payload.get("occurred_at")
+    payload = message.payload or {}
+    event_id = payload.get("event_id")
+    occurred = payload.get("occurred_at")
     at = from_millis(occurred) if isinstance(occurred, int) else None
     event_type = cloudevents.TYPE_OF_SCHEMA[message.schema_name]
     if not isinstance(event_id, str):

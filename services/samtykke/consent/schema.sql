@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS consent.outbox (
     published_at  timestamptz
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON consent.outbox (id) WHERE published_at IS NULL;
+-- a row without payload is a tombstone: its key's records leave the compacted topic
+ALTER TABLE consent.outbox ALTER COLUMN payload DROP NOT NULL;
 
 CREATE OR REPLACE FUNCTION consent.notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -108,6 +110,7 @@ CREATE TABLE IF NOT EXISTS consent.outbox_dead_letters (
     reason           text NOT NULL,
     dead_lettered_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE consent.outbox_dead_letters ALTER COLUMN payload DROP NOT NULL;
 
 -- one row: the relay leader's epoch and when it last renewed its lease (the database's clock), so a
 -- new leader knows how long the previous one may still be publishing
@@ -116,3 +119,10 @@ CREATE TABLE IF NOT EXISTS consent.relay_leadership (
     epoch      bigint NOT NULL,
     renewed_at timestamptz NOT NULL
 );
+
+-- Outbox rows written before the topics stopped carrying evidence held the reference itself (kept 7
+-- days after publishing, for ever when never published): keep only whether there was one.
+UPDATE consent.outbox SET payload = payload || '{"evidence_ref": null, "evidence_on_file": true}'::jsonb
+ WHERE schema_name = 'ConsentChanged' AND payload->>'evidence_ref' IS NOT NULL;
+UPDATE consent.outbox_dead_letters SET payload = payload || '{"evidence_ref": null, "evidence_on_file": true}'::jsonb
+ WHERE schema_name = 'ConsentChanged' AND payload->>'evidence_ref' IS NOT NULL;

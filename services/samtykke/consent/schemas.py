@@ -152,6 +152,24 @@ class LedgerEntryOut(BaseModel):
     evidence_ref: str | None
     correlation_id: str | None
     client_id: str | None = Field(None, description="The credential that made the change (not the claimed actor)")
+    evidence_on_file: bool = Field(
+        False, description="Whether the ledger holds evidence; `evidence_ref` and `actor_ref` need `evidence:read`"
+    )
+
+
+class EvidenceOut(BaseModel):
+    """The evidence of one change, which only the ledger holds (the topics say only whether it is on file)."""
+
+    event_id: str
+    subject_id: str
+    purpose: str
+    channel: str | None
+    status: str
+    occurred_at: datetime
+    actor_kind: str
+    actor_ref: str | None = Field(description="Who acted, as the request claimed; null after erasure")
+    evidence_ref: str | None = Field(description="The evidence reference; null when none was given or after erasure")
+    evidence_on_file: bool
 
 
 class UsageIn(Strict):

@@ -19,6 +19,7 @@ from samtykke.domain.consent import (
     state_at,
     status_at,
 )
+from samtykke.domain.consent_keys import consent_key
 from samtykke.domain.events import ConsentChanged
 from samtykke.domain.identifiers import (
     InvalidIdentifier,
@@ -188,6 +189,11 @@ class ConsentService:
             if row.erased_at is None:
                 now = await uow.now()
                 row = await uow.erase_subject(subject_id, now)
+                # the consents leave the compacted log (tombstones); the erased subject's own record
+                # stays on its topic, so every gate keeps blocking it
+                consents = await uow.consents(subject_id)
+                keys = [consent_key(subject_id, c.record.purpose, c.record.channel) for c in consents]
+                await uow.enqueue_tombstones(self._changes, keys)
                 await uow.enqueue_subject(self._subjects, subject_changed(row, now))
         return row
 

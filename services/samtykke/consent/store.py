@@ -16,6 +16,7 @@ import asyncpg
 
 from samtykke.adapters.postgres import apply_schema
 from samtykke.domain.consent import ConsentRecord
+from samtykke.domain.consent_keys import consent_key
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.model import ActorKind, Channel, ConsentStatus, PurposeCode, Source, SubjectKind
 
@@ -227,7 +228,7 @@ class PostgresUnitOfWork(_Reads):
             *columns,
             topic,
             OUTBOX_CONSENT,
-            [c.subject_id for c in changes],
+            [consent_key(c.subject_id, c.purpose, c.channel) for c in changes],
             [c.as_record() for c in changes],
         )
 
@@ -239,6 +240,16 @@ class PostgresUnitOfWork(_Reads):
             OUTBOX_SUBJECT,
             event.as_record(),
         )
+
+    async def enqueue_tombstones(self, topic: str, keys: Sequence[str]) -> None:
+        if keys:
+            await self._conn.execute(
+                "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
+                "SELECT $1, k, $2, NULL FROM unnest($3::text[]) WITH ORDINALITY AS t(k, ord) ORDER BY ord",
+                topic,
+                OUTBOX_CONSENT,
+                list(keys),
+            )
 
     async def stored_response(self, idempotency_key: str) -> StoredResponse | None:
         row = await self._conn.fetchrow(
@@ -294,14 +305,16 @@ class PostgresConsentStore(_Reads, PostgresOutbox):
             rows = await self._pool.fetch(DOCUMENTED_WITHDRAWALS_AFTER, purpose, occurred_before, limit, *resume)
         return [_current(r) for r in rows]
 
-    async def purge_documentation(self, consents: Sequence[CurrentConsent]) -> int:
+    async def purge_documentation(self, consents: Sequence[CurrentConsent], topic: str) -> int:
         if not consents:
             return 0
-        result: str = await self._pool.execute(
+        purged: int = await self._pool.fetchval(
             PURGE_DOCUMENTATION,
             [UUID(c.subject_id) for c in consents],
             [c.record.purpose for c in consents],
             [c.record.channel or "" for c in consents],
             [c.record.version for c in consents],
+            topic,
+            OUTBOX_CONSENT,
         )
-        return int(result.split()[-1])
+        return purged

@@ -53,7 +53,8 @@ class PostgresOutbox:
             rows = await conn.fetch(
                 f"SELECT {_MESSAGE} FROM consent.outbox WHERE published_at IS NULL ORDER BY id LIMIT $1", limit + 1
             )
-            held = await conn.fetch("SELECT DISTINCT message_key FROM consent.outbox_dead_letters")
+            # held are subjects: a consent key's first part (`domain.consent_keys.subject_of_key`)
+            held = await conn.fetch("SELECT DISTINCT split_part(message_key, '/', 1) FROM consent.outbox_dead_letters")
         return OutboxSnapshot(
             taken_at, [_message(r) for r in rows[:limit]], len(rows) <= limit, frozenset(r[0] for r in held)
         )

@@ -92,11 +92,17 @@ DOCUMENTED_WITHDRAWALS_AFTER = _DOCUMENTED + " AND (c.subject_id, c.channel) > (
 
 # Each key's ledger goes only while its current version is the one the sweeper judged: a decision
 # committed since then keeps its documentation.
+# The tombstones of the keys purged commit with the purge, so the topic's copy goes with the ledger's.
+# Their record key is `domain.consent_keys.consent_key` spelled in SQL.
 PURGE_DOCUMENTATION = (
-    "DELETE FROM consent.ledger l "
+    "WITH purged AS (DELETE FROM consent.ledger l "
     "USING unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[]) AS k(subject_id, purpose, channel, version), "
     "consent.consents c "
     "WHERE l.subject_id = k.subject_id AND l.purpose = k.purpose AND l.channel = k.channel "
     "AND c.subject_id = k.subject_id AND c.purpose = k.purpose AND c.channel = k.channel "
-    "AND c.version = k.version"
+    "AND c.version = k.version RETURNING l.subject_id, l.purpose, l.channel), "
+    "tombstones AS (INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
+    "SELECT $5, subject_id::text || '/' || purpose || '/' || COALESCE(NULLIF(channel, ''), '-'), $6, NULL "
+    "FROM (SELECT DISTINCT subject_id, purpose, channel FROM purged) p ORDER BY subject_id, purpose, channel) "
+    "SELECT count(*) FROM purged"
 )

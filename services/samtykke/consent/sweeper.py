@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from samtykke.domain.catalog import Purpose, PurposeCatalog
-from samtykke.domain.consent import ConsentRecord, documentation_deadline, expire, in_force
+from samtykke.domain.consent import ConsentRecord, documentation_deadline, expire, general_objection, in_force
 from samtykke.domain.model import ActorKind, ConsentStatus, Mechanism, Source
 
 from .changes import consent_changed
@@ -22,6 +22,7 @@ from .metrics import ConsentMetrics
 from .ports import ConsentStore
 
 log = logging.getLogger(__name__)
+DIRECT_MARKETING = "direct_marketing"  # its refusals on every channel object to all marketing
 OUTBOX_KEEP = timedelta(days=7)
 # the ledger's `client_id` of the changes the sweeper makes itself (lapses)
 SWEEPER_CLIENT_ID = "samtykke:sweeper"
@@ -92,8 +93,8 @@ class LifecycleSweeper:
     async def _expire_subject(self, subject_id: str, now: datetime) -> int:
         async with self._store.transaction() as uow:
             subject = await uow.lock_subject(subject_id)
-            if subject is None:
-                return 0
+            if subject is None or subject.erased_at is not None:
+                return 0  # an erased subject's consents left the log with its erasure (tombstones)
             changes = [
                 consent_changed(subject, expire(c.record), c.record, now, Source.SYSTEM, ActorKind.SYSTEM)
                 for c in await uow.consents(subject_id)
@@ -104,11 +105,19 @@ class LifecycleSweeper:
         self._metrics.count_changes(changes)
         return len(changes)
 
+    async def _objects_to_all_marketing(self, direct_marketing: Purpose, subject_id: str) -> bool:
+        subject = await self._store.subject(subject_id)
+        records = [c.record for c in await self._store.consents(subject_id)]
+        return subject is not None and general_objection(direct_marketing, subject.kind, records)
+
     async def _purge_documentation(self, now: datetime) -> int:
         """Ledger rows of opt-in consents no longer in force, past retention after last use.
 
         Objections to opt-out purposes are never purged: purging them would re-allow contact.
         The current-state row stays too (it holds no personal data and carries the version).
+        Each purged key's tombstone commits with the purge, so compaction removes the topic's copy.
+        Direct-marketing refusals that together object to all marketing stay too: without them on
+        the topic the gate would allow the opt-out purposes again.
         """
         purged = 0
         for purpose in self._catalog.purposes.values():
@@ -120,6 +129,8 @@ class LifecycleSweeper:
             after = None
             while batch := await self._store.documented_withdrawals(purpose.code, cutoff, after, self._batch):
                 due = [c for c in batch if past_documentation(purpose, c.record, now)]
-                purged += await self._store.purge_documentation(due)
+                if purpose.code == DIRECT_MARKETING:
+                    due = [c for c in due if not await self._objects_to_all_marketing(purpose, c.subject_id)]
+                purged += await self._store.purge_documentation(due, self._topic)
                 after = batch[-1]
         return purged

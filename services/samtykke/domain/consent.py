@@ -171,6 +171,18 @@ def documentation_deadline(purpose: Purpose, record: ConsentRecord) -> datetime 
     return last + timedelta(days=purpose.retention_days)
 
 
+def general_objection(direct_marketing: Purpose, kind: SubjectKind, records: Iterable[ConsentRecord]) -> bool:
+    """Direct marketing refused on every channel the kind of subject has: the gate reads it as an
+    objection to all marketing, opt-out purposes included (`SuppressionRules`)."""
+    channels = direct_marketing.channels.get(kind, ())
+    refused = {
+        r.channel
+        for r in records
+        if r.purpose == direct_marketing.code and r.status in (ConsentStatus.WITHDRAWN, ConsentStatus.REVOKED)
+    }
+    return bool(channels) and all(channel in refused for channel in channels)
+
+
 def state_at(history: Iterable[ConsentRecord], at: datetime) -> dict[tuple[str, str | None], ConsentRecord]:
     """Fold a ledger (any order) into the state in force at `at`; lapse is applied at `at`."""
     latest: dict[tuple[str, str | None], ConsentRecord] = {}

@@ -46,11 +46,16 @@ class ConsentChanged:
     evidence_ref: str | None
     correlation_id: str | None
     last_used_at: datetime | None = None
+    evidence_on_file: bool = False
 
     def as_record(self) -> dict[str, Any]:
+        """The record on the topic (and in the outbox): the evidence reference is personal free text
+        and stays in the ledger, so the record says only whether there is evidence."""
         record = asdict(self)
         for name in _CHANGE_TIMES:
             record[name] = to_millis(record[name])
+        record["evidence_on_file"] = self.evidence_on_file or self.evidence_ref is not None
+        record["evidence_ref"] = None
         return record
 
     @classmethod
@@ -59,6 +64,9 @@ class ConsentChanged:
         for name in _CHANGE_TIMES:
             values[name] = from_millis(values[name])
         values["event_id"] = str(values["event_id"])
+        # records written before v4 carried the reference itself
+        values["evidence_on_file"] = bool(values["evidence_on_file"]) or values["evidence_ref"] is not None
+        values["evidence_ref"] = None
         return cls(**values)
 
 

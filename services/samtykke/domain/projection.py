@@ -211,6 +211,6 @@ def traffic_data_use(
 
 
 # --- customer service ------------------------------------------------------------------------
-def timeline_evidence(change: ConsentChanged, erased: bool) -> str | None:
-    """Erasure drops free-text references from the timeline, as it does from the ledger."""
-    return None if erased else change.evidence_ref
+def timeline_evidence(change: ConsentChanged, erased: bool) -> bool:
+    """Whether the ledger holds evidence for this change: erasure drops it there, so not after it."""
+    return (change.evidence_on_file or change.evidence_ref is not None) and not erased

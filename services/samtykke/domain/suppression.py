@@ -146,6 +146,15 @@ class SuppressionRules:
             state.objects_to_marketing = self._objects(state)
         return True
 
+    def remove_consent(self, state: SubjectState, purpose: str, channel: str | None) -> bool:
+        """Forget one consent (its tombstone: documentation purged, or the subject erased, whose own
+        record keeps it blocked). An opt-in purpose without a record is blocked (`no_consent`)."""
+        if state.consents.pop((purpose, channel), None) is None:
+            return False
+        if purpose == DIRECT_MARKETING:
+            state.objects_to_marketing = self._objects(state)
+        return True
+
     def _objects(self, state: SubjectState) -> bool:
         channels = self._objection_channels.get(state.kind, ())
         if not channels:

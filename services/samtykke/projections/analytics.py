@@ -8,9 +8,12 @@ only the changes whose insert succeeded feed the daily counters and the current 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from samtykke.domain.catalog import PurposeCatalog
+from samtykke.domain.consent_keys import ConsentKey
 from samtykke.domain.events import ConsentChanged
 from samtykke.domain.projection import (
     NO_CHANNEL,
@@ -38,6 +41,19 @@ class AnalyticsProjection(Projection):
         await conn.executemany(
             f"INSERT INTO {self.schema}.traffic_data_purposes (purpose) VALUES ($1)",
             [(p.code,) for p in self.catalog.traffic_data_purposes()],
+        )
+
+    async def remove(self, conn: asyncpg.Connection, keys: Sequence[ConsentKey]) -> None:
+        # a purged consent leaves the current state. Its pseudonymous status changes stay: they are
+        # what makes the daily counts idempotent (a replay must not count a change twice), and like
+        # those counts a rebuild after compaction cannot give them back
+        await conn.execute(
+            f"DELETE FROM {self.schema}.consents t USING unnest($1::text[], $2::text[], $3::text[]) "
+            "AS k(pseudonym, purpose, channel) "
+            "WHERE t.pseudonym = k.pseudonym AND t.purpose = k.purpose AND t.channel = k.channel",
+            [pseudonym(self._key, k.subject_id) for k in keys],
+            [k.purpose for k in keys],
+            [k.channel or NO_CHANNEL for k in keys],
         )
 
     def _fact_key(self, change: ConsentChanged) -> FactKey:

@@ -17,6 +17,7 @@ from functools import partial
 
 import asyncpg
 
+from samtykke.domain.consent_keys import ConsentKey
 from samtykke.domain.events import ConsentChanged
 
 from .completeness import CompletenessRecorder
@@ -80,7 +81,9 @@ class BatchApplier:
             except PoisonMessage as poison:
                 batch.poison.append((message, poison))
                 continue
-            if isinstance(event, ConsentChanged):
+            if isinstance(event, ConsentKey):
+                batch.add_removal(event)
+            elif isinstance(event, ConsentChanged):
                 batch.changes.append(event)
             else:
                 batch.subjects.append(event)
@@ -89,7 +92,12 @@ class BatchApplier:
     async def _commit(self, batch: Batch) -> Applied:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self._lock_key)
-            applied = await self.projection.apply(conn, batch)
+            applied = Applied([], 0)
+            for step, removed in batch.in_order():
+                done = await self.projection.apply(conn, step)
+                applied = Applied(applied.changes + done.changes, applied.subjects + done.subjects)
+                if removed:
+                    await self.projection.remove(conn, removed)
             await self.offsets.save(conn, batch.positions)
             if self.completeness is not None:
                 await self.completeness.record(conn)

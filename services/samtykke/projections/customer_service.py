@@ -1,14 +1,18 @@
 """Customer-service projection: each subject's current consents and its whole timeline.
 
 The timeline row of a change (keyed by its version) is inserted once; only changes whose row
-was new update the current state. Erasure drops evidence references from the timeline, as the
-consent service does in its ledger, whichever topic's event arrives first.
+was new update the current state. The timeline says whether evidence is on file (the evidence itself
+stays in the consent service's ledger); erasure drops it there, so it turns false here too,
+whichever topic's event arrives first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
+from samtykke.domain.consent_keys import ConsentKey
 from samtykke.domain.events import ConsentChanged
 from samtykke.domain.projection import NO_CHANNEL, latest_changes, timeline_evidence
 
@@ -38,8 +42,8 @@ class CustomerServiceProjection(Projection):
         erased = [k for k, e in subjects if e.erased]
         if erased:
             await conn.execute(
-                f"UPDATE {s}.timeline SET evidence_ref = NULL "
-                "WHERE subject_id = ANY($1::text[]) AND evidence_ref IS NOT NULL",
+                f"UPDATE {s}.timeline SET evidence_on_file = false "
+                "WHERE subject_id = ANY($1::text[]) AND evidence_on_file",
                 erased,
             )
         new = await self._insert_timeline(conn, batch.changes)
@@ -74,6 +78,11 @@ class CustomerServiceProjection(Projection):
         )
         return Applied(new, len(subjects))
 
+    async def remove(self, conn: asyncpg.Connection, keys: Sequence[ConsentKey]) -> None:
+        # the timeline of a purged consent is its documentation: it goes with the current state
+        await self.delete_consents(conn, "consents", keys)
+        await self.delete_consents(conn, "timeline", keys)
+
     async def _insert_timeline(self, conn: asyncpg.Connection, changes: list[ConsentChanged]) -> list[ConsentChanged]:
         entries = {(c.subject_id, c.purpose, c.channel or NO_CHANNEL, c.version): c for c in changes}
         if not entries:
@@ -104,9 +113,9 @@ class CustomerServiceProjection(Projection):
         inserted = await conn.fetch(
             f"INSERT INTO {self.schema}.timeline (subject_id, purpose, channel, version, event_id, status, "
             "previous_status, occurred_at, recorded_at, valid_until, source, actor_kind, notice_version, "
-            "evidence_ref) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
+            "evidence_on_file) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
             "$5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], "
-            "$11::text[], $12::text[], $13::text[], $14::text[]) "
+            "$11::text[], $12::text[], $13::text[], $14::boolean[]) "
             "ON CONFLICT DO NOTHING RETURNING subject_id, purpose, channel, version",
             *columns(rows, 14),
         )

@@ -49,9 +49,20 @@ CREATE TABLE IF NOT EXISTS {schema}.timeline (
     source          text NOT NULL,
     actor_kind      text NOT NULL,
     notice_version  text,
-    evidence_ref    text,
+    evidence_on_file boolean NOT NULL DEFAULT false,
     PRIMARY KEY (subject_id, purpose, channel, version)
 );
+-- Tables made before the topics stopped carrying evidence held the reference itself: keep only
+-- whether there was one (an agent opens the evidence through the consent API, scope evidence:read).
+ALTER TABLE {schema}.timeline ADD COLUMN IF NOT EXISTS evidence_on_file boolean NOT NULL DEFAULT false;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+                WHERE table_schema = '{schema}' AND table_name = 'timeline' AND column_name = 'evidence_ref') THEN
+        UPDATE {schema}.timeline SET evidence_on_file = true WHERE evidence_ref IS NOT NULL;
+        ALTER TABLE {schema}.timeline DROP COLUMN evidence_ref;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS timeline_by_subject ON {schema}.timeline (subject_id, occurred_at);
 
 -- The current state an agent's screen shows. `consents.status` is the last change applied; a grant

@@ -1,5 +1,8 @@
 """Turns raw records of the two contract topics into domain events, or says why it cannot.
 
+A record without value on the changes topic is a tombstone: the consent its key names was purged
+or its subject erased, so it becomes that `ConsentKey` (to remove), never a dead letter.
+
 Avro through the registry (Confluent wire format), resolved to the reader schemas this build
 ships, then the domain's rule check. Failures no retry can fix raise `PoisonMessage`; a
 registry that cannot be reached raises `RegistryError(retriable=True)` for the caller to retry.
@@ -11,6 +14,7 @@ from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, UndecodableMessa
 from samtykke.adapters.dead_letters import undecodable_kind
 from samtykke.adapters.settings import Settings
 from samtykke.domain.catalog import PurposeCatalog
+from samtykke.domain.consent_keys import ConsentKey, parse_consent_key
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.projection import check_change, check_subject
 
@@ -25,7 +29,9 @@ class EventDecoder:
         self._subjects = AvroDecoder(registry, load_schema(settings.schema_dir, "SubjectChanged"))
         self._catalog = catalog
 
-    async def decode(self, message: RawMessage) -> ConsentChanged | SubjectChanged:
+    async def decode(self, message: RawMessage) -> ConsentChanged | SubjectChanged | ConsentKey:
+        if message.topic == self.changes_topic and message.value is None:
+            return tombstone(message)
         if message.topic == self.changes_topic:
             change = ConsentChanged.from_record(await self._record(self._changes, message))
             broken = check_change(self._catalog, change)
@@ -47,3 +53,11 @@ class EventDecoder:
             return record
         except UndecodableMessage as exc:
             raise PoisonMessage(undecodable_kind(exc), str(exc)) from exc
+
+
+def tombstone(message: RawMessage) -> ConsentKey:
+    """The consent a tombstone removes; a key that names none is poison."""
+    try:
+        return parse_consent_key((message.key or b"").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PoisonMessage(PoisonKind.UNDECODABLE, f"a tombstone whose key names no consent: {exc}") from exc

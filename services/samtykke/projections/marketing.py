@@ -6,8 +6,11 @@ valid-until against now(), so a lapsed grant leaves the list before the sweeper'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
+from samtykke.domain.consent_keys import ConsentKey
 from samtykke.domain.events import ConsentChanged
 from samtykke.domain.model import Mechanism
 from samtykke.domain.projection import change_key, guarded, latest_changes, marketing_consent
@@ -81,6 +84,9 @@ class MarketingProjection(Projection):
             ],
         )
         return Applied(fresh, len(subjects))
+
+    async def remove(self, conn: asyncpg.Connection, keys: Sequence[ConsentKey]) -> None:
+        await self.delete_consents(conn, "consents", keys)
 
     async def _stored_versions(
         self, conn: asyncpg.Connection, changes: list[ConsentChanged]

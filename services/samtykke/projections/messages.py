@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from samtykke.adapters.dead_letters import PoisonKind as PoisonKind
+from samtykke.domain.consent_keys import ConsentKey
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 
 TopicPartition = tuple[str, int]
@@ -43,9 +44,30 @@ class Batch:
     subjects: list[SubjectChanged] = field(default_factory=list)
     poison: list[tuple[RawMessage, PoisonMessage]] = field(default_factory=list)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
+    # consents whose tombstone arrived, each with the number of `changes` consumed before it
+    removals: list[tuple[int, ConsentKey]] = field(default_factory=list)
+
+    def add_removal(self, key: ConsentKey) -> None:
+        self.removals.append((len(self.changes), key))
+
+    def in_order(self) -> list[tuple[Batch, list[ConsentKey]]]:
+        """Steps to apply in turn: the changes consumed before a run of tombstones, then those
+        tombstones' consents to remove. Every change is applied (the analytics facts count each
+        one), and a change consumed after a tombstone of its consent survives it. The subjects go
+        with the first step."""
+        steps: list[tuple[Batch, list[ConsentKey]]] = []
+        start = 0
+        for at, key in self.removals:
+            if steps and at == start:
+                steps[-1][1].append(key)
+                continue
+            steps.append((Batch(changes=self.changes[start:at], subjects=[] if steps else self.subjects), [key]))
+            start = at
+        steps.append((Batch(changes=self.changes[start:], subjects=[] if steps else self.subjects), []))
+        return steps
 
     def __len__(self) -> int:
-        return len(self.changes) + len(self.subjects) + len(self.poison)
+        return len(self.changes) + len(self.subjects) + len(self.poison) + len(self.removals)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 import asyncpg
 
 from samtykke.domain.catalog import PurposeCatalog
+from samtykke.domain.consent_keys import ConsentKey
 from samtykke.domain.events import SubjectChanged
-from samtykke.domain.projection import latest_subjects
+from samtykke.domain.projection import NO_CHANNEL, latest_subjects
 
 from .messages import Applied, Batch
 
@@ -63,6 +64,21 @@ class Projection(abc.ABC):
     @abc.abstractmethod
     async def apply(self, conn: asyncpg.Connection, batch: Batch) -> Applied:
         """Apply a decoded batch inside the caller's transaction."""
+
+    @abc.abstractmethod
+    async def remove(self, conn: asyncpg.Connection, keys: Sequence[ConsentKey]) -> None:
+        """Forget these consents (their tombstones arrived), inside the caller's transaction."""
+
+    async def delete_consents(self, conn: asyncpg.Connection, table: str, keys: Sequence[ConsentKey]) -> None:
+        """Delete the rows of `keys` from a table keyed (subject_id, purpose, channel)."""
+        await conn.execute(
+            f"DELETE FROM {self.schema}.{table} t USING unnest($1::text[], $2::text[], $3::text[]) "
+            "AS k(subject_id, purpose, channel) "
+            "WHERE t.subject_id = k.subject_id AND t.purpose = k.purpose AND t.channel = k.channel",
+            [k.subject_id for k in keys],
+            [k.purpose for k in keys],
+            [k.channel or NO_CHANNEL for k in keys],
+        )
 
     async def fresh_subjects(
         self,

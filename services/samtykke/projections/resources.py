@@ -45,6 +45,7 @@ class ProjectorResources:
                 settings.topic_changes,
                 settings.topic_subjects,
                 settings.topic_partitions,
+                compaction_lag_ms=settings.documentation_retention_ms,
                 extra=[dead_letter_topic(domain.group(settings))],
             ),
             "topics",

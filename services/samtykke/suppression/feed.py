@@ -19,7 +19,9 @@ Ready: the start-up replay reached the end offsets seen at start, and a watermar
 
 Error policy: a message that cannot be decoded is poison — counted, logged by offset (never
 its content), sent to the DLQ as every consumer does (`adapters.dead_letters`), and its subject
-(the message key) is tainted so it is never allowed on what we missed. The registry failing,
+(the message key's subject) is tainted so it is never allowed on what we missed. A tombstone (a
+null value on the changes topic) is no poison: the consent its key names leaves the index; an
+erased subject stays blocked by its `consent.subjects` record. The registry failing,
 or not knowing a schema id, is transient: the message is retried with backoff while the index
 ages. An unreadable watermark is logged and skipped: it only leaves the index older. Kafka
 errors are retried by the client.
@@ -49,6 +51,7 @@ from samtykke.adapters.kafka import (
     idempotent_producer,
     present_partitions,
 )
+from samtykke.domain.consent_keys import parse_consent_key, subject_of_key
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.freshness import Completeness, Watermark
 from samtykke.domain.model import SubjectId
@@ -214,6 +217,13 @@ class TopicFeed:
     async def _apply(self, tp: TopicPartition, message: Any) -> None:
         now = time.time()
         try:
+            if tp.topic == self._changes and message.value is None:
+                # a tombstone: the consent was purged or its subject erased (whose subjects record
+                # keeps the block); a key naming no consent is poison like any unreadable record
+                self._index.remove_consent(parse_consent_key(message.key.decode("utf-8")), now)
+                self._metrics.applied.labels(tp.topic).inc()
+                self._index.advance(tp.topic, tp.partition, message.offset)
+                return
             record = await self._decode(tp.topic, message.value)
             if tp.topic == self._changes:
                 change = ConsentChanged.from_record(record)
@@ -244,7 +254,8 @@ class TopicFeed:
         reason = f"{type(exc).__name__}: {exc}"
         log.error("undecodable message at %s/%d@%d: %s", tp.topic, tp.partition, message.offset, reason[:300])
         self._metrics.undecodable.labels(tp.topic).inc()
-        self._index.taint(SubjectId(message.key.decode("utf-8", "replace")) if message.key else None)
+        key = message.key.decode("utf-8", "replace") if message.key else None
+        self._index.taint(SubjectId(subject_of_key(key)) if key else None)
         # a record that decodes but does not fit the event is undecodable too: no retry will help
         kind = undecodable_kind(exc) if isinstance(exc, UndecodableMessage) else PoisonKind.UNDECODABLE
         letter = dead_letter(message, kind, reason, CONSUMER, datetime.now(UTC))

@@ -8,6 +8,7 @@ Only the feed (which folds events in) and the `SuppressionGate` (everything else
 
 from __future__ import annotations
 
+from samtykke.domain.consent_keys import ConsentKey as RecordKey
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.model import SubjectId
 from samtykke.domain.registers import REGISTER_COUNTRY, Register, RegisterBook, RegisterSnapshot
@@ -62,6 +63,15 @@ class SuppressionIndex:
         if self.rules.apply_consent(state, event.purpose, event.channel, event.status, event.version, valid_until):
             if valid_until is not None and event.status == "granted":
                 self.lapses.add(state.subject_id, valid_until)
+            self._record(state, before, now)
+
+    def remove_consent(self, key: RecordKey, now: float) -> None:
+        """A tombstone: the consent leaves the index (a lapse scheduled for it finds nothing to do)."""
+        state = self.subjects.get(SubjectId(key.subject_id))
+        if state is None:
+            return
+        before = self._entries(state, now)
+        if self.rules.remove_consent(state, key.purpose, key.channel):
             self._record(state, before, now)
 
     def apply_subject(self, event: SubjectChanged, now: float) -> None:

@@ -80,7 +80,12 @@ async def ledger(conn: asyncpg.Connection) -> tuple[list[ConsentChanged], list[S
 
 
 def expected(domain: str, changes: list[ConsentChanged], subjects: list[SubjectChanged], key: bytes) -> Tables:
-    latest, people = latest_changes(changes), latest_subjects(subjects)
+    people = latest_subjects(subjects)
+    # erasure tombstones every consent of the subject: its consents and their history leave every
+    # projection; only analytics' status changes and daily counts keep what the changes once added
+    erased = {s.subject_id for s in people.values() if s.erased}
+    every, changes = changes, [c for c in changes if c.subject_id not in erased]
+    latest = latest_changes(changes)
     now = datetime.now(UTC)
     if domain == "marketing":
         rows = [r for r in (marketing_consent(CATALOG, c) for c in latest.values()) if r is not None]
@@ -126,14 +131,13 @@ def expected(domain: str, changes: list[ConsentChanged], subjects: list[SubjectC
                     c.country,
                     c.occurred_at,
                 )
-                for c in changes
+                for c in every
             },
-            "daily_status_changes": daily_deltas(changes),
+            "daily_status_changes": daily_deltas(every),
             "traffic_data_use": {
                 (p[s], purpose, by) for s, purpose, by in traffic_data_use(CATALOG, people, latest, now)
             },
         }
-    erased = {s.subject_id for s in people.values() if s.erased}
     return {
         "subjects": {
             s.subject_id: (s.kind, s.country, s.account_id, s.erased, s.version, s.occurred_at) for s in people.values()
@@ -237,7 +241,7 @@ async def actual(conn: asyncpg.Connection, domain: str) -> Tables:
             await q(
                 "SELECT subject_id, purpose, channel, version, event_id, status, previous_status, "
                 "occurred_at, recorded_at, valid_until, source, actor_kind, notice_version, "
-                "evidence_ref FROM {s}.timeline"
+                "evidence_on_file FROM {s}.timeline"
             ),
             4,
         ),

@@ -26,6 +26,7 @@ from samtykke.devstack.acls import projector_principal
 from samtykke.devstack.layout import StackLayout
 from samtykke.devstack.platform import PLATFORM_SERVICES, start_services
 from samtykke.devstack.process import DetachedProcess
+from samtykke.domain.consent_keys import consent_key
 
 from ..conftest import StackEndpoints
 
@@ -86,11 +87,13 @@ async def test_the_consent_service_publishes_as_its_own_principal(platform: Sett
                 },
             )
             assert granted.status_code == 201, granted.text
+        # the record is keyed by the consent: <subject>/<purpose>/<channel>
+        expected = consent_key(subject, "direct_marketing", "sms").encode()
         deadline, keys = time.monotonic() + 60, set[bytes]()
-        while subject.encode() not in keys and time.monotonic() < deadline:
+        while expected not in keys and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
             keys |= {record.key for records in batches.values() for record in records if record.key}
-        assert subject.encode() in keys, "the consent service's change never reached the topic"
+        assert expected in keys, "the consent service's change never reached the topic"
     finally:
         await consumer.stop()
 

@@ -120,9 +120,23 @@ CREATE TABLE IF NOT EXISTS consent.relay_leadership (
     renewed_at timestamptz NOT NULL
 );
 
+-- one-off data changes that have been applied, so a start-up does not scan for them again
+CREATE TABLE IF NOT EXISTS consent.applied_migrations (
+    name       text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- Outbox rows written before the topics stopped carrying evidence held the reference itself (kept 7
--- days after publishing, for ever when never published): keep only whether there was one.
-UPDATE consent.outbox SET payload = payload || '{"evidence_ref": null, "evidence_on_file": true}'::jsonb
- WHERE schema_name = 'ConsentChanged' AND payload->>'evidence_ref' IS NOT NULL;
-UPDATE consent.outbox_dead_letters SET payload = payload || '{"evidence_ref": null, "evidence_on_file": true}'::jsonb
- WHERE schema_name = 'ConsentChanged' AND payload->>'evidence_ref' IS NOT NULL;
+-- days after publishing, for ever when never published): keep only whether there was one. Rows
+-- written since never hold it, so this runs once, not at every start (it scans the outbox).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM consent.applied_migrations WHERE name = 'outbox-without-evidence') THEN
+        UPDATE consent.outbox SET payload = payload || '{"evidence_ref": null, "evidence_on_file": true}'::jsonb
+         WHERE schema_name = 'ConsentChanged' AND payload->>'evidence_ref' IS NOT NULL;
+        UPDATE consent.outbox_dead_letters
+           SET payload = payload || '{"evidence_ref": null, "evidence_on_file": true}'::jsonb
+         WHERE schema_name = 'ConsentChanged' AND payload->>'evidence_ref' IS NOT NULL;
+        INSERT INTO consent.applied_migrations (name) VALUES ('outbox-without-evidence');
+    END IF;
+END $$;

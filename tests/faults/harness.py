@@ -31,7 +31,6 @@ from pydantic import SecretStr
 
 from samtykke import devstack
 from samtykke.adapters.settings import Settings, get_settings
-from samtykke.consent.leadership import RELAY_LOCK
 from samtykke.devstack.kafka import KafkaBroker
 from samtykke.devstack.layout import StackLayout
 from samtykke.devstack.parts import Report
@@ -40,6 +39,7 @@ from samtykke.devstack.postgres import ROOT_CLUSTERS, PostgresCluster
 from samtykke.devstack.process import DetachedProcess, ServiceProcess, process_is_alive, samtykke_command
 from samtykke.devstack.registry import APICURIO_VERSION
 from tests.ports import free_ports
+from tests.relay_lock import terminate_relay_leader
 
 MAX_LAG_SECONDS = 3.0
 # invariant (a): a committed withdrawal is blocked by every replica within this bound
@@ -304,19 +304,8 @@ class FaultPlatform:
         return await asyncpg.connect(self.settings.database_url)
 
     async def terminate_relay_lock_session(self) -> int:
-        """Terminate the session holding the relay's advisory lock (bigint key: classid high, objid low)."""
-        conn = await self.owner()
-        try:
-            terminated: int = await conn.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
-                "WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1 "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                RELAY_LOCK >> 32,
-                RELAY_LOCK & 0xFFFFFFFF,
-            )
-            return terminated
-        finally:
-            await conn.close()
+        """Terminate the session holding the relay's advisory lock."""
+        return await terminate_relay_leader(self.settings.database_url)
 
     async def leader_epochs(self) -> dict[str, int]:
         """The relay leadership epoch each consent replica reports holding (0: none), from its metrics."""

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from samtykke.adapters.kafka import client_options, ensure_topic
@@ -24,7 +23,7 @@ from samtykke.consent.app import create_app
 from samtykke.devstack.process import samtykke_command
 from samtykke.domain.consent_keys import consent_key, subject_partition
 
-from .conftest import ADMIN, RunningConsent, ServerThread, consent_settings
+from .conftest import RunningConsent, ServerThread, consent_settings
 from .projections.conftest import ProjectionPlatform, platform, settings_env
 from .projections.oracle import actual, assert_equals_recomputation
 from .topic_reader import RawMessage, read_raw
@@ -50,13 +49,6 @@ def consent_server(stack: Any, fresh_database: str, topic_names: Any) -> Iterato
     )
     with ServerThread(create_app(settings), settings.consent_port):
         yield settings
-
-
-@pytest.fixture
-async def consent(consent_server: Settings) -> AsyncIterator[RunningConsent]:
-    url = f"http://127.0.0.1:{consent_server.consent_port}"
-    async with httpx.AsyncClient(base_url=url, headers=ADMIN, timeout=30) as client:
-        yield RunningConsent(url, consent_server, client)
 
 
 async def register(consent: RunningConsent, n: int) -> str:

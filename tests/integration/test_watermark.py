@@ -26,8 +26,8 @@ from samtykke.adapters.kafka import assign_all, client_options
 from samtykke.adapters.settings import Settings
 from samtykke.consent import service as consent_service
 from samtykke.consent.app import create_app
-from samtykke.consent.leadership import RELAY_LOCK
 from samtykke.domain.freshness import Watermark
+from tests.relay_lock import terminate_relay_leader
 
 from .conftest import ADMIN, RunningConsent, ServerThread
 from .test_consent_service import batch, own_settings, register
@@ -282,22 +282,6 @@ async def test_two_relays_never_both_publish_when_the_leaders_lock_session_is_te
     assert len(seen) == subjects_count * rounds
     for subject in subjects:
         assert first_seen[subject] == list(range(1, rounds + 1))
-
-
-async def terminate_relay_leader(database_url: str) -> int:
-    """Terminate the session holding the relay lock (a bigint advisory key: classid high, objid low)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        terminated: int = await conn.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
-            "WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1 "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            RELAY_LOCK >> 32,
-            RELAY_LOCK & 0xFFFFFFFF,
-        )
-        return terminated
-    finally:
-        await conn.close()
 
 
 async def test_a_decision_without_occurred_at_takes_the_database_time(

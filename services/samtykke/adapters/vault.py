@@ -7,9 +7,19 @@ retired keys can go.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+def derived_fernet(secret: str, label: bytes) -> Fernet:
+    """A Fernet key derived from a configured secret with HKDF-SHA256; `label` keeps the keys of different
+    uses (and payload layouts) apart, so one secret never opens another use's tokens."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(derived))
 
 
 class IdentifierVault:

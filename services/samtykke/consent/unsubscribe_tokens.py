@@ -9,16 +9,14 @@ Retired keys still open (MultiFernet), so a key rotation does not break the link
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.fernet import InvalidToken, MultiFernet
 
+from samtykke.adapters.vault import derived_fernet
 from samtykke.domain.model import Channel
 
 # a new layout of the payload gets a new label, so an old key can never open it as the old one
@@ -42,14 +40,9 @@ class UnsubscribeTarget:
     expires_at: datetime
 
 
-def _fernet(secret: str) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KDF_INFO).derive(secret.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
 class UnsubscribeTokens:
     def __init__(self, key: str, retired: Sequence[str] = ()) -> None:
-        self._fernet = MultiFernet([_fernet(k) for k in (key, *retired)])
+        self._fernet = MultiFernet([derived_fernet(k, _KDF_INFO) for k in (key, *retired)])
 
     def mint(self, target: UnsubscribeTarget) -> str:
         payload = {

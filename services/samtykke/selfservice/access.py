@@ -13,7 +13,6 @@ on purpose: any replica can open them, and nothing grows with the number of visi
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -24,9 +23,8 @@ from enum import StrEnum
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from samtykke.adapters.vault import derived_fernet
 from samtykke.domain.model import ActorKind, SubjectKind
 
 MAX_TOKEN_CHARS = 1024
@@ -70,15 +68,10 @@ class Grant:
     session_id: str = ""  # set on sessions only
 
 
-def _fernet(secret: str, label: bytes) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(secret.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
 class SelfServiceAccess:
     def __init__(self, key: str) -> None:
-        self._links = _fernet(key, b"samtykke self-service link v1")
-        self._sessions = _fernet(key, b"samtykke self-service session v1")
+        self._links = derived_fernet(key, b"samtykke self-service link v1")
+        self._sessions = derived_fernet(key, b"samtykke self-service session v1")
         self._csrf_key = hashlib.sha256(b"samtykke self-service csrf v1|" + key.encode()).digest()
 
     def mint_link(self, grant: Grant) -> str:

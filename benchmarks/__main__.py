@@ -5,6 +5,7 @@
     python -m benchmarks projections    projector throughput and latency beside a raw consumer
     python -m benchmarks suppression    bulk and single checks beside a PostgreSQL `= ANY($1)` lookup
     python -m benchmarks registers      a register import into a large index: event-loop stalls and index age
+    python -m benchmarks compaction     topic size and rebuild of every read model, before and after compaction
 
 Run from a checkout: the benchmarks live beside `tests/`, outside the runtime package.
 """
@@ -67,6 +68,12 @@ def registers(args: argparse.Namespace) -> int:
     return 0
 
 
+def compaction(args: argparse.Namespace) -> int:
+    from benchmarks import compaction as benchmark
+
+    return benchmark.main(get_settings(), args.events, args.changes, args.per_subject)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="samtykke benchmarks")
     actions = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -116,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     imports = actions.add_parser("registers", help="a register import into a large index, beside parsing alone")
     imports.add_argument("--subjects", type=int, default=1_000_000, help="indexed subjects, all listed by the file")
     imports.set_defaults(handler=registers)
+
+    compacted = actions.add_parser(
+        "compaction", help="size and rebuild time of consent.changes before/after compaction"
+    )
+    compacted.add_argument("--events", type=int, default=1_000_000, help="ConsentChanged events in the history")
+    compacted.add_argument("--changes", type=int, default=5, help="changes of every consent")
+    compacted.add_argument("--per-subject", type=int, default=5, help="consents of every subject")
+    compacted.set_defaults(handler=compaction)
     return parser
 
 

@@ -17,12 +17,14 @@ from samtykke.devstack.process import ServiceProcess
 REPLAY_TIMEOUT_SECONDS = 1800.0
 
 
-def suppression_service(topics: tuple[str, str], port: int) -> ServiceProcess:
-    """`samtykke suppression serve` on given topics, ready when /ready says so (`ready_after`)."""
+def suppression_service(topics: tuple[str, str], port: int, watermarks: str) -> ServiceProcess:
+    """`samtykke suppression serve` on given topics and their watermarks (`benchmarks.watermarks`),
+    ready when /ready says so (`ready_after`)."""
     env = dict(
         os.environ,
         SAMTYKKE_TOPIC_CHANGES=topics[0],
         SAMTYKKE_TOPIC_SUBJECTS=topics[1],
+        SAMTYKKE_TOPIC_WATERMARKS=watermarks,
         SAMTYKKE_SUPPRESSION_PORT=str(port),
         SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS="30",
         SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE="100000000",

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from benchmarks.percentiles import percentile
 from benchmarks.service_process import drive_open_loop, raw_http_check, resident_bytes, suppression_service
+from benchmarks.watermarks import bench_watermarks
 from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options, ensure_topics, idempotent_producer
 from samtykke.adapters.settings import Settings
@@ -210,9 +211,15 @@ async def run(settings: Settings, n: int, rate: int, seconds: float) -> str:
     lines = [f"suppression bench: {n:,} subjects (10 % blocked), published {2 * n:,} events in {publish_s:.1f}s"]
     empty = (f"{prefix}-empty.consent.changes", f"{prefix}-empty.consent.subjects")
     await ensure_topics(client_options(settings), empty[0], empty[1], 6)
-    async with suppression_service(empty, settings.suppression_port + 51) as idle:
+    async with (
+        bench_watermarks(settings, empty) as watermarks,
+        suppression_service(empty, settings.suppression_port + 51, watermarks) as idle,
+    ):
         idle_rss = resident_bytes(idle)
-    async with suppression_service(topics, settings.suppression_port + 50) as service:
+    async with (
+        bench_watermarks(settings, topics) as watermarks,
+        suppression_service(topics, settings.suppression_port + 50, watermarks) as service,
+    ):
         lines.append(
             f"replay at start: {2 * n:,} events in {service.ready_after:.1f}s "
             f"({2 * n / service.ready_after:,.0f} events/s until /ready)"

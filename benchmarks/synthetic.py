@@ -14,6 +14,7 @@ from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options
 from samtykke.adapters.settings import Settings
 from samtykke.domain.catalog import load_catalog
+from samtykke.domain.consent_keys import consent_key, subject_partition
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.model import SubjectKind
 
@@ -55,8 +56,11 @@ class SyntheticHistory:
         )
 
     def change(self, subject_id: str | None = None) -> ConsentChanged:
-        subject_id = subject_id or self._rng.choice(self.subjects)
         purpose, channel = self._rng.choice(KINDS["consumer"])
+        return self.change_of(subject_id or self._rng.choice(self.subjects), purpose, channel)
+
+    def change_of(self, subject_id: str, purpose: str, channel: str | None) -> ConsentChanged:
+        """The next change of one consent (its version continues the consent's last)."""
         version, previous = self._versions.get((subject_id, purpose, channel), (0, None))
         status = self._rng.choice(STATUSES)
         self._versions[(subject_id, purpose, channel)] = (version + 1, status)
@@ -120,9 +124,15 @@ class SyntheticProducer:
             if isinstance(event, ConsentChanged)
             else (self.subjects, self._settings.topic_subjects)
         )
-        self._pending.append(
-            await self._producer.send(topic, encoder.encode(event.as_record()), key=event.subject_id.encode())
+        # keyed and partitioned as the relay does: by consent, on its subject's partition
+        key = (
+            consent_key(event.subject_id, event.purpose, event.channel)
+            if isinstance(event, ConsentChanged)
+            else event.subject_id
         )
+        partition = subject_partition(key, self._settings.topic_partitions)
+        value = encoder.encode(event.as_record())
+        self._pending.append(await self._producer.send(topic, value, key=key.encode(), partition=partition))
         if len(self._pending) >= 5000:
             await self.flush()
 

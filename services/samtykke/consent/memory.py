@@ -17,6 +17,7 @@ from typing import Any
 from samtykke.domain.consent import ConsentRecord
 from samtykke.domain.consent_keys import consent_key, subject_of_key
 from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.holdings import ReleaseReason
 from samtykke.domain.model import ActorKind, Channel, ConsentStatus, PurposeCode, Source
 
 from .errors import SubjectNotFound
@@ -127,7 +128,7 @@ class MemoryUnitOfWork(_Reads):
         row = self._t.subjects.get(subject_id)
         if row is None:
             raise SubjectNotFound(subject_id)
-        self._end_holdings(row, _HELD, "erased", at)
+        self._end_holdings(row, _HELD, ReleaseReason.ERASED.value, at)
         erased = self._t.subjects[subject_id] = replace(
             row,
             phone_enc=None,
@@ -158,13 +159,12 @@ class MemoryUnitOfWork(_Reads):
         return released
 
     def _end_holdings(self, row: SubjectRow, kinds: Sequence[IdentifierKind], reason: str | None, at: datetime) -> None:
+        """Record the end of each held kind, once (the primary key of PostgreSQL's table)."""
+        recorded = {(h.subject_id, h.kind, h.since) for h in self._t.holdings}
         for kind in kinds:
             digest = row.digest(kind) if kind in _HELD else None
-            ended = EndedHolding(row.subject_id, kind, digest or "", row.created_at, at, reason)
-            if digest is not None and not any(
-                (h.subject_id, h.kind, h.since) == (ended.subject_id, kind, ended.since) for h in self._t.holdings
-            ):
-                self._t.holdings.append(ended)
+            if digest is not None and (row.subject_id, kind, row.created_at) not in recorded:
+                self._t.holdings.append(EndedHolding(row.subject_id, kind, digest, row.created_at, at, reason))
 
     async def save_changes(
         self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str, client_id: str | None = None

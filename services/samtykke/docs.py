@@ -279,7 +279,9 @@ def asyncapi_document(settings: Settings) -> Document:
         ),
         "consentSubjects": _channel(
             topics["consentSubjects"],
-            f"One {subjects} per change of a subject's shape; identifiers only as keyed hashes.",
+            f"One {subjects} per change of a subject's shape; identifiers only as keyed hashes. A phone or e-mail "
+            "the subject stops holding (erasure, release, port-out) moves to `released` with since and until: "
+            "numbers are recycled, so a reader resolves one to whoever held it at a given time.",
             [subjects],
         ),
         "consentWatermarks": _channel(
@@ -411,7 +413,10 @@ def asyncapi_document(settings: Settings) -> Document:
     messages = {
         changes: _consent_message(changes, settings),
         subjects: _avro_message(
-            subjects, settings, "A subject's kind, country, account, identifier hashes, erased flag."
+            subjects,
+            settings,
+            "A subject's kind, country, account, identifier hashes held now and since when, the ones it held "
+            "before, erased flag.",
         ),
         "Watermark": _avro_message(
             "Watermark", settings, "Every change committed before `through` is below these offsets."

@@ -227,6 +227,57 @@ async def test_erasure_keeps_hashes_but_no_identifier_in_clear(consent: RunningC
     assert [s["erased"] for s in subjects] == [False, True]
 
 
+async def test_a_released_phone_leaves_the_subject_and_its_record_keeps_only_the_hash(
+    consent: RunningConsent,
+) -> None:
+    subject = await register(consent)
+    path = f"/v1/subjects/{subject}/identifiers/release"
+    reader = {"Authorization": "Bearer dev-reader"}
+    assert (await consent.client.post(path, json={"identifiers": ["phone"]}, headers=reader)).status_code == 403
+    twice = await consent.client.post(path, json={"identifiers": ["phone", "phone"]})
+    assert twice.status_code == 422 and "identifiers" in twice.text
+    unknown = await consent.client.post(path, json={"identifiers": ["phone"], "reason": "moved"})
+    assert unknown.status_code == 422 and "reason" in unknown.text
+
+    released = await consent.client.post(path, json={"identifiers": ["phone"], "reason": "ported_out"})
+    assert released.status_code == 200, released.text
+    assert released.json()["has_identifiers"] == {"phone": False, "email": True, "national_id": True}
+    assert released.json()["identifiers"]["phone"] is None
+    assert (await consent.client.post("/v1/subjects/lookup", json={"phone": "+4520304050"})).json() == {
+        "subject_ids": []
+    }
+    again = await consent.client.post(path, json={"identifiers": ["phone", "email"]})
+    assert again.status_code == 409 and "no phone" in again.text
+    assert (await consent.client.post(f"/v1/subjects/{subject}/erasure")).status_code == 200
+    assert (await consent.client.post(path, json={"identifiers": ["email"]})).status_code == 409
+
+    await consent.wait_outbox_empty()
+    settings = consent.settings
+    raw = await read_raw(client_options(settings), settings.topic_subjects, 3)
+    for clear in CLEAR:
+        assert not any(clear.encode() in (m.value or b"") for m in raw), clear
+    registered, ported, erased = await decode_all(settings.registry_url, raw)
+    assert registered["phone_since"] is not None and registered["released"] == []
+    assert (ported["phone_hash"], ported["phone_since"], ported["email_hash"]) == (
+        None,
+        None,
+        registered["email_hash"],
+    )
+    [phone] = ported["released"]
+    assert (phone["kind"], phone["hash"], phone["since"], phone["reason"]) == (
+        "phone",
+        registered["phone_hash"],
+        registered["phone_since"],
+        "ported_out",
+    )
+    assert phone["until"] > phone["since"]
+    assert (erased["erased"], erased["phone_hash"], erased["email_hash"]) == (True, None, None)
+    assert [(r["kind"], r["hash"], r["reason"]) for r in erased["released"]] == [
+        ("phone", registered["phone_hash"], "ported_out"),
+        ("email", registered["email_hash"], "erased"),
+    ]
+
+
 async def test_state_history_and_as_of(consent: RunningConsent) -> None:
     subject = await register(consent)
     t0 = datetime.now(UTC) - timedelta(days=10)

@@ -20,6 +20,7 @@ from samtykke.consent.ports import (
     AlreadyStored,
     ConsentStore,
     CurrentConsent,
+    EndedHolding,
     IdentifierKind,
     StoredResponse,
     SubjectRow,
@@ -181,6 +182,53 @@ async def test_erasure_drops_clear_identifiers_evidence_and_responses_but_keeps_
     async with store.transaction() as uow:
         assert await uow.stored_response("key-row-0001") is None
         assert await uow.stored_response("key-other-01") is not None
+
+
+async def test_erasure_ends_the_hold_on_phone_and_email_and_keeps_the_hashes(store: ConsentStore) -> None:
+    row, bystander = subject_row(phone="p1", email="e1", national_id="n1"), subject_row(phone="p2")
+    await registered(store, row, bystander)
+    assert await store.ended_holdings(row.subject_id) == []
+    at = T0 + timedelta(days=3)
+    async with store.transaction() as uow:
+        await uow.erase_subject(row.subject_id, at)
+        assert len(await uow.ended_holdings(row.subject_id)) == 2  # visible inside the unit of work
+    assert await store.ended_holdings(row.subject_id) == [
+        EndedHolding(row.subject_id, IdentifierKind.EMAIL, "e1", T0, at, "erased"),
+        EndedHolding(row.subject_id, IdentifierKind.PHONE, "p1", T0, at, "erased"),
+    ]
+    assert await store.ended_holdings(bystander.subject_id) == []
+
+
+async def test_a_released_identifier_leaves_the_subject_and_is_recorded_as_ended(store: ConsentStore) -> None:
+    row = subject_row(phone="p1", email="e1", national_id="n1")
+    await registered(store, row)
+    ported, ended = T0 + timedelta(days=10), T0 + timedelta(days=20)
+
+    async with store.transaction() as uow:
+        released = await uow.release_identifiers(row.subject_id, [IdentifierKind.PHONE], "ported_out", ported)
+    assert released == await store.subject(row.subject_id)
+    assert (released.phone_hash, released.phone_enc) == (None, None)
+    assert (released.email_hash, released.email_enc, released.national_id_hash) == ("e1", b"sealed email", "n1")
+    assert (released.version, released.updated_at, released.erased_at) == (2, ported, None)
+    assert await store.find_subjects(IdentifierKind.PHONE, "p1") == []
+    async with store.transaction() as uow:
+        again = await uow.release_identifiers(row.subject_id, [IdentifierKind.PHONE, IdentifierKind.EMAIL], None, ended)
+    assert (again.phone_hash, again.email_hash, again.version) == (None, None, 3)
+    assert await store.ended_holdings(row.subject_id) == [
+        EndedHolding(row.subject_id, IdentifierKind.PHONE, "p1", T0, ported, "ported_out"),
+        EndedHolding(row.subject_id, IdentifierKind.EMAIL, "e1", T0, ended, None),
+    ]
+
+
+async def test_a_rolled_back_release_leaves_no_trace(store: ConsentStore) -> None:
+    row = subject_row(phone="p1")
+    await registered(store, row)
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as uow:
+            await uow.release_identifiers(row.subject_id, [IdentifierKind.PHONE], "subscription_ended", T0)
+            raise RuntimeError("the request failed after the release")
+    assert (await store.subject(row.subject_id)) == row
+    assert await store.ended_holdings(row.subject_id) == []
 
 
 # -- changes and the outbox --------------------------------------------------------------------------------

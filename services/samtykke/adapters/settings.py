@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from samtykke.domain.holdings import DEFAULT_QUARANTINE_DAYS
+
 # the Avro schemas ship inside the package, so an installed copy needs no checkout
 PACKAGED_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "avro"
 
@@ -352,6 +354,13 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         description="Fail closed: past this index age every decision is blocked with reason `stale`.",
+    )
+    identifier_quarantine_days: float = Field(
+        default=DEFAULT_QUARANTINE_DAYS,
+        ge=0,
+        description="After a subject stops holding a phone or e-mail (erased, released, ported out), a check by "
+        "it stays blocked this long (`erased` / `released`) before a later holder's own consent governs; "
+        "90 days is the usual wait before an operator recycles a number.",
     )
     suppression_stale_response: Literal["block", "503"] = Field(
         default="block",

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from samtykke.adapters.auth import Principal, ScopeRequired, require
 from samtykke.adapters.problems import install_problem_handlers, problem
 from samtykke.domain.consent import ConsentRecord, Decision
+from samtykke.domain.holdings import ReleaseReason
 from samtykke.domain.model import Country
 
 from .errors import Conflict, RulesBroken, SubjectNotFound
@@ -30,6 +31,7 @@ from .schemas import (
     LedgerEntryOut,
     LookupIn,
     LookupOut,
+    ReleaseIn,
     SubjectIn,
     SubjectOut,
     UsageIn,
@@ -247,6 +249,22 @@ async def report_usage(
 @router.post("/subjects/{subject_id}/erasure", response_model=SubjectOut, summary="Erase identifiers, stay suppressed")
 async def erase(subject_id: UUID, svc: Service, _: Principal = Depends(require("subjects:erase"))) -> SubjectOut:
     return _subject_out(svc, await svc.erase(str(subject_id)), reveal=False)
+
+
+@router.post(
+    "/subjects/{subject_id}/identifiers/release",
+    response_model=SubjectOut,
+    summary="The subject no longer holds its phone or e-mail (subscription ended, number ported out)",
+    responses={404: {"description": "Unknown subject"}, 409: {"description": "Subject erased, or not holding it"}},
+)
+async def release_identifiers(
+    subject_id: UUID, body: ReleaseIn, svc: Service, who: Principal = Depends(require("consent:write"))
+) -> SubjectOut:
+    """The subject stays; the identifier leaves it. A check by that phone or e-mail answers `released`
+    for the time the subject held it and the quarantine after, then a later holder's own decisions."""
+    kinds = [IdentifierKind(k) for k in body.identifiers]
+    row = await svc.release_identifiers(str(subject_id), kinds, ReleaseReason(body.reason) if body.reason else None)
+    return _subject_out(svc, row, who.has("identifiers:read"))
 
 
 @router.get("/subjects/{subject_id}/export", response_model=AccessExportOut, summary="Everything held about a subject")

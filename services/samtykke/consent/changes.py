@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
 from samtykke.domain.consent import ConsentRecord, Decision
-from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.events import ConsentChanged, ReleasedIdentifier, SubjectChanged
 from samtykke.domain.model import ActorKind, Source
 
-from .ports import SubjectRow
+from .ports import EndedHolding, SubjectRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +59,28 @@ def consent_changed(
     )
 
 
-def subject_changed(row: SubjectRow, at: datetime) -> SubjectChanged:
+def subject_changed(row: SubjectRow, at: datetime, ended: Sequence[EndedHolding] = ()) -> SubjectChanged:
+    """The subject's record on the compacted topic: it carries every holding the subject ended, since
+    compaction keeps only this latest record. An erased subject holds no phone or e-mail any more:
+    its hashes are among the ended holdings, which keep it blocked by them for the quarantine."""
+    phone = None if row.erased_at else row.phone_hash
+    email = None if row.erased_at else row.email_hash
     return SubjectChanged(
         event_id=str(uuid4()),
         subject_id=row.subject_id,
         kind=row.kind.value,
         country=row.country,
         account_id=row.account_id,
-        phone_hash=row.phone_hash,
-        email_hash=row.email_hash,
+        phone_hash=phone,
+        email_hash=email,
         national_id_hash=row.national_id_hash,
         erased=row.erased_at is not None,
         version=row.version,
         occurred_at=at,
+        # a subject's current phone and e-mail are held since it registered: nothing changes them later
+        phone_since=row.created_at if phone else None,
+        email_since=row.created_at if email else None,
+        released=tuple(ReleasedIdentifier(h.kind.value, h.hash, h.since, h.until, h.reason) for h in ended),
     )
 
 

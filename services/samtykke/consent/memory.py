@@ -17,6 +17,7 @@ from typing import Any
 from samtykke.domain.consent import ConsentRecord
 from samtykke.domain.consent_keys import consent_key, subject_of_key
 from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.holdings import ReleaseReason
 from samtykke.domain.model import ActorKind, Channel, ConsentStatus, PurposeCode, Source
 
 from .errors import SubjectNotFound
@@ -27,6 +28,7 @@ from .ports import (
     ConsentUnitOfWork,
     CurrentConsent,
     DeadLetteredMessage,
+    EndedHolding,
     IdentifierKind,
     LedgerEntry,
     OutboxMessage,
@@ -35,6 +37,7 @@ from .ports import (
     SubjectRow,
 )
 
+_HELD = (IdentifierKind.PHONE, IdentifierKind.EMAIL)  # what changes hands; a national id never does
 ConsentKey = tuple[str, str, str]  # subject, purpose, channel ('' for none), ordered as PostgreSQL does
 
 
@@ -56,6 +59,7 @@ class _Tables:
     outbox: list[tuple[OutboxMessage, datetime | None]] = field(default_factory=list)  # message, published at
     dead_letters: dict[int, DeadLetteredMessage] = field(default_factory=dict)
     responses: dict[str, StoredResponse] = field(default_factory=dict)
+    holdings: list[EndedHolding] = field(default_factory=list)
     last_seq: int = 0
     last_outbox_id: int = 0
 
@@ -69,6 +73,7 @@ class _Tables:
             outbox=list(self.outbox),
             dead_letters=dict(self.dead_letters),
             responses=dict(self.responses),
+            holdings=list(self.holdings),
         )
 
 
@@ -101,6 +106,10 @@ class _Reads:
     async def ledger(self, subject_id: str) -> list[LedgerEntry]:
         return [entry for entry in self._tables().ledger if entry.subject_id == subject_id]
 
+    async def ended_holdings(self, subject_id: str) -> list[EndedHolding]:
+        mine = [h for h in self._tables().holdings if h.subject_id == subject_id]
+        return sorted(mine, key=lambda h: (h.until, h.kind.value))
+
 
 class MemoryUnitOfWork(_Reads):
     def __init__(self, tables: _Tables, clock: Callable[[], datetime]) -> None:
@@ -119,6 +128,7 @@ class MemoryUnitOfWork(_Reads):
         row = self._t.subjects.get(subject_id)
         if row is None:
             raise SubjectNotFound(subject_id)
+        self._end_holdings(row, _HELD, ReleaseReason.ERASED.value, at)
         erased = self._t.subjects[subject_id] = replace(
             row,
             phone_enc=None,
@@ -133,6 +143,28 @@ class MemoryUnitOfWork(_Reads):
         ]
         self._t.responses = {k: r for k, r in self._t.responses.items() if r.subject_id != subject_id}
         return erased
+
+    async def release_identifiers(
+        self, subject_id: str, kinds: Sequence[IdentifierKind], reason: str | None, at: datetime
+    ) -> SubjectRow:
+        row = self._t.subjects.get(subject_id)
+        if row is None:
+            raise SubjectNotFound(subject_id)
+        self._end_holdings(row, kinds, reason, at)
+        cleared: dict[str, Any] = {}
+        for kind in kinds:
+            if kind in _HELD:
+                cleared |= {f"{kind.value}_hash": None, f"{kind.value}_enc": None}
+        released = self._t.subjects[subject_id] = replace(row, **cleared, updated_at=at, version=row.version + 1)
+        return released
+
+    def _end_holdings(self, row: SubjectRow, kinds: Sequence[IdentifierKind], reason: str | None, at: datetime) -> None:
+        """Record the end of each held kind, once (the primary key of PostgreSQL's table)."""
+        recorded = {(h.subject_id, h.kind, h.since) for h in self._t.holdings}
+        for kind in kinds:
+            digest = row.digest(kind) if kind in _HELD else None
+            if digest is not None and (row.subject_id, kind, row.created_at) not in recorded:
+                self._t.holdings.append(EndedHolding(row.subject_id, kind, digest, row.created_at, at, reason))
 
     async def save_changes(
         self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str, client_id: str | None = None

@@ -61,6 +61,19 @@ class SubjectRow:
 
 
 @dataclass(frozen=True, slots=True)
+class EndedHolding:
+    """A phone or e-mail a subject held from `since` and stopped holding at `until` (erased,
+    released, replaced): by its keyed hash only, so a recycled number's check knows its past."""
+
+    subject_id: str
+    kind: IdentifierKind  # phone or e-mail
+    hash: str
+    since: datetime
+    until: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CurrentConsent:
     """The current state of one (subject, purpose, channel) and how it was last recorded."""
 
@@ -167,6 +180,10 @@ class ConsentReads(Protocol):
         """The subject's documented changes in the order they were recorded."""
         ...
 
+    async def ended_holdings(self, subject_id: str) -> list[EndedHolding]:
+        """The phones and e-mails the subject no longer holds, by when it stopped, then kind."""
+        ...
+
 
 class ConsentUnitOfWork(ConsentReads, Protocol):
     async def lock_subject(self, subject_id: str) -> SubjectRow | None:
@@ -180,7 +197,16 @@ class ConsentUnitOfWork(ConsentReads, Protocol):
 
     async def erase_subject(self, subject_id: str, at: datetime) -> SubjectRow:
         """Drop the clear identifiers, ledger evidence and actor refs and stored responses;
-        keep the hashes so suppression survives erasure. Returns the subject afterwards."""
+        keep the hashes so suppression survives erasure, and record that the subject's hold on its
+        phone and e-mail ended at `at`. Returns the subject afterwards."""
+        ...
+
+    async def release_identifiers(
+        self, subject_id: str, kinds: Sequence[IdentifierKind], reason: str | None, at: datetime
+    ) -> SubjectRow:
+        """End the subject's hold on each phone / e-mail of `kinds` it holds (recorded as an ended
+        holding, by hash) and clear that hash and its sealed value from the subject. Returns the
+        subject afterwards, its version increased."""
         ...
 
     async def save_changes(

@@ -140,3 +140,32 @@ BEGIN
         INSERT INTO consent.applied_migrations (name) VALUES ('outbox-without-evidence');
     END IF;
 END $$;
+
+-- Phones and e-mails a subject held and no longer holds (erased, released when a subscription ended
+-- or the number was ported out, replaced), by keyed hash only: numbers are recycled, so a check by
+-- one answers with this subject's block from `since` to `until` (and the gate's quarantine), and
+-- with the later holder's own decisions after that. The identifier a subject holds now is on
+-- consent.subjects, held since the subject registered.
+CREATE TABLE IF NOT EXISTS consent.identifier_holdings (
+    subject_id  uuid NOT NULL REFERENCES consent.subjects,
+    kind        text NOT NULL CHECK (kind IN ('phone', 'email')),
+    hash        text NOT NULL,
+    since       timestamptz NOT NULL,
+    until       timestamptz NOT NULL,
+    reason      text,
+    PRIMARY KEY (subject_id, kind, since)
+);
+CREATE INDEX IF NOT EXISTS identifier_holdings_hash ON consent.identifier_holdings (hash);
+
+-- Subjects erased before holdings were recorded held their phone and e-mail until their erasure.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM consent.applied_migrations WHERE name = 'identifier-holdings-of-erased') THEN
+        INSERT INTO consent.identifier_holdings (subject_id, kind, hash, since, until, reason)
+        SELECT s.subject_id, v.kind, v.hash, s.created_at, s.erased_at, 'erased'
+          FROM consent.subjects s, LATERAL (VALUES ('phone', s.phone_hash), ('email', s.email_hash)) AS v(kind, hash)
+         WHERE s.erased_at IS NOT NULL AND v.hash IS NOT NULL
+        ON CONFLICT DO NOTHING;
+        INSERT INTO consent.applied_migrations (name) VALUES ('identifier-holdings-of-erased');
+    END IF;
+END $$;

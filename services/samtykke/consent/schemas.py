@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -63,6 +63,21 @@ class LookupIn(Strict):
 
 class LookupOut(BaseModel):
     subject_ids: list[str]
+
+
+class ReleaseIn(Strict):
+    identifiers: list[Literal["phone", "email"]] = Field(
+        min_length=1, max_length=2, description="Which of the subject's identifiers it no longer holds"
+    )
+    reason: Literal["subscription_ended", "ported_out"] | None = Field(
+        None, description="Why: the subscription ended, or the number was ported to another operator"
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ReleaseIn:
+        if len(set(self.identifiers)) != len(self.identifiers):
+            raise problems.field_rule("identifiers", "name each identifier once")
+        return self
 
 
 class ActorIn(Strict):

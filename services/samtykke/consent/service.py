@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from samtykke.domain.consent import (
 )
 from samtykke.domain.consent_keys import consent_key
 from samtykke.domain.events import ConsentChanged
+from samtykke.domain.holdings import ReleaseReason
 from samtykke.domain.identifiers import (
     InvalidIdentifier,
     identifier_hash,
@@ -194,7 +196,25 @@ class ConsentService:
                 consents = await uow.consents(subject_id)
                 keys = [consent_key(subject_id, c.record.purpose, c.record.channel) for c in consents]
                 await uow.enqueue_tombstones(self._changes, keys)
-                await uow.enqueue_subject(self._subjects, subject_changed(row, now))
+                ended = await uow.ended_holdings(subject_id)
+                await uow.enqueue_subject(self._subjects, subject_changed(row, now, ended))
+        return row
+
+    async def release_identifiers(
+        self, subject_id: str, kinds: Sequence[IdentifierKind], reason: ReleaseReason | None
+    ) -> SubjectRow:
+        """The subject stops holding its phone and/or e-mail (the subscription ended, the number was
+        ported out): the subject stays, the identifier leaves it, and the gate answers a check by it
+        with this subject's block only until the quarantine is over."""
+        async with self._store.transaction() as uow:
+            row = await self._lock_live_subject(uow, subject_id)
+            missing = [k for k in kinds if row.digest(k) is None]
+            if missing:
+                raise Conflict(f"the subject holds no {' and no '.join(k.value for k in missing)} to release")
+            now = await uow.now()
+            row = await uow.release_identifiers(subject_id, kinds, reason.value if reason else None, now)
+            ended = await uow.ended_holdings(subject_id)
+            await uow.enqueue_subject(self._subjects, subject_changed(row, now, ended))
         return row
 
     # -- consents ---------------------------------------------------------------

@@ -27,6 +27,7 @@ from .ports import (
     AlreadyStored,
     ConsentUnitOfWork,
     CurrentConsent,
+    EndedHolding,
     IdentifierKind,
     LedgerEntry,
     StoredResponse,
@@ -39,9 +40,11 @@ from .store_sql import (
     DOCUMENTED_WITHDRAWALS_AFTER,
     ERASE_SUBJECT,
     FIND_SUBJECTS,
+    HOLDING_COLUMNS,
     LEDGER_COLUMNS,
     LEDGER_TYPES,
     PURGE_DOCUMENTATION,
+    RELEASE_IDENTIFIERS,
     SAVE_CHANGES,
     SUBJECT_COLUMNS,
 )
@@ -112,6 +115,11 @@ def _ledger_entry(row: asyncpg.Record) -> LedgerEntry:
     )
 
 
+def _holding(row: asyncpg.Record) -> EndedHolding:
+    values = dict(row)
+    return EndedHolding(**values | {"subject_id": str(row["subject_id"]), "kind": IdentifierKind(row["kind"])})
+
+
 class _Reads:
     """The lock-free reads, on a pool (each its own statement) or inside a unit of work's connection."""
 
@@ -152,6 +160,14 @@ class _Reads:
         )
         return [_ledger_entry(r) for r in rows]
 
+    async def ended_holdings(self, subject_id: str) -> list[EndedHolding]:
+        rows = await self._db.fetch(
+            f"SELECT {HOLDING_COLUMNS} FROM consent.identifier_holdings WHERE subject_id = $1 "
+            'ORDER BY until, kind COLLATE "C"',
+            UUID(subject_id),
+        )
+        return [_holding(r) for r in rows]
+
 
 class PostgresUnitOfWork(_Reads):
     def __init__(self, conn: asyncpg.Connection) -> None:
@@ -191,6 +207,15 @@ class PostgresUnitOfWork(_Reads):
 
     async def erase_subject(self, subject_id: str, at: datetime) -> SubjectRow:
         row = await self._conn.fetchrow(ERASE_SUBJECT, UUID(subject_id), at)
+        if row is None:
+            raise SubjectNotFound(subject_id)
+        return _subject(row)
+
+    async def release_identifiers(
+        self, subject_id: str, kinds: Sequence[IdentifierKind], reason: str | None, at: datetime
+    ) -> SubjectRow:
+        wanted = [k.value for k in kinds if k in (IdentifierKind.PHONE, IdentifierKind.EMAIL)]
+        row = await self._conn.fetchrow(RELEASE_IDENTIFIERS, UUID(subject_id), wanted, at, reason)
         if row is None:
             raise SubjectNotFound(subject_id)
         return _subject(row)

@@ -49,9 +49,14 @@ FIND_SUBJECTS = {
 }
 
 # One round trip: the subject loses its clear identifiers (the hashes stay, so suppression survives),
-# the ledger its evidence and actor references, and stored responses go.
+# its hold on its phone and e-mail ends, the ledger loses its evidence and actor references, and
+# stored responses go.
 ERASE_SUBJECT = (
-    "WITH ledger AS (UPDATE consent.ledger SET evidence_ref = NULL, actor_ref = NULL WHERE subject_id = $1), "
+    "WITH holdings AS (INSERT INTO consent.identifier_holdings (subject_id, kind, hash, since, until, reason) "
+    "SELECT s.subject_id, v.kind, v.hash, s.created_at, $2, 'erased' FROM consent.subjects s, "
+    "LATERAL (VALUES ('phone', s.phone_hash), ('email', s.email_hash)) AS v(kind, hash) "
+    "WHERE s.subject_id = $1 AND v.hash IS NOT NULL ON CONFLICT DO NOTHING), "
+    "ledger AS (UPDATE consent.ledger SET evidence_ref = NULL, actor_ref = NULL WHERE subject_id = $1), "
     "responses AS (DELETE FROM consent.idempotency WHERE subject_id = $1) "
     "UPDATE consent.subjects SET phone_enc = NULL, email_enc = NULL, national_id_enc = NULL, "
     f"erased_at = $2, updated_at = $2, version = version + 1 WHERE subject_id = $1 RETURNING {SUBJECT_COLUMNS}"
@@ -105,4 +110,21 @@ PURGE_DOCUMENTATION = (
     "SELECT $5, subject_id::text || '/' || purpose || '/' || COALESCE(NULLIF(channel, ''), '-'), $6, NULL "
     "FROM (SELECT DISTINCT subject_id, purpose, channel FROM purged) p ORDER BY subject_id, purpose, channel) "
     "SELECT count(*) FROM purged"
+)
+
+HOLDING_COLUMNS = "subject_id, kind, hash, since, until, reason"
+
+# The subject's hold on each named kind it holds ends (one row each), and the hash and sealed value
+# leave the subject; a kind not held is left as it is.
+RELEASE_IDENTIFIERS = (
+    f"WITH ended AS (INSERT INTO consent.identifier_holdings ({HOLDING_COLUMNS}) "
+    "SELECT s.subject_id, v.kind, v.hash, s.created_at, $3, $4 FROM consent.subjects s, "
+    "LATERAL (VALUES ('phone', s.phone_hash), ('email', s.email_hash)) AS v(kind, hash) "
+    "WHERE s.subject_id = $1 AND v.kind = ANY($2::text[]) AND v.hash IS NOT NULL ON CONFLICT DO NOTHING) "
+    "UPDATE consent.subjects SET "
+    "phone_hash = CASE WHEN 'phone' = ANY($2::text[]) THEN NULL ELSE phone_hash END, "
+    "phone_enc = CASE WHEN 'phone' = ANY($2::text[]) THEN NULL ELSE phone_enc END, "
+    "email_hash = CASE WHEN 'email' = ANY($2::text[]) THEN NULL ELSE email_hash END, "
+    "email_enc = CASE WHEN 'email' = ANY($2::text[]) THEN NULL ELSE email_enc END, "
+    f"updated_at = $3, version = version + 1 WHERE subject_id = $1 RETURNING {SUBJECT_COLUMNS}"
 )

@@ -83,15 +83,53 @@ class SubjectChanged:
     erased: bool
     version: int
     occurred_at: datetime
+    phone_since: datetime | None = None  # None: held since before v2 recorded it
+    email_since: datetime | None = None
+    released: tuple[ReleasedIdentifier, ...] = ()
 
     def as_record(self) -> dict[str, Any]:
         record = asdict(self)
-        record["occurred_at"] = to_millis(self.occurred_at)
+        for name in _SUBJECT_TIMES:
+            record[name] = to_millis(record[name])
+        record["released"] = [r.as_record() for r in self.released]
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> SubjectChanged:
         values: dict[str, Any] = {name: record.get(name) for name in cls.__dataclass_fields__}
-        values["occurred_at"] = from_millis(values["occurred_at"])
+        for name in _SUBJECT_TIMES:
+            values[name] = from_millis(values[name])
         values["event_id"] = str(values["event_id"])
+        # records written before v2 have no holdings to tell
+        values["released"] = tuple(ReleasedIdentifier.from_record(r) for r in values["released"] or ())
         return cls(**values)
+
+
+_SUBJECT_TIMES = ("occurred_at", "phone_since", "email_since")
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedIdentifier:
+    """A phone or e-mail a subject held from `since` until `until`, by its keyed hash only."""
+
+    kind: str  # phone | email
+    hash: str
+    since: datetime
+    until: datetime
+    reason: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "hash": self.hash,
+            "since": to_millis(self.since),
+            "until": to_millis(self.until),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ReleasedIdentifier:
+        since, until = from_millis(record["since"]), from_millis(record["until"])
+        if since is None or until is None:
+            raise ValueError("a released identifier has both since and until")
+        return cls(record["kind"], record["hash"], since, until, record.get("reason"))

@@ -44,6 +44,7 @@ class Reason(StrEnum):
     REGISTER_ROBINSON = "register:ROBINSON"
     REGISTER_RESERVASJON = "register:RESERVASJON"
     ERASED = "erased"
+    RELEASED = "released"  # a check by phone or e-mail within a departed holder's time or quarantine
     UNKNOWN_SUBJECT = "unknown_subject"
     STALE = "stale"
 

@@ -40,7 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     registry = service_registry()
     metrics = SuppressionMetrics(registry)
-    index = SuppressionIndex(SuppressionRules(load_catalog()), RegisterBook(dict(settings.register_freshness_days)))
+    index = SuppressionIndex(
+        SuppressionRules(load_catalog()),
+        RegisterBook(dict(settings.register_freshness_days)),
+        settings.identifier_quarantine_days,
+    )
     schema_registry = SchemaRegistry.from_settings(settings)
     decoders = {
         settings.topic_changes: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "ConsentChanged")),

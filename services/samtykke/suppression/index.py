@@ -1,6 +1,8 @@
 """The in-memory suppression index: subjects folded from the topics, looked up by id or keyed hash.
 
 Holds no clear identifier: phones and e-mails arrive (and are looked up) only as keyed hashes.
+A hash maps to who held it when (`domain.holdings`): numbers are recycled and ported, so a check
+by one resolves to the holders at the check time, a departed one blocking for its quarantine.
 The index also remembers the topic position it has applied (the proof returned with each
 decision) and subjects whose messages could not be decoded (fail closed: they answer `stale`).
 Only the feed (which folds events in) and the `SuppressionGate` (everything else) hold it.
@@ -10,16 +12,17 @@ from __future__ import annotations
 
 from samtykke.domain.consent_keys import ConsentKey as RecordKey
 from samtykke.domain.events import ConsentChanged, SubjectChanged
+from samtykke.domain.holdings import DAY, DEFAULT_QUARANTINE_DAYS, Holding, end, place, resolve
 from samtykke.domain.model import SubjectId
 from samtykke.domain.registers import REGISTER_COUNTRY, Register, RegisterBook, RegisterSnapshot
 from samtykke.domain.suppression import (
+    UNKNOWN,
     CheckPlan,
     ConsentKey,
     Reason,
     SubjectState,
     SuppressionRules,
     Verdict,
-    combine,
     suppressed_entries,
 )
 
@@ -29,11 +32,16 @@ Entries = dict[ConsentKey, tuple[Reason, ...]]
 
 
 class SuppressionIndex:
-    def __init__(self, rules: SuppressionRules, registers: RegisterBook) -> None:
+    def __init__(
+        self, rules: SuppressionRules, registers: RegisterBook, quarantine_days: float = DEFAULT_QUARANTINE_DAYS
+    ) -> None:
         self.rules = rules
         self.registers = registers
+        self.quarantine = quarantine_days * DAY
         self.subjects: dict[SubjectId, SubjectState] = {}
-        self.holders: dict[str, tuple[SubjectId, ...]] = {}  # keyed phone/e-mail hash -> subject ids
+        # keyed phone/e-mail hash -> who held it from when until when, oldest first; a lone holding is
+        # stored as itself, not in a 1-tuple: nearly every identifier has one holder, and 48 bytes each count
+        self.holdings: dict[str, Holding | tuple[Holding, ...]] = {}
         self.positions: dict[str, dict[int, int]] = {}  # topic -> partition -> next offset to apply
         self.tainted: set[SubjectId] = set()
         self.changes: SuppressionChanges | None = None  # recording starts once caught up
@@ -83,37 +91,55 @@ class SuppressionIndex:
         state.kind, state.country = event.kind, event.country
         # erasure is final: a replayed older snapshot of the subject must not undo it
         state.erased = state.erased or event.erased
-        for attribute, value in (("phone_hash", event.phone_hash), ("email_hash", event.email_hash)):
-            old = getattr(state, attribute)
-            if value == old or (value is None and state.erased):
-                continue  # an erased subject keeps its hashes: it must stay suppressed
-            if old is not None:
-                self._unhold(old, state.subject_id)
-            if value is not None:
-                held = self.holders.get(value, ())
-                if state.subject_id not in held:
-                    self.holders[value] = (*held, state.subject_id)
-            setattr(state, attribute, value)
+        self._hold(state, event)
         self._record(state, before, now)
+
+    def _hold(self, state: SubjectState, event: SubjectChanged) -> None:
+        """Fold the subject's holdings in: the ended ones it lists, and the phone and e-mail it holds now."""
+        subject_id, occurred = state.subject_id, event.occurred_at.timestamp()
+        for ended in event.released:
+            self._place(ended.hash, Holding(subject_id, ended.since.timestamp(), ended.until.timestamp()))
+        for attribute, value, since in (
+            ("phone_hash", event.phone_hash, event.phone_since),
+            ("email_hash", event.email_hash, event.email_since),
+        ):
+            start = since.timestamp() if since is not None else 0.0  # before v2: held since the start
+            if state.erased and value is not None:
+                # a record from before v2 still names an erased subject's hashes: held until its erasure
+                self._place(value, Holding(subject_id, start, occurred))
+                value = None
+            old = getattr(state, attribute)
+            if old is not None and old != value:
+                self._keep(old, end(self.holdings_of(old), subject_id, occurred))
+            if value is not None:
+                self._place(value, Holding(subject_id, start, None))
+            setattr(state, attribute, value)
+
+    def _place(self, hashed: str, holding: Holding) -> None:
+        self._keep(hashed, place(self.holdings_of(hashed), holding))
+
+    def _keep(self, hashed: str, holdings: tuple[Holding, ...]) -> None:
+        self.holdings[hashed] = holdings[0] if len(holdings) == 1 else holdings
+
+    def holdings_of(self, hashed: str) -> tuple[Holding, ...]:
+        held = self.holdings.get(hashed, ())
+        return (held,) if isinstance(held, Holding) else held
+
+    def current_holders(self, hashed: str) -> tuple[SubjectId, ...]:
+        """The subjects holding this phone or e-mail now (a register listing it concerns them)."""
+        return tuple(h.subject_id for h in self.holdings_of(hashed) if h.until is None)
 
     def taint(self, subject_id: SubjectId | None) -> None:
         """A message about this subject could not be read: never allow on what we may have missed."""
         if subject_id:
             self.tainted.add(subject_id)
 
-    def _unhold(self, hashed: str, subject_id: SubjectId) -> None:
-        rest = tuple(s for s in self.holders.get(hashed, ()) if s != subject_id)
-        if rest:
-            self.holders[hashed] = rest
-        else:
-            self.holders.pop(hashed, None)
-
     # -- registers ----------------------------------------------------------------------
     def install_register(self, snapshot: RegisterSnapshot, now: float) -> int:
         """Use a new register snapshot; returns how many indexed subjects it lists."""
         previous = self.registers.snapshots.get(snapshot.register)
         affected = set(snapshot.phone_hashes) | (set(previous.phone_hashes) if previous else set())
-        ids = {s for h in affected for s in self.holders.get(h, ())}
+        ids = {s for h in affected for s in self.current_holders(h)}
         country = REGISTER_COUNTRY[snapshot.register].value
         was_fresh = self.registers.is_fresh(snapshot.register, now)
         if not was_fresh:
@@ -123,7 +149,7 @@ class SuppressionIndex:
         self._fresh[snapshot.register] = self.registers.is_fresh(snapshot.register, now)
         for subject_id, entries in before.items():
             self._record(self.subjects[subject_id], entries, now)
-        return sum(1 for h in snapshot.phone_hashes if h in self.holders)
+        return sum(1 for h in snapshot.phone_hashes if h in self.holdings)
 
     def swap_register(self, register: Register, snapshot: RegisterSnapshot | None, now: float) -> RegisterBook:
         """Use `snapshot` (None: none, so `stale`) at once, in O(1); returns the book as it was, from
@@ -176,8 +202,18 @@ class SuppressionIndex:
         return verdict
 
     def decide_hash(self, hashed: str, plan: CheckPlan, at: float) -> tuple[Verdict, tuple[SubjectId, ...]]:
-        holders = self.holders.get(hashed, ())
-        return combine([self.decide(s, plan, at) for s in holders]), holders
+        """Whoever held the identifier at `at` answers: see `domain.holdings`."""
+        held = self.holdings.get(hashed)
+        if held is None:
+            return UNKNOWN, ()
+        if type(held) is Holding and held.until is None and held.since <= at:
+            # the common case on the send path: one subject, holding it since before `at`
+            return self.decide(held.subject_id, plan, at), (held.subject_id,)
+        return resolve(self.holdings_of(hashed), at, self.quarantine, lambda s: self.decide(s, plan, at), self._erased)
+
+    def _erased(self, subject_id: SubjectId) -> bool:
+        state = self.subjects.get(subject_id)
+        return state is not None and state.erased
 
     def entries(self, state: SubjectState, at: float) -> Entries:
         entries: Entries = suppressed_entries(self.rules, state, at, self.registers)

@@ -82,9 +82,8 @@ class RegisterApplier:
         old = before.snapshots.get(register)
         new = self._index.registers.snapshots.get(register)
         changed = changed_hashes(old.phone_hashes if old else set(), new.phone_hashes if new else set())
-        holders = self._index.holders
         country = REGISTER_SCOPE[register][0].value
-        subjects: Iterator[SubjectId] = (s for h in changed for s in holders.get(h, ()))
+        subjects: Iterator[SubjectId] = (s for h in changed for s in self._index.current_holders(h))
         await self._record_subjects(register, subjects, country, before, now)
 
     async def _record_country(self, register: Register, before: RegisterBook, before_at: float) -> None:
@@ -113,10 +112,10 @@ class RegisterApplier:
                 started = time.perf_counter()
 
     async def _matched(self, snapshot: RegisterSnapshot) -> int:
-        holders, matched = self._index.holders, 0
+        holdings, matched = self._index.holdings, 0
         started = time.perf_counter()
         for n, hashed in enumerate(snapshot.phone_hashes, start=1):
-            matched += hashed in holders
+            matched += hashed in holdings
             if n % 4096 == 0 and time.perf_counter() - started > self._slice:
                 await asyncio.sleep(0)
                 started = time.perf_counter()

@@ -24,7 +24,12 @@ from samtykke.domain.projection import (
 )
 
 from .messages import Applied, Batch
-from .projection import Projection, columns
+from .projection import Projection, columns, insert_rows, unnest
+
+_SUBJECT_ROWS = unnest("text text text text boolean bigint")
+_FACT_ROWS = unnest("text text text bigint text text text timestamptz")
+_DAILY_ROWS = unnest("date text text text bigint bigint")
+_CONSENT_ROWS = unnest("text text text text timestamptz bigint timestamptz")
 
 FactKey = tuple[str, str, str, int]
 
@@ -64,26 +69,31 @@ class AnalyticsProjection(Projection):
         subjects = await self.fresh_subjects(
             conn, batch.subjects, key="pseudonym", key_of=lambda e: pseudonym(self._key, e.subject_id)
         )
-        await conn.executemany(
+        await insert_rows(
+            conn,
             f"INSERT INTO {s}.subjects AS t (pseudonym, kind, country, account_pseudonym, erased, version) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pseudonym) DO UPDATE SET kind = EXCLUDED.kind, "
+            f"{_SUBJECT_ROWS} ON CONFLICT (pseudonym) DO UPDATE SET kind = EXCLUDED.kind, "
             "country = EXCLUDED.country, account_pseudonym = EXCLUDED.account_pseudonym, "
             "erased = EXCLUDED.erased, version = EXCLUDED.version WHERE EXCLUDED.version > t.version",
             [
                 (k, e.kind, e.country, account_pseudonym(self._key, e.account_id), e.erased, e.version)
                 for k, e in subjects
             ],
+            6,
         )
         new = await self._insert_facts(conn, batch.changes)
-        await conn.executemany(
+        await insert_rows(
+            conn,
             f"INSERT INTO {s}.daily_status_changes AS t (day, purpose, status, country, entered, exited) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, purpose, status, country) DO UPDATE "
+            f"{_DAILY_ROWS} ON CONFLICT (day, purpose, status, country) DO UPDATE "
             "SET entered = t.entered + EXCLUDED.entered, exited = t.exited + EXCLUDED.exited",
             [(*key, entered, exited) for key, (entered, exited) in daily_deltas(new).items()],
+            6,
         )
-        await conn.executemany(
+        await insert_rows(
+            conn,
             f"INSERT INTO {s}.consents AS t (pseudonym, purpose, channel, status, valid_until, version, "
-            "occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (pseudonym, purpose, channel) "
+            f"occurred_at) {_CONSENT_ROWS} ON CONFLICT (pseudonym, purpose, channel) "
             "DO UPDATE SET status = EXCLUDED.status, valid_until = EXCLUDED.valid_until, "
             "version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at, applied_at = clock_timestamp() "
             "WHERE EXCLUDED.version > t.version",
@@ -91,6 +101,7 @@ class AnalyticsProjection(Projection):
                 (*self._fact_key(c)[:3], c.status, c.valid_until, c.version, c.occurred_at)
                 for c in latest_changes(new).values()
             ],
+            7,
         )
         return Applied(new, len(subjects))
 
@@ -102,8 +113,7 @@ class AnalyticsProjection(Projection):
         rows = [(*k, c.status, c.previous_status, c.country, c.occurred_at) for k, c in facts.items()]
         inserted = await conn.fetch(
             f"INSERT INTO {self.schema}.status_changes (pseudonym, purpose, channel, version, status, "
-            "previous_status, country, occurred_at) SELECT * FROM unnest($1::text[], $2::text[], "
-            "$3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]) "
+            f"previous_status, country, occurred_at) {_FACT_ROWS} "
             "ON CONFLICT DO NOTHING RETURNING pseudonym, purpose, channel, version",
             *columns(rows, 8),
         )

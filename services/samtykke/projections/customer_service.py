@@ -17,11 +17,16 @@ from samtykke.domain.events import ConsentChanged
 from samtykke.domain.projection import NO_CHANNEL, latest_changes, timeline_evidence
 
 from .messages import Applied, Batch
-from .projection import Projection, columns
+from .projection import Projection, columns, insert_rows, unnest
 
 _CURRENT = (
     "subject_id, purpose, channel, status, previous_status, version, occurred_at, recorded_at, "
     "valid_until, last_used_at, source, actor_kind, notice_version"
+)
+_CURRENT_ROWS = unnest("text text text text text bigint timestamptz timestamptz timestamptz timestamptz text text text")
+_SUBJECT_ROWS = unnest("text text text text boolean bigint timestamptz")
+_TIMELINE_ROWS = unnest(
+    "text text text bigint text text text timestamptz timestamptz timestamptz text text text boolean"
 )
 
 
@@ -31,13 +36,15 @@ class CustomerServiceProjection(Projection):
     async def apply(self, conn: asyncpg.Connection, batch: Batch) -> Applied:
         s = self.schema
         subjects = await self.fresh_subjects(conn, batch.subjects)
-        await conn.executemany(
+        await insert_rows(
+            conn,
             f"INSERT INTO {s}.subjects AS t (subject_id, kind, country, account_id, erased, version, "
-            "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id) DO UPDATE SET "
+            f"updated_at) {_SUBJECT_ROWS} ON CONFLICT (subject_id) DO UPDATE SET "
             "kind = EXCLUDED.kind, country = EXCLUDED.country, account_id = EXCLUDED.account_id, "
             "erased = EXCLUDED.erased, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at "
             "WHERE EXCLUDED.version > t.version",
             [(k, e.kind, e.country, e.account_id, e.erased, e.version, e.occurred_at) for k, e in subjects],
+            7,
         )
         erased = [k for k, e in subjects if e.erased]
         if erased:
@@ -47,9 +54,9 @@ class CustomerServiceProjection(Projection):
                 erased,
             )
         new = await self._insert_timeline(conn, batch.changes)
-        await conn.executemany(
-            f"INSERT INTO {s}.consents AS t ({_CURRENT}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+        await insert_rows(
+            conn,
+            f"INSERT INTO {s}.consents AS t ({_CURRENT}) {_CURRENT_ROWS} "
             "ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET status = EXCLUDED.status, "
             "previous_status = EXCLUDED.previous_status, version = EXCLUDED.version, "
             "occurred_at = EXCLUDED.occurred_at, recorded_at = EXCLUDED.recorded_at, "
@@ -75,6 +82,7 @@ class CustomerServiceProjection(Projection):
                 )
                 for c in latest_changes(new).values()
             ],
+            13,
         )
         return Applied(new, len(subjects))
 
@@ -113,9 +121,7 @@ class CustomerServiceProjection(Projection):
         inserted = await conn.fetch(
             f"INSERT INTO {self.schema}.timeline (subject_id, purpose, channel, version, event_id, status, "
             "previous_status, occurred_at, recorded_at, valid_until, source, actor_kind, notice_version, "
-            "evidence_on_file) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
-            "$5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], "
-            "$11::text[], $12::text[], $13::text[], $14::boolean[]) "
+            f"evidence_on_file) {_TIMELINE_ROWS} "
             "ON CONFLICT DO NOTHING RETURNING subject_id, purpose, channel, version",
             *columns(rows, 14),
         )

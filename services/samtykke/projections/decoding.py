@@ -25,8 +25,8 @@ class EventDecoder:
     def __init__(self, registry: SchemaRegistry, settings: Settings, catalog: PurposeCatalog) -> None:
         self.changes_topic = settings.topic_changes
         self._subjects_topic = settings.topic_subjects
-        self._changes = AvroDecoder(registry, load_schema(settings.schema_dir, "ConsentChanged"))
-        self._subjects = AvroDecoder(registry, load_schema(settings.schema_dir, "SubjectChanged"))
+        self._changes = AvroDecoder(registry, load_schema(settings.schema_dir, "ConsentChanged"), logical_types=False)
+        self._subjects = AvroDecoder(registry, load_schema(settings.schema_dir, "SubjectChanged"), logical_types=False)
         self._catalog = catalog
 
     async def decode(self, message: RawMessage) -> ConsentChanged | SubjectChanged | ConsentKey:

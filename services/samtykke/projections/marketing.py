@@ -16,12 +16,14 @@ from samtykke.domain.model import Mechanism
 from samtykke.domain.projection import change_key, guarded, latest_changes, marketing_consent
 
 from .messages import Applied, Batch
-from .projection import Projection
+from .projection import Projection, insert_rows, unnest
 
 _CONSENT_COLUMNS = (
     "subject_id, purpose, channel, mechanism, status, in_force, valid_until, lapse_date, country, "
     "kind, account_id, version, occurred_at"
 )
+_CONSENT_ROWS = unnest("text text text text text boolean timestamptz date text text text bigint timestamptz")
+_SUBJECT_ROWS = unnest("text text text text boolean bigint")
 
 
 class MarketingProjection(Projection):
@@ -44,19 +46,21 @@ class MarketingProjection(Projection):
     async def apply(self, conn: asyncpg.Connection, batch: Batch) -> Applied:
         s = self.schema
         subjects = await self.fresh_subjects(conn, batch.subjects)
-        await conn.executemany(
+        await insert_rows(
+            conn,
             f"INSERT INTO {s}.subjects AS t (subject_id, kind, country, account_id, erased, version) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id) DO UPDATE SET kind = EXCLUDED.kind, "
+            f"{_SUBJECT_ROWS} ON CONFLICT (subject_id) DO UPDATE SET kind = EXCLUDED.kind, "
             "country = EXCLUDED.country, account_id = EXCLUDED.account_id, erased = EXCLUDED.erased, "
             "version = EXCLUDED.version WHERE EXCLUDED.version > t.version",
             [(k, e.kind, e.country, e.account_id, e.erased, e.version) for k, e in subjects],
+            6,
         )
         relevant = [c for c in batch.changes if marketing_consent(self.catalog, c) is not None]
         fresh = guarded(relevant, await self._stored_versions(conn, relevant))
         rows = [marketing_consent(self.catalog, c) for c in latest_changes(fresh).values()]
-        await conn.executemany(
-            f"INSERT INTO {s}.consents AS t ({_CONSENT_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+        await insert_rows(
+            conn,
+            f"INSERT INTO {s}.consents AS t ({_CONSENT_COLUMNS}) {_CONSENT_ROWS} "
             "ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET mechanism = EXCLUDED.mechanism, "
             "status = EXCLUDED.status, in_force = EXCLUDED.in_force, valid_until = EXCLUDED.valid_until, "
             "lapse_date = EXCLUDED.lapse_date, country = EXCLUDED.country, kind = EXCLUDED.kind, "
@@ -82,6 +86,7 @@ class MarketingProjection(Projection):
                 for r in rows
                 if r is not None
             ],
+            13,
         )
         return Applied(fresh, len(subjects))
 

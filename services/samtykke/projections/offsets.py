@@ -18,7 +18,7 @@ class OffsetStore:
         self._load = f"SELECT topic, partition, last_offset FROM {schema}.consumer_offsets"
         self._save = (
             f"INSERT INTO {schema}.consumer_offsets AS o (topic, partition, last_offset) "
-            "VALUES ($1, $2, $3) ON CONFLICT (topic, partition) DO UPDATE "
+            "SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) ON CONFLICT (topic, partition) DO UPDATE "
             "SET last_offset = EXCLUDED.last_offset, updated_at = now()"
         )
 
@@ -26,7 +26,8 @@ class OffsetStore:
         return {(r["topic"], r["partition"]): r["last_offset"] for r in await conn.fetch(self._load)}
 
     async def save(self, conn: asyncpg.Connection, positions: Mapping[TopicPartition, int]) -> None:
-        await conn.executemany(self._save, [(t, p, o) for (t, p), o in positions.items()])
+        if positions:  # one statement, one row per partition (the keys of a mapping never repeat)
+            await conn.execute(self._save, *zip(*((t, p, o) for (t, p), o in positions.items()), strict=True))
 
     @staticmethod
     def next_positions(

@@ -47,8 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     schema_registry = SchemaRegistry.from_settings(settings)
     decoders = {
-        settings.topic_changes: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "ConsentChanged")),
-        settings.topic_subjects: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "SubjectChanged")),
+        settings.topic_changes: AvroDecoder(
+            schema_registry, load_schema(settings.schema_dir, "ConsentChanged"), logical_types=False
+        ),
+        settings.topic_subjects: AvroDecoder(
+            schema_registry, load_schema(settings.schema_dir, "SubjectChanged"), logical_types=False
+        ),
         settings.topic_watermarks: AvroDecoder(schema_registry, load_schema(settings.schema_dir, "Watermark")),
     }
     feed = TopicFeed(

@@ -25,7 +25,9 @@ def from_millis(value: datetime | int | None) -> datetime | None:
 _CHANGE_TIMES = ("occurred_at", "recorded_at", "valid_until", "last_used_at")
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: a frozen dataclass sets each field through object.__setattr__, five times the cost of
+# constructing it, and a replay decodes millions of events. Treat events as values all the same.
+@dataclass(slots=True)
 class ConsentChanged:
     event_id: str
     subject_id: str
@@ -70,7 +72,7 @@ class ConsentChanged:
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as ConsentChanged
 class SubjectChanged:
     event_id: str
     subject_id: str

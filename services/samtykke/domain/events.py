@@ -7,7 +7,7 @@ accepting datetimes (fastavro's logical types) or milliseconds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,7 +51,9 @@ class ConsentChanged:
     def as_record(self) -> dict[str, Any]:
         """The record on the topic (and in the outbox): the evidence reference is personal free text
         and stays in the ledger, so the record says only whether there is evidence."""
-        record = asdict(self)
+        # every field is a str, int, bool, datetime or None: a shallow dict is what `asdict` would
+        # build, at a tenth of its cost (it deep-copies each value), which a bulk import pays per row
+        record = {name: getattr(self, name) for name in _CHANGE_FIELDS}
         for name in _CHANGE_TIMES:
             record[name] = to_millis(record[name])
         record["evidence_on_file"] = self.evidence_on_file or self.evidence_ref is not None
@@ -70,6 +72,9 @@ class ConsentChanged:
         return cls(**values)
 
 
+_CHANGE_FIELDS = tuple(ConsentChanged.__dataclass_fields__)
+
+
 @dataclass(frozen=True, slots=True)
 class SubjectChanged:
     event_id: str
@@ -85,7 +90,7 @@ class SubjectChanged:
     occurred_at: datetime
 
     def as_record(self) -> dict[str, Any]:
-        record = asdict(self)
+        record = {name: getattr(self, name) for name in _SUBJECT_FIELDS}  # shallow: see ConsentChanged
         record["occurred_at"] = to_millis(self.occurred_at)
         return record
 
@@ -95,3 +100,6 @@ class SubjectChanged:
         values["occurred_at"] = from_millis(values["occurred_at"])
         values["event_id"] = str(values["event_id"])
         return cls(**values)
+
+
+_SUBJECT_FIELDS = tuple(SubjectChanged.__dataclass_fields__)

@@ -1,0 +1,248 @@
+"""Bulk import, a run: a file read in batches and written batch by batch, with progress and a report.
+
+The command line (`samtykke consent import`) and the API job (`POST /v1/imports`) both run
+`ConsentImporter.run`. While one batch is written (its statements run in PostgreSQL, on the other
+core) the next is read and validated here; the reading yields every few hundred rows so the batch in
+flight goes on, and so an API job leaves the service's event loop free for requests. A file is known
+by its digest: a run of a file whose earlier run did not finish starts after the last committed row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from samtykke.adapters.postgres import create_pool
+from samtykke.adapters.progress import Progress as ProgressBar
+from samtykke.adapters.settings import Settings
+from samtykke.adapters.vault import IdentifierVault
+from samtykke.domain.catalog import PurposeCatalog, load_catalog
+from samtykke.domain.identifiers import IdentifierHasher
+
+from .imports import ImportFormat, ImportRow, Rejection, RowValidator, read_rows
+from .imports_batch import SubjectResolver
+from .imports_store import BatchOutcome, ImportJob, ImportSession, Topics, rejects
+from .store import create_schema
+
+log = logging.getLogger(__name__)
+DEFAULT_BATCH = 10_000
+YIELD_EVERY = 256  # rows read between two turns of the event loop
+RETRIES = 3  # a batch that lost a race on a unique fact (a national id registered meanwhile) is redone
+Progress = Callable[[int], None]  # told how many rows each committed batch held
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    digest: str
+    lines: int
+
+
+def scan(path: Path) -> FileFacts:
+    """The file's SHA-256 (what identifies it to a re-run) and its line count (a progress total)."""
+    digest, lines = hashlib.sha256(), 0
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            lines += chunk.count(b"\n")
+    return FileFacts(digest.hexdigest(), lines)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    job: ImportJob  # the pass's totals, an earlier unfinished run's rows included
+    resumed_after: int  # the last row an earlier run committed (0: from the start)
+    rows: int  # rows read by this run
+    imported: int  # decisions this run recorded
+    seconds: float
+
+    @property
+    def decisions_per_second(self) -> float:
+        return self.imported / max(self.seconds, 1e-9)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / max(self.seconds, 1e-9)
+
+    def line(self) -> str:
+        j = self.job
+        resumed = f" (resumed after row {self.resumed_after:,})" if self.resumed_after else ""
+        return (
+            f"import {j.job_id} {j.state}{resumed}: {j.imported + j.skipped + j.rejected:,} rows: "
+            f"{j.imported:,} decisions imported, "
+            f"{j.skipped:,} already present, {j.rejected:,} rejected; this run {self.rows:,} rows in "
+            f"{self.seconds:.1f}s, {self.decisions_per_second:,.0f} decisions/s ({self.rows_per_second:,.0f} rows/s)"
+        )
+
+
+class ConsentImporter:
+    """What a run needs from the consent service: its catalog, identifier keys and topics."""
+
+    def __init__(
+        self,
+        catalog: PurposeCatalog,
+        vault: IdentifierVault,
+        hash_key: bytes,
+        topic_changes: str,
+        topic_subjects: str,
+    ) -> None:
+        self._catalog, self._vault, self._hasher = catalog, vault, IdentifierHasher(hash_key)
+        self._topics = (topic_changes, topic_subjects)
+
+    def session(self, conn: asyncpg.Connection) -> ImportSession:
+        return ImportSession(conn, self._catalog, SubjectResolver(self._hasher, self._vault.seal))
+
+    async def run(
+        self,
+        conn: asyncpg.Connection,
+        path: Path,
+        fmt: ImportFormat,
+        *,
+        file_name: str | None = None,
+        client_id: str | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        progress: Progress | None = None,
+        started: Callable[[ImportJob, FileFacts], None] | None = None,
+    ) -> ImportSummary:
+        """Import `path` on `conn` (held for the whole run); `started` is told the job once it is open."""
+        facts = await asyncio.to_thread(scan, path)
+        session = self.session(conn)
+        job = await session.open(facts.digest, file_name or path.name, fmt.value, client_id)
+        try:
+            if started is not None:
+                started(job, facts)
+            topics = Topics(*self._topics, client_id)
+            began = time.monotonic()
+            reader = _BatchReader(session, job, topics, RowValidator(self._catalog, datetime.now(UTC)), progress)
+            rows, imported = await reader.read(path, fmt, batch_size)
+            job = await session.close(job.job_id)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+                await session.close(job.job_id, f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        finally:
+            await session.release(facts.digest)
+        return ImportSummary(job, reader.resumed_after, rows, imported, time.monotonic() - began)
+
+
+class _BatchReader:
+    def __init__(
+        self,
+        session: ImportSession,
+        job: ImportJob,
+        topics: Topics,
+        validator: RowValidator,
+        progress: Progress | None,
+    ) -> None:
+        self._session, self._job, self._topics, self._validator = session, job, topics, validator
+        self._progress = progress
+        self.resumed_after = job.last_row
+        self._writing: asyncio.Task[BatchOutcome] | None = None
+        self._imported = 0
+
+    async def read(self, path: Path, fmt: ImportFormat, batch_size: int) -> tuple[int, int]:
+        rows: list[ImportRow] = []
+        rejected: list[Rejection] = []
+        read = in_batch = last = 0
+        with path.open("rb") as source:
+            for n, (row, value) in enumerate(read_rows(source, fmt), start=1):
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # the batch in flight (and an API's requests) go on
+                if row <= self.resumed_after:
+                    continue  # committed by an earlier run
+                checked = value if isinstance(value, Rejection) else self._validator.validate(row, value)
+                if isinstance(checked, ImportRow):
+                    rows.append(checked)
+                elif isinstance(checked, Rejection):
+                    rejected.append(checked)
+                else:
+                    rejected += checked
+                read, in_batch, last = read + 1, in_batch + 1, row
+                if in_batch >= batch_size:
+                    await self._hand_over(last, rows, rejected, in_batch)
+                    rows, rejected, in_batch = [], [], 0
+        if in_batch:
+            await self._hand_over(last, rows, rejected, in_batch)
+        await self._settle()
+        return read, self._imported
+
+    async def _hand_over(self, last: int, rows: list[ImportRow], rejected: list[Rejection], count: int) -> None:
+        """Wait for the batch in flight, then start writing this one."""
+        await self._settle()
+        self._writing = asyncio.create_task(self._write(last, rows, rejected, count))
+
+    async def _settle(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            self._imported += (await writing).imported
+
+    async def _write(self, last: int, rows: list[ImportRow], rejected: list[Rejection], count: int) -> BatchOutcome:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                outcome = await self._session.write(self._job.job_id, last, rows, rejected, self._topics)
+                break
+            except asyncpg.UniqueViolationError:
+                if attempt == RETRIES:
+                    raise
+                log.warning("import %s: a batch met a concurrent write; redoing it", self._job.job_id)
+        if self._progress is not None:
+            self._progress(count)
+        return outcome
+
+
+async def write_report(db: asyncpg.Pool | asyncpg.Connection, job_id: str, path: Path, fmt: ImportFormat) -> int:
+    """The job's rejected rows (row, field, rule; never a value) as CSV or NDJSON; how many lines."""
+    found = await rejects(db, job_id)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        if fmt is ImportFormat.CSV:
+            writer = csv.writer(out)
+            writer.writerow(("row", "field", "rule"))
+            writer.writerows(found)
+        else:
+            out.writelines(json.dumps(r._asdict(), ensure_ascii=False) + "\n" for r in found)
+    return len(found)
+
+
+def report_path(source: Path, fmt: ImportFormat) -> Path:
+    return source.with_name(f"{source.name}.rejects.{fmt.value}")
+
+
+async def import_file(
+    settings: Settings, path: Path, fmt: ImportFormat, rejects_path: Path, batch_size: int = DEFAULT_BATCH
+) -> ImportSummary:
+    """`samtykke consent import`: the file into the database of the consent service's settings."""
+    pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        await create_schema(pool)
+        importer = ConsentImporter(
+            load_catalog(),
+            IdentifierVault(settings.identifier_encryption_key, settings.identifier_encryption_retired_keys),
+            settings.identifier_hash_key.encode(),
+            settings.topic_changes,
+            settings.topic_subjects,
+        )
+        async with pool.acquire() as conn:
+            with ProgressBar(0, f"import {path.name}", unit="rows") as progress:
+
+                def started(job: ImportJob, facts: FileFacts) -> None:
+                    # about one row a line, less the header and the rows an earlier run committed
+                    progress.total = max(facts.lines - max(job.last_row, 1), 0)
+                    if job.last_row:
+                        log.info("import %s: resuming after row %d", job.job_id, job.last_row)
+
+                summary = await importer.run(
+                    conn, path, fmt, batch_size=batch_size, progress=progress.advance, started=started
+                )
+            await write_report(conn, summary.job.job_id, rejects_path, fmt)
+        return summary
+    finally:
+        await pool.close()

@@ -1,0 +1,289 @@
+"""Bulk import on PostgreSQL: the job row, and one batch in one transaction.
+
+A batch reads what it needs (the subjects of its references, locked as the API locks one; the
+national ids taken; the current state of its subjects; which of its event ids are in the ledger),
+lets `imports_batch` decide, then writes subjects and references with COPY, the subjects' events
+and the decisions (ledger, current state and outbox in the API's own statement, `save_changes`),
+the rejections and the job's progress. It commits all of that or nothing, so a crash loses only the
+batch in flight and a resumed run starts after the last row committed.
+
+A run holds a session advisory lock on its file (by digest) on its own connection, so two runs of
+one file never interleave; a crashed run's lock goes with its connection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from samtykke.domain.catalog import PurposeCatalog
+from samtykke.domain.consent import ConsentRecord
+from samtykke.domain.consent_keys import consent_key
+from samtykke.domain.events import ConsentChanged
+from samtykke.domain.model import SubjectKind
+
+from .imports import ImportRow, Rejection
+from .imports_batch import BatchPlan, ConsentKey, SubjectResolver, plan_decisions, plan_subjects, ref_digest
+from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT, SubjectRow
+from .store import _current
+from .store_sql import CURRENT_COLUMNS, LEDGER_COLUMNS, LEDGER_TYPES, SUBJECT_COLUMNS
+
+IMPORT_LOCK = 0x5A_4D_54_01  # the first key of a run's advisory lock; the second is its file's digest
+JOB_COLUMNS = (
+    "job_id, file_name, format, digest, state, last_row, imported, skipped, rejected, client_id, error, "
+    "started_at, updated_at, finished_at"
+)
+RESOLVE = (
+    f"SELECT r.ref_digest, {SUBJECT_COLUMNS} FROM consent.subject_refs r JOIN consent.subjects USING (subject_id) "
+    "WHERE r.ref_digest = ANY($1::text[]) ORDER BY subject_id FOR UPDATE OF subjects"
+)
+CURRENT = (
+    "SELECT subject_id, purpose, channel, status, version, occurred_at, recorded_at, valid_until, last_used_at, "
+    "notice_version, source FROM consent.consents WHERE subject_id = ANY($1::uuid[])"
+)
+# a new pass over a finished file counts afresh; an unfinished one resumes with its counts
+OPEN_JOB = (
+    "INSERT INTO consent.import_jobs (job_id, digest, file_name, format, state, client_id) "
+    "VALUES ($1, $2, $3, $4, 'running', $5) ON CONFLICT (digest) DO UPDATE SET state = 'running', error = NULL, "
+    "finished_at = NULL, updated_at = now(), file_name = EXCLUDED.file_name, client_id = EXCLUDED.client_id, "
+    "last_row = CASE WHEN j.state = 'done' THEN 0 ELSE j.last_row END, "
+    "imported = CASE WHEN j.state = 'done' THEN 0 ELSE j.imported END, "
+    "skipped = CASE WHEN j.state = 'done' THEN 0 ELSE j.skipped END, "
+    "rejected = CASE WHEN j.state = 'done' THEN 0 ELSE j.rejected END "
+    f"RETURNING {JOB_COLUMNS}"
+).replace("consent.import_jobs (", "consent.import_jobs AS j (", 1)
+ADVANCE_JOB = (
+    "UPDATE consent.import_jobs SET last_row = $2, imported = imported + $3, skipped = skipped + $4, "
+    "rejected = rejected + $5, updated_at = now() WHERE job_id = $1"
+)
+SAVE_REJECTS = (
+    "INSERT INTO consent.import_rejects (job_id, row_number, field, rule) "
+    "SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING"
+)
+TAKEN_NATIONAL_IDS = "SELECT national_id_hash FROM consent.subjects WHERE national_id_hash = ANY($1::text[])"
+PRESENT_EVENTS = "SELECT event_id FROM consent.ledger WHERE event_id = ANY($1::uuid[])"
+# Staging tables of this connection, emptied at each commit. The ledger's order is the staging
+# order (COPY keeps it: `ord` is a serial); the payload is JSON text, since asyncpg has no binary COPY
+# encoder for jsonb.
+_STAGED_TYPES = ", ".join(f"{n} {t}" for n, t in zip(LEDGER_COLUMNS.split(", "), LEDGER_TYPES, strict=True))
+STAGING = (
+    f"CREATE TEMP TABLE IF NOT EXISTS import_changes (ord bigserial, {_STAGED_TYPES}) ON COMMIT DELETE ROWS; "
+    "CREATE TEMP TABLE IF NOT EXISTS import_outbox (ord bigserial, topic text, message_key text, "
+    "schema_name text, payload text) ON COMMIT DELETE ROWS"
+)
+# the current state takes each consent's latest version, as `SAVE_CHANGES` does for the API
+UNSTAGE = (
+    f"WITH ledger AS (INSERT INTO consent.ledger ({LEDGER_COLUMNS}) SELECT {LEDGER_COLUMNS} FROM import_changes "
+    "ORDER BY ord), "
+    f"current AS (INSERT INTO consent.consents ({CURRENT_COLUMNS}) "
+    f"SELECT DISTINCT ON (subject_id, purpose, channel) {CURRENT_COLUMNS} FROM import_changes "
+    "ORDER BY subject_id, purpose, channel, version DESC "
+    "ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET "
+    "status = EXCLUDED.status, version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at, "
+    "recorded_at = EXCLUDED.recorded_at, valid_until = EXCLUDED.valid_until, "
+    "last_used_at = EXCLUDED.last_used_at, notice_version = EXCLUDED.notice_version, source = EXCLUDED.source) "
+    "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
+    "SELECT topic, message_key, schema_name, payload::jsonb FROM import_outbox ORDER BY ord"
+)
+_STAGED_CHANGES = LEDGER_COLUMNS.split(", ")
+_STAGED_OUTBOX = ["topic", "message_key", "schema_name", "payload"]
+_SUBJECT_FIELDS = [c.strip() for c in SUBJECT_COLUMNS.split(",")]
+_REF_FIELDS = ["ref_digest", "subject_id"]
+_INTO: dict[str, Any] = {"schema_name": "consent"}
+
+
+class ImportBusy(RuntimeError):
+    """Another run is importing the same file right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportJob:
+    job_id: str
+    file_name: str
+    format: str
+    digest: str
+    state: str  # running, done or failed
+    last_row: int  # the last row committed (its line): a resumed run starts after it
+    imported: int
+    skipped: int
+    rejected: int
+    client_id: str | None
+    error: str | None
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    def view(self) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in self.__slots__}
+        return values | {k: v.isoformat() for k, v in values.items() if isinstance(v, datetime)}
+
+
+def _job(row: asyncpg.Record) -> ImportJob:
+    return ImportJob(**(dict(row) | {"job_id": str(row["job_id"])}))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    imported: int
+    skipped: int
+    rejected: int  # rows
+
+
+async def job(db: asyncpg.Pool | asyncpg.Connection, job_id: str) -> ImportJob | None:
+    row = await db.fetchrow(f"SELECT {JOB_COLUMNS} FROM consent.import_jobs WHERE job_id = $1", UUID(job_id))
+    return None if row is None else _job(row)
+
+
+async def rejects(db: asyncpg.Pool | asyncpg.Connection, job_id: str) -> list[Rejection]:
+    rows = await db.fetch(
+        "SELECT row_number, field, rule FROM consent.import_rejects WHERE job_id = $1 ORDER BY row_number, field",
+        UUID(job_id),
+    )
+    return [Rejection(r["row_number"], r["field"], r["rule"]) for r in rows]
+
+
+class ImportSession:
+    """One run of one file on its own connection (which holds the run's lock)."""
+
+    def __init__(self, conn: asyncpg.Connection, catalog: PurposeCatalog, resolver: SubjectResolver) -> None:
+        self._conn, self._catalog, self._resolver = conn, catalog, resolver
+        self._staged = False  # whether this connection has its staging tables
+
+    async def open(self, digest: str, file_name: str, fmt: str, client_id: str | None) -> ImportJob:
+        locked = await self._conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", IMPORT_LOCK, digest)
+        if not locked:
+            raise ImportBusy("this file is being imported by another run")
+        row = await self._conn.fetchrow(OPEN_JOB, uuid4(), digest, file_name, fmt, client_id)
+        return _job(row)
+
+    async def release(self, digest: str) -> None:
+        """Let go of the run's lock (the connection may go back to a pool)."""
+        await self._conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", IMPORT_LOCK, digest)
+
+    async def close(self, job_id: str, error: str | None = None) -> ImportJob:
+        row = await self._conn.fetchrow(
+            "UPDATE consent.import_jobs SET state = $2, error = $3, finished_at = now(), updated_at = now() "
+            f"WHERE job_id = $1 RETURNING {JOB_COLUMNS}",
+            UUID(job_id),
+            "failed" if error else "done",
+            error,
+        )
+        return _job(row)
+
+    async def write(
+        self, job_id: str, last_row: int, rows: Sequence[ImportRow], rejected: Sequence[Rejection], topics: Topics
+    ) -> BatchOutcome:
+        """One batch: the rows read up to `last_row`, valid ones in `rows`, the rest in `rejected`."""
+        conn = self._conn
+        async with conn.transaction():
+            plan = await self._plan(rows, job_id)
+            plan.rejections += rejected
+            await self._write_subjects(plan)
+            await self._write_changes(plan, topics)
+            if plan.rejections:
+                await conn.execute(SAVE_REJECTS, UUID(job_id), *map(list, zip(*plan.rejections, strict=True)))
+            outcome = BatchOutcome(len(plan.changes), plan.skipped, plan.rejected_rows)
+            await conn.execute(ADVANCE_JOB, UUID(job_id), last_row, outcome.imported, outcome.skipped, outcome.rejected)
+        return outcome
+
+    async def _write_subjects(self, plan: BatchPlan) -> None:
+        if not plan.new_subjects:
+            return
+        records = [tuple(_subject_value(s, name) for name in _SUBJECT_FIELDS) for s in plan.new_subjects]
+        await self._conn.copy_records_to_table("subjects", **_INTO, columns=_SUBJECT_FIELDS, records=records)
+        refs = [(digest, UUID(subject_id)) for digest, subject_id in plan.new_refs]
+        await self._conn.copy_records_to_table("subject_refs", **_INTO, columns=_REF_FIELDS, records=refs)
+
+    async def _write_changes(self, plan: BatchPlan, topics: Topics) -> None:
+        """The outbox rows (subjects' first: a subject's record precedes its consents') and the
+        decisions go to session-local staging tables by COPY, then into place in one statement."""
+        conn = self._conn
+        if not self._staged:
+            await conn.execute(STAGING)
+            self._staged = True
+        outbox = [(topics.subjects, e.subject_id, OUTBOX_SUBJECT, _json(e.as_record())) for e in plan.subject_events]
+        outbox += [
+            (topics.changes, consent_key(c.subject_id, c.purpose, c.channel), OUTBOX_CONSENT, _json(c.as_record()))
+            for c in plan.changes
+        ]
+        if not outbox:
+            return
+        await conn.copy_records_to_table("import_outbox", columns=_STAGED_OUTBOX, records=outbox)
+        if plan.changes:
+            changes = [_ledger_row(c, topics.client_id) for c in plan.changes]
+            await conn.copy_records_to_table("import_changes", columns=_STAGED_CHANGES, records=changes)
+        await conn.execute(UNSTAGE)
+
+    async def _plan(self, rows: Sequence[ImportRow], job_id: str) -> BatchPlan:
+        conn, resolver, plan = self._conn, self._resolver, BatchPlan()
+        hasher = resolver.hasher
+        refs = sorted({ref_digest(hasher, r.subject_ref) for r in rows})
+        known = {r["ref_digest"]: _known_subject(r) for r in await conn.fetch(RESOLVE, refs)}
+        existing = [UUID(s.subject_id) for s in known.values()]
+        # stamped after the subjects' locks, as the API stamps a decision under its subject's lock
+        now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+        resolver.now = now
+        wanted = sorted({d for r in rows if (d := resolver.national_id_digest(r)) is not None})
+        taken = await conn.fetch(TAKEN_NATIONAL_IDS, wanted)
+        placed = plan_subjects(rows, known, {r[0] for r in taken}, resolver, plan)
+        current: dict[ConsentKey, ConsentRecord] = {}
+        for r in await conn.fetch(CURRENT, existing) if existing else []:
+            stored = _current(r)
+            current[(stored.subject_id, *stored.record.key)] = stored.record
+        ids = [UUID(row.event_id) for row, _ in placed]
+        present = {str(r[0]) for r in await conn.fetch(PRESENT_EVENTS, ids)}
+        plan_decisions(placed, current, present, self._catalog, now, f"import:{job_id}", plan)
+        return plan
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    changes: str
+    subjects: str
+    client_id: str | None  # the credential that started the import, recorded in the ledger
+
+
+def _json(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
+
+
+def _ledger_row(c: ConsentChanged, client_id: str | None) -> tuple[Any, ...]:
+    """A change as `store.PostgresUnitOfWork.save_changes` writes it to the ledger (no actor reference)."""
+    return (
+        UUID(c.event_id),
+        UUID(c.subject_id),
+        c.purpose,
+        c.channel or "",
+        c.status,
+        c.previous_status,
+        c.version,
+        c.occurred_at,
+        c.recorded_at,
+        c.valid_until,
+        c.last_used_at,
+        c.source,
+        c.actor_kind,
+        None,
+        c.notice_version,
+        c.evidence_ref,
+        c.correlation_id,
+        client_id,
+    )
+
+
+def _known_subject(row: asyncpg.Record) -> SubjectRow:
+    values = {name: row[name] for name in _SUBJECT_FIELDS}
+    return SubjectRow(**values | {"subject_id": str(row["subject_id"]), "kind": SubjectKind(row["kind"])})
+
+
+def _subject_value(subject: Any, name: str) -> Any:
+    value = getattr(subject, name)
+    if name == "subject_id":
+        return UUID(value)
+    return value.value if name == "kind" else value

@@ -240,3 +240,51 @@ async def bulk(client: httpx.AsyncClient, ids: list[str], purpose: str, channel:
         assert response.status_code == 200, response.text
         answers += sorted(response.json()["results"], key=lambda r: r["index"])
     return answers
+
+
+async def test_an_import_job_on_the_api_runs_to_done_and_names_its_rejected_rows(consent: RunningConsent) -> None:
+    crm = with_bad_rows(crm_file(290), each=1)
+    client, csv_type = consent.client, {"Content-Type": "text/csv"}
+    posted = await client.post("/v1/imports", content=crm.csv_bytes(), params={"name": "crm.csv"}, headers=csv_type)
+    assert posted.status_code == 202, posted.text
+    job_id = posted.json()["job_id"]
+    assert posted.headers["Location"] == f"/v1/imports/{job_id}"
+    job = await wait_done(client, job_id)
+    assert (job["imported"], job["skipped"], job["rejected"]) == (crm.good, 0, len(crm.bad) == 10 and 10)
+    assert job["file_name"] == "crm.csv" and job["last_row"] == len(crm.rows) + 1
+    rejects = (await client.get(f"/v1/imports/{job_id}/rejects")).json()["rejects"]
+    assert {r["row"]: (r["field"], r["rule"]) for r in rejects} == crm.bad
+    conn = await asyncpg.connect(consent.settings.database_url)
+    try:
+        assert await count(conn, "SELECT count(*) FROM consent.ledger") == crm.good
+        assert (
+            await count(conn, "SELECT count(DISTINCT client_id) FROM consent.ledger WHERE client_id LIKE 'apikey:%'")
+            == 1
+        )
+    finally:
+        await conn.close()
+
+    again = await client.post("/v1/imports", content=crm.csv_bytes(), headers=csv_type)
+    assert again.status_code == 202 and again.json()["job_id"] == job_id  # the same file is the same job
+    job = await wait_done(client, job_id)
+    assert (job["imported"], job["skipped"], job["rejected"]) == (0, crm.good, 10)
+
+    writer = {"Authorization": "Bearer dev-writer"}
+    assert (await client.post("/v1/imports", content=b"x", headers=csv_type | writer)).status_code == 403
+    assert (await client.get(f"/v1/imports/{job_id}", headers=writer)).status_code == 403
+    assert (await client.get(f"/v1/imports/{uuid.uuid4()}")).status_code == 404
+    unknown = await client.post("/v1/imports", content=b"a,b\n", headers={"Content-Type": "application/pdf"})
+    assert unknown.status_code == 415 and unknown.json()["problems"][0]["field"] == "Content-Type"
+    header = await client.post("/v1/imports", content=b"subject_ref,shoe_size\n", params={"format": "csv"})
+    assert header.status_code == 422 and header.json()["problems"][0]["field"] == "header"
+
+
+async def wait_done(client: httpx.AsyncClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = (await client.get(f"/v1/imports/{job_id}")).json()
+        if job["state"] != "running":
+            assert job["state"] == "done", str(job)
+            return job
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.05)

@@ -4,6 +4,7 @@ rejection names the row, the column and the rule, never the value."""
 from __future__ import annotations
 
 import io
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from samtykke.consent.imports import (
     COLUMNS,
+    IMPORT_NAMESPACE,
     FileRefused,
     ImportFormat,
     ImportRow,
@@ -142,6 +144,8 @@ def test_the_event_id_is_the_decision_whatever_zone_its_instant_was_written_in()
     assert event_id("A", "direct_marketing", Channel.SMS, at, "granted") != event_id(
         "A", "direct_marketing", Channel.SMS, at, "withdrawn"
     )
+    name = "\x1f".join(("A", "direct_marketing", "sms", at.isoformat(), "granted"))
+    assert event_id("A", "direct_marketing", Channel.SMS, at, "granted") == str(uuid.uuid5(IMPORT_NAMESPACE, name))
 
 
 def test_every_documented_column_is_a_field_of_the_row() -> None:

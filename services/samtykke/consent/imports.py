@@ -12,6 +12,7 @@ Rows are numbered by the line they start on, the header being line 1 (what a spr
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import uuid
@@ -35,8 +36,10 @@ from .service import normalise
 # the namespace of imported decisions' event ids: one decision of one file row is one event id, so a
 # re-run of the file (or of any file holding the same decision) finds it in the ledger
 IMPORT_NAMESPACE = uuid.UUID("6f1d5a0e-3c2b-5d7e-9a41-2b8f0c6e1d35")
+_NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
 STATUS_ACTION = {"granted": ConsentAction.GRANT, "withdrawn": ConsentAction.WITHDRAW, "revoked": ConsentAction.REVOKE}
 IDENTIFIERS = tuple(IdentifierKind)
+NORMALISED_KEPT = 65_536  # identifiers remembered, normalised, while a file is read
 
 
 class ImportFormat(StrEnum):
@@ -116,16 +119,21 @@ class ImportRow:
 
 
 def event_id(subject_ref: str, purpose: str, channel: Channel | None, occurred_at: datetime, status: str) -> str:
-    """The decision's event id, the same for the same decision however its instant's zone was written."""
+    """The decision's event id, the same for the same decision however its instant's zone was written:
+    `uuid.uuid5(IMPORT_NAMESPACE, name)` as text, without building UUID objects (a third of the cost)."""
     instant = occurred_at.astimezone(UTC).isoformat()
     name = "\x1f".join((subject_ref, purpose, channel.value if channel else "", instant, status))
-    return str(uuid.uuid5(IMPORT_NAMESPACE, name))
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6], digest[8] = (digest[6] & 0x0F) | 0x50, (digest[8] & 0x3F) | 0x80  # version 5, RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class RowValidator:
     def __init__(self, catalog: PurposeCatalog, now: datetime) -> None:
         self._catalog = catalog
         self._now = now  # "not in the future" is judged against the start of the import
+        self._normalised: dict[tuple[IdentifierKind, str, Country], str | InvalidIdentifier] = {}
 
     def validate(self, row: int, values: dict[str, Any]) -> ImportRow | list[Rejection]:
         try:
@@ -160,18 +168,31 @@ class RowValidator:
             return [Rejection(row, "account_id", f"a {given.kind.value} belongs to a business account")]
         return []
 
-    @staticmethod
-    def _identifiers(row: int, given: ImportRowIn, problems: list[Rejection]) -> dict[IdentifierKind, str]:
+    def _identifiers(self, row: int, given: ImportRowIn, problems: list[Rejection]) -> dict[IdentifierKind, str]:
         found: dict[IdentifierKind, str] = {}
         for kind in IDENTIFIERS:
             raw = getattr(given, kind.value)
             if raw is None:
                 continue
-            try:
-                found[kind] = normalise(kind, raw, given.country)
-            except InvalidIdentifier as exc:
-                problems.append(Rejection(row, kind.value, str(exc)))
+            normalised = self._normalise(kind, raw, given.country)
+            if isinstance(normalised, InvalidIdentifier):
+                problems.append(Rejection(row, kind.value, str(normalised)))
+            else:
+                found[kind] = normalised
         return found
+
+    def _normalise(self, kind: IdentifierKind, raw: str, country: Country) -> str | InvalidIdentifier:
+        """`service.normalise`, once per value: a subject's rows repeat its identifiers."""
+        key = (kind, raw, country)
+        known = self._normalised.get(key)
+        if known is None:
+            if len(self._normalised) >= NORMALISED_KEPT:
+                self._normalised.clear()
+            try:
+                known = self._normalised[key] = normalise(kind, raw, country)
+            except InvalidIdentifier as exc:
+                known = self._normalised[key] = exc
+        return known
 
     def _decision_rules(self, row: int, given: ImportRowIn, decision: Decision) -> list[Rejection]:
         if self._catalog.get(given.purpose) is None:

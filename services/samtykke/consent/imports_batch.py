@@ -32,7 +32,7 @@ Seal = Callable[[str | None], bytes | None]
 
 def identifier_digest(hasher: IdentifierHasher, kind: IdentifierKind, normalised: str, country: Country) -> str:
     """The keyed hash the API stores (`ConsentService._digest`): a national id is keyed with its country."""
-    return hasher(f"national_id:{country}" if kind is IdentifierKind.NATIONAL_ID else kind.value, normalised)
+    return hasher(f"national_id:{country}" if kind is IdentifierKind.NATIONAL_ID else kind, normalised)
 
 
 def ref_digest(hasher: IdentifierHasher, subject_ref: str) -> str:
@@ -59,14 +59,33 @@ class SubjectResolver:
 
     def __init__(self, hasher: IdentifierHasher, seal: Seal) -> None:
         self.hasher, self._seal = hasher, seal
-        self.now: datetime | None = None  # the batch's instant: a subject it creates is created then
+        self._now: datetime | None = None
+        # a subject's rows repeat its identifiers: each is hashed once a batch
+        self._digests: dict[tuple[str, tuple[tuple[IdentifierKind, str], ...]], dict[IdentifierKind, str]] = {}
+
+    @property
+    def now(self) -> datetime | None:
+        """The batch's instant: a subject it creates is created then."""
+        return self._now
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self._now = value
+        self._digests.clear()
 
     def digests(self, row: ImportRow) -> dict[IdentifierKind, str]:
-        return {k: identifier_digest(self.hasher, k, v, row.country) for k, v in row.identifiers.items()}
+        if not row.identifiers:
+            return {}
+        key = (row.country, tuple(row.identifiers.items()))
+        found = self._digests.get(key)
+        if found is None:
+            found = self._digests[key] = {
+                k: identifier_digest(self.hasher, k, v, row.country) for k, v in row.identifiers.items()
+            }
+        return found
 
     def national_id_digest(self, row: ImportRow) -> str | None:
-        value = row.identifiers.get(IdentifierKind.NATIONAL_ID)
-        return None if value is None else identifier_digest(self.hasher, IdentifierKind.NATIONAL_ID, value, row.country)
+        return self.digests(row).get(IdentifierKind.NATIONAL_ID) if row.identifiers else None
 
     def create(self, row: ImportRow, digests: dict[IdentifierKind, str]) -> SubjectRow:
         assert self.now is not None, "set the batch's instant first"
@@ -159,7 +178,10 @@ def plan_decisions(
         if before is not None and _same(before, row):
             plan.skipped += 1
             continue
-        broken = check_decision(catalog, subject.kind, row.actor_kind, decision, "", now, before)
+        # without a recorded state every rule was checked with the row; with one, the order is checked too
+        broken = (
+            [] if before is None else check_decision(catalog, subject.kind, row.actor_kind, decision, "", now, before)
+        )
         if broken:
             plan.rejections += [Rejection(row.row, v.field.lstrip("."), v.rule) for v in broken]
             continue

@@ -197,7 +197,7 @@ class ImportSession:
             return
         records = [tuple(_subject_value(s, name) for name in _SUBJECT_FIELDS) for s in plan.new_subjects]
         await self._conn.copy_records_to_table("subjects", **_INTO, columns=_SUBJECT_FIELDS, records=records)
-        refs = [(digest, UUID(subject_id)) for digest, subject_id in plan.new_refs]
+        refs = plan.new_refs
         await self._conn.copy_records_to_table("subject_refs", **_INTO, columns=_REF_FIELDS, records=refs)
 
     async def _write_changes(self, plan: BatchPlan, topics: Topics) -> None:
@@ -225,7 +225,7 @@ class ImportSession:
         hasher = resolver.hasher
         refs = sorted({ref_digest(hasher, r.subject_ref) for r in rows})
         known = {r["ref_digest"]: _known_subject(r) for r in await conn.fetch(RESOLVE, refs)}
-        existing = [UUID(s.subject_id) for s in known.values()]
+        existing = [s.subject_id for s in known.values()]
         # stamped after the subjects' locks, as the API stamps a decision under its subject's lock
         now: datetime = await conn.fetchval("SELECT clock_timestamp()")
         resolver.now = now
@@ -236,7 +236,7 @@ class ImportSession:
         for r in await conn.fetch(CURRENT, existing) if existing else []:
             stored = _current(r)
             current[(stored.subject_id, *stored.record.key)] = stored.record
-        ids = [UUID(row.event_id) for row, _ in placed]
+        ids = [row.event_id for row, _ in placed]  # asyncpg encodes a uuid from its text
         present = {str(r[0]) for r in await conn.fetch(PRESENT_EVENTS, ids)}
         plan_decisions(placed, current, present, self._catalog, now, f"import:{job_id}", plan)
         return plan
@@ -256,8 +256,8 @@ def _json(record: dict[str, Any]) -> str:
 def _ledger_row(c: ConsentChanged, client_id: str | None) -> tuple[Any, ...]:
     """A change as `store.PostgresUnitOfWork.save_changes` writes it to the ledger (no actor reference)."""
     return (
-        UUID(c.event_id),
-        UUID(c.subject_id),
+        c.event_id,
+        c.subject_id,
         c.purpose,
         c.channel or "",
         c.status,
@@ -284,6 +284,4 @@ def _known_subject(row: asyncpg.Record) -> SubjectRow:
 
 def _subject_value(subject: Any, name: str) -> Any:
     value = getattr(subject, name)
-    if name == "subject_id":
-        return UUID(value)
     return value.value if name == "kind" else value

@@ -151,6 +151,12 @@ def consent_migrate_topic(args: argparse.Namespace) -> int:
     return 0
 
 
+def batch_size(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of rows from 1 to 1000000")
+    return int(value)
+
+
 def consent_import(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
@@ -205,7 +211,7 @@ def add_platform_commands(commands: argparse._SubParsersAction[argparse.Argument
     bulk.add_argument("file", help="the file; its format from its name (.csv, .ndjson) unless --format")
     bulk.add_argument("--format", choices=["csv", "ndjson"], help="the file's format")
     bulk.add_argument("--rejects", help="where the rejected-rows report goes (default: FILE.rejects.csv|ndjson)")
-    bulk.add_argument("--batch-size", type=int, help="rows per transaction (default 10000)")
+    bulk.add_argument("--batch-size", type=batch_size, help="rows per transaction (default 10000)")
     bulk.set_defaults(handler=consent_import)
 
 

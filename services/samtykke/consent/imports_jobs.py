@@ -10,12 +10,14 @@ by its digest: a run of a file whose earlier run did not finish starts after the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import gc
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,6 +218,21 @@ def report_path(source: Path, fmt: ImportFormat) -> Path:
     return source.with_name(f"{source.name}.rejects.{fmt.value}")
 
 
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """A batch allocates a few objects per row and keeps most until it commits: the collector's default
+    threshold (700 allocations) would traverse them again and again, about a sixth of the time per row.
+    For a process that runs one import; the consent service keeps its defaults."""
+    before = gc.get_threshold()
+    gc.freeze()  # what the process holds already is never garbage here
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 async def import_file(
     settings: Settings, path: Path, fmt: ImportFormat, rejects_path: Path, batch_size: int = DEFAULT_BATCH
 ) -> ImportSummary:
@@ -231,7 +248,7 @@ async def import_file(
             settings.topic_subjects,
         )
         async with pool.acquire() as conn:
-            with ProgressBar(0, f"import {path.name}", unit="rows") as progress:
+            with fewer_collections(), ProgressBar(0, f"import {path.name}", unit="rows") as progress:
 
                 def started(job: ImportJob, facts: FileFacts) -> None:
                     # about one row a line, less the header and the rows an earlier run committed

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from samtykke.adapters.settings import Settings
 from samtykke.consent.imports_batch import ref_digest
 from samtykke.devstack.process import samtykke_command, settings_environment
 from samtykke.domain.catalog import load_catalog
+from samtykke.domain.events import ConsentChanged
 from samtykke.domain.identifiers import IdentifierHasher
 from samtykke.domain.model import SubjectId, SubjectKind
 from samtykke.domain.registers import RegisterBook
@@ -40,6 +42,9 @@ from .projections.oracle import assert_equals_recomputation
 from .suppression.conftest import MARKETING, suppression_settings
 
 CATALOG = load_catalog()
+CHANGE_COLUMNS = ("account_id", "country", "purpose", "status", "previous_status", "version", "occurred_at")
+CHANGE_COLUMNS += ("recorded_at", "valid_until", "source", "actor_kind", "notice_version", "evidence_ref")
+CHANGE_COLUMNS += ("correlation_id", "last_used_at")
 # what the import process reads: the consent service's database, topics and identifier keys
 IMPORT_SETTINGS = ("database_url", "topic_changes", "topic_subjects", "identifier_hash_key")
 BATCH = 1000
@@ -145,6 +150,8 @@ async def test_a_crm_file_is_imported_once_resumed_after_a_kill_and_every_reader
             named = {int(r["row"]): (r["field"], r["rule"]) for r in csv.DictReader(lines)}
         assert named == crm.bad
 
+        await assert_records_are_the_apis(conn)
+
         again = finished(run_import(settings, path))
         assert "0 decisions imported, 9,950 already present, 50 rejected" in again
         await assert_imported_once(conn, crm)
@@ -173,6 +180,26 @@ async def assert_imported_once(conn: asyncpg.Connection, crm: CrmFile) -> None:
     assert await count(conn, "SELECT count(*) FROM consent.outbox WHERE payload->>'evidence_ref' IS NOT NULL") == 0
     with_evidence = sum(1 for r in crm.rows if r["evidence"] and r["subject_ref"].startswith("CRM-00"))
     assert await count(conn, "SELECT count(*) FROM consent.ledger WHERE evidence_ref IS NOT NULL") == with_evidence
+
+
+async def assert_records_are_the_apis(conn: asyncpg.Connection) -> None:
+    """Every outbox record of an imported change is `ConsentChanged.as_record()` of its ledger row, which
+    is what the API's `save_changes` enqueues for a change it records."""
+    rows = await conn.fetch(
+        "SELECT o.payload, l.*, s.kind, s.country, s.account_id FROM consent.outbox o "
+        "JOIN consent.ledger l ON l.event_id = (o.payload->>'event_id')::uuid "
+        "JOIN consent.subjects s USING (subject_id) WHERE o.schema_name = 'ConsentChanged'"
+    )
+    assert rows
+    for r in rows:
+        change = ConsentChanged(
+            **{name: r[name] for name in CHANGE_COLUMNS},
+            event_id=str(r["event_id"]),
+            subject_id=str(r["subject_id"]),
+            subject_kind=r["kind"],
+            channel=r["channel"] or None,
+        )
+        assert json.loads(r["payload"]) == change.as_record()
 
 
 async def expected_states(conn: asyncpg.Connection) -> dict[str, SubjectState]:

@@ -24,7 +24,6 @@ import asyncpg
 
 from samtykke.domain.catalog import PurposeCatalog
 from samtykke.domain.consent import ConsentRecord
-from samtykke.domain.consent_keys import consent_key
 from samtykke.domain.events import ConsentChanged
 from samtykke.domain.model import SubjectKind
 
@@ -68,15 +67,56 @@ SAVE_REJECTS = (
 )
 TAKEN_NATIONAL_IDS = "SELECT national_id_hash FROM consent.subjects WHERE national_id_hash = ANY($1::text[])"
 PRESENT_EVENTS = "SELECT event_id FROM consent.ledger WHERE event_id = ANY($1::uuid[])"
-# Staging tables of this connection, emptied at each commit. The ledger's order is the staging
-# order (COPY keeps it: `ord` is a serial); the payload is JSON text, since asyncpg has no binary COPY
-# encoder for jsonb.
+# Staging tables of this connection, emptied at each commit; COPY keeps their order in `ord`. A
+# subject's record is JSON text from Python (asyncpg has no binary COPY encoder for jsonb); a change's
+# is built here from its ledger row, so its millions of records cost the import no JSON.
 _STAGED_TYPES = ", ".join(f"{n} {t}" for n, t in zip(LEDGER_COLUMNS.split(", "), LEDGER_TYPES, strict=True))
 STAGING = (
-    f"CREATE TEMP TABLE IF NOT EXISTS import_changes (ord bigserial, {_STAGED_TYPES}) ON COMMIT DELETE ROWS; "
+    f"CREATE TEMP TABLE IF NOT EXISTS import_changes (ord bigserial, {_STAGED_TYPES}, subject_kind text, "
+    "account_id text, country text) ON COMMIT DELETE ROWS; "
     "CREATE TEMP TABLE IF NOT EXISTS import_outbox (ord bigserial, topic text, message_key text, "
     "schema_name text, payload text) ON COMMIT DELETE ROWS"
 )
+
+
+def _millis(column: str) -> str:
+    # `events.to_millis` exactly: the epoch seconds as the nearest double (what datetime.timestamp()
+    # gives), times 1000 in double arithmetic, truncated
+    return f"trunc(extract(epoch FROM {column})::float8 * 1000)::bigint"
+
+
+# `ConsentChanged.as_record()` of a staged change: no evidence on the topic, only whether there is some
+CHANGE_RECORD = (
+    "jsonb_build_object("
+    + ", ".join(
+        f"'{name}', {value}"
+        for name, value in {
+            "event_id": "event_id::text",
+            "subject_id": "subject_id::text",
+            "subject_kind": "subject_kind",
+            "account_id": "account_id",
+            "country": "country",
+            "purpose": "purpose",
+            "channel": "NULLIF(channel, '')",
+            "status": "status",
+            "previous_status": "previous_status",
+            "version": "version",
+            "occurred_at": _millis("occurred_at"),
+            "recorded_at": _millis("recorded_at"),
+            "valid_until": _millis("valid_until"),
+            "source": "source",
+            "actor_kind": "actor_kind",
+            "notice_version": "notice_version",
+            "evidence_ref": "NULL",
+            "correlation_id": "correlation_id",
+            "last_used_at": _millis("last_used_at"),
+            "evidence_on_file": "evidence_ref IS NOT NULL",
+        }.items()
+    )
+    + ")"
+)
+# the record key is `domain.consent_keys.consent_key` spelled in SQL (as the sweeper's purge spells it)
+CHANGE_KEY = "subject_id::text || '/' || purpose || '/' || COALESCE(NULLIF(channel, ''), '-')"
 # the current state takes each consent's latest version, as `SAVE_CHANGES` does for the API
 UNSTAGE = (
     f"WITH ledger AS (INSERT INTO consent.ledger ({LEDGER_COLUMNS}) SELECT {LEDGER_COLUMNS} FROM import_changes "
@@ -89,9 +129,11 @@ UNSTAGE = (
     "recorded_at = EXCLUDED.recorded_at, valid_until = EXCLUDED.valid_until, "
     "last_used_at = EXCLUDED.last_used_at, notice_version = EXCLUDED.notice_version, source = EXCLUDED.source) "
     "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
-    "SELECT topic, message_key, schema_name, payload::jsonb FROM import_outbox ORDER BY ord"
+    "SELECT topic, message_key, schema_name, payload FROM ("
+    "SELECT 0 AS part, ord, topic, message_key, schema_name, payload::jsonb AS payload FROM import_outbox "
+    f"UNION ALL SELECT 1, ord, $1, {CHANGE_KEY}, $2, {CHANGE_RECORD} FROM import_changes) o ORDER BY part, ord"
 )
-_STAGED_CHANGES = LEDGER_COLUMNS.split(", ")
+_STAGED_CHANGES = [*LEDGER_COLUMNS.split(", "), "subject_kind", "account_id", "country"]
 _STAGED_OUTBOX = ["topic", "message_key", "schema_name", "payload"]
 _SUBJECT_FIELDS = [c.strip() for c in SUBJECT_COLUMNS.split(",")]
 _REF_FIELDS = ["ref_digest", "subject_id"]
@@ -153,12 +195,12 @@ class ImportSession:
 
     def __init__(self, conn: asyncpg.Connection, catalog: PurposeCatalog, resolver: SubjectResolver) -> None:
         self._conn, self._catalog, self._resolver = conn, catalog, resolver
-        self._staged = False  # whether this connection has its staging tables
 
     async def open(self, digest: str, file_name: str, fmt: str, client_id: str | None) -> ImportJob:
         locked = await self._conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", IMPORT_LOCK, digest)
         if not locked:
             raise ImportBusy("this file is being imported by another run")
+        await self._conn.execute(STAGING)  # outside a batch: a batch rolled back would take them along
         row = await self._conn.fetchrow(OPEN_JOB, uuid4(), digest, file_name, fmt, client_id)
         return _job(row)
 
@@ -204,21 +246,15 @@ class ImportSession:
         """The outbox rows (subjects' first: a subject's record precedes its consents') and the
         decisions go to session-local staging tables by COPY, then into place in one statement."""
         conn = self._conn
-        if not self._staged:
-            await conn.execute(STAGING)
-            self._staged = True
-        outbox = [(topics.subjects, e.subject_id, OUTBOX_SUBJECT, _json(e.as_record())) for e in plan.subject_events]
-        outbox += [
-            (topics.changes, consent_key(c.subject_id, c.purpose, c.channel), OUTBOX_CONSENT, _json(c.as_record()))
-            for c in plan.changes
-        ]
-        if not outbox:
-            return
-        await conn.copy_records_to_table("import_outbox", columns=_STAGED_OUTBOX, records=outbox)
+        if plan.subject_events:
+            events = plan.subject_events
+            outbox = [(topics.subjects, e.subject_id, OUTBOX_SUBJECT, _json(e.as_record())) for e in events]
+            await conn.copy_records_to_table("import_outbox", columns=_STAGED_OUTBOX, records=outbox)
         if plan.changes:
-            changes = [_ledger_row(c, topics.client_id) for c in plan.changes]
+            changes = [_staged_change(c, topics.client_id) for c in plan.changes]
             await conn.copy_records_to_table("import_changes", columns=_STAGED_CHANGES, records=changes)
-        await conn.execute(UNSTAGE)
+        if plan.subject_events or plan.changes:
+            await conn.execute(UNSTAGE, topics.changes, OUTBOX_CONSENT)
 
     async def _plan(self, rows: Sequence[ImportRow], job_id: str) -> BatchPlan:
         conn, resolver, plan = self._conn, self._resolver, BatchPlan()
@@ -253,8 +289,9 @@ def _json(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"))
 
 
-def _ledger_row(c: ConsentChanged, client_id: str | None) -> tuple[Any, ...]:
-    """A change as `store.PostgresUnitOfWork.save_changes` writes it to the ledger (no actor reference)."""
+def _staged_change(c: ConsentChanged, client_id: str | None) -> tuple[Any, ...]:
+    """A change as `store.PostgresUnitOfWork.save_changes` writes it to the ledger (no actor reference),
+    and what else its record carries."""
     return (
         c.event_id,
         c.subject_id,
@@ -274,6 +311,9 @@ def _ledger_row(c: ConsentChanged, client_id: str | None) -> tuple[Any, ...]:
         c.evidence_ref,
         c.correlation_id,
         client_id,
+        c.subject_kind,
+        c.account_id,
+        c.country,
     )
 
 

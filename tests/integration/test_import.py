@@ -296,6 +296,15 @@ async def test_an_import_job_on_the_api_runs_to_done_and_names_its_rejected_rows
     job = await wait_done(client, job_id)
     assert (job["imported"], job["skipped"], job["rejected"]) == (0, crm.good, 10)
 
+    # the same decisions as NDJSON are another file, whose decisions are all in the ledger already
+    ndjson = "".join(json.dumps({k: v for k, v in r.items() if v}) + "\n" for r in crm.rows).encode()
+    posted = await client.post("/v1/imports", content=ndjson, headers={"Content-Type": "application/x-ndjson"})
+    assert posted.status_code == 202 and posted.json()["job_id"] != job_id
+    other = await wait_done(client, posted.json()["job_id"])
+    assert (other["format"], other["imported"], other["skipped"], other["rejected"]) == ("ndjson", 0, crm.good, 10)
+    rejects = (await client.get(f"/v1/imports/{other['job_id']}/rejects")).json()["rejects"]
+    assert {r["row"] + 1: (r["field"], r["rule"]) for r in rejects} == crm.bad  # NDJSON has no header line
+
     writer = {"Authorization": "Bearer dev-writer"}
     assert (await client.post("/v1/imports", content=b"x", headers=csv_type | writer)).status_code == 403
     assert (await client.get(f"/v1/imports/{job_id}", headers=writer)).status_code == 403

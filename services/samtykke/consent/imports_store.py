@@ -2,10 +2,11 @@
 
 A batch reads what it needs (the subjects of its references, locked as the API locks one; the
 national ids taken; the current state of its subjects; which of its event ids are in the ledger),
-lets `imports_batch` decide, then writes subjects and references with COPY, the subjects' events
-and the decisions (ledger, current state and outbox in the API's own statement, `save_changes`),
-the rejections and the job's progress. It commits all of that or nothing, so a crash loses only the
-batch in flight and a resumed run starts after the last row committed.
+lets `imports_batch` decide, then writes subjects and references with COPY, stages the subjects'
+records and the changes by COPY and puts them in place in one statement (ledger, current state and
+outbox rows as the API's `save_changes` writes them), then the rejections and the job's progress.
+It commits all of that or nothing, so a crash loses only the batch in flight and a resumed run starts
+after the last row committed.
 
 A run holds a session advisory lock on its file (by digest) on its own connection, so two runs of
 one file never interleave; a crashed run's lock goes with its connection.
@@ -29,114 +30,26 @@ from samtykke.domain.model import SubjectKind
 
 from .imports import ImportRow, Rejection
 from .imports_batch import BatchPlan, ConsentKey, SubjectResolver, plan_decisions, plan_subjects, ref_digest
+from .imports_sql import (
+    ADVANCE_JOB,
+    CURRENT,
+    JOB_COLUMNS,
+    OPEN_JOB,
+    PRESENT_EVENTS,
+    REF_FIELDS,
+    RESOLVE,
+    SAVE_REJECTS,
+    STAGED_CHANGES,
+    STAGED_OUTBOX,
+    STAGING,
+    SUBJECT_FIELDS,
+    TAKEN_NATIONAL_IDS,
+    UNSTAGE,
+)
 from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT, SubjectRow
 from .store import _current
-from .store_sql import CURRENT_COLUMNS, LEDGER_COLUMNS, LEDGER_TYPES, SUBJECT_COLUMNS
 
 IMPORT_LOCK = 0x5A_4D_54_01  # the first key of a run's advisory lock; the second is its file's digest
-JOB_COLUMNS = (
-    "job_id, file_name, format, digest, state, last_row, imported, skipped, rejected, client_id, error, "
-    "started_at, updated_at, finished_at"
-)
-RESOLVE = (
-    f"SELECT r.ref_digest, {SUBJECT_COLUMNS} FROM consent.subject_refs r JOIN consent.subjects USING (subject_id) "
-    "WHERE r.ref_digest = ANY($1::text[]) ORDER BY subject_id FOR UPDATE OF subjects"
-)
-CURRENT = (
-    "SELECT subject_id, purpose, channel, status, version, occurred_at, recorded_at, valid_until, last_used_at, "
-    "notice_version, source FROM consent.consents WHERE subject_id = ANY($1::uuid[])"
-)
-# a new pass over a finished file counts afresh; an unfinished one resumes with its counts
-OPEN_JOB = (
-    "INSERT INTO consent.import_jobs (job_id, digest, file_name, format, state, client_id) "
-    "VALUES ($1, $2, $3, $4, 'running', $5) ON CONFLICT (digest) DO UPDATE SET state = 'running', error = NULL, "
-    "finished_at = NULL, updated_at = now(), file_name = EXCLUDED.file_name, client_id = EXCLUDED.client_id, "
-    "last_row = CASE WHEN j.state = 'done' THEN 0 ELSE j.last_row END, "
-    "imported = CASE WHEN j.state = 'done' THEN 0 ELSE j.imported END, "
-    "skipped = CASE WHEN j.state = 'done' THEN 0 ELSE j.skipped END, "
-    "rejected = CASE WHEN j.state = 'done' THEN 0 ELSE j.rejected END "
-    f"RETURNING {JOB_COLUMNS}"
-).replace("consent.import_jobs (", "consent.import_jobs AS j (", 1)
-ADVANCE_JOB = (
-    "UPDATE consent.import_jobs SET last_row = $2, imported = imported + $3, skipped = skipped + $4, "
-    "rejected = rejected + $5, updated_at = now() WHERE job_id = $1"
-)
-SAVE_REJECTS = (
-    "INSERT INTO consent.import_rejects (job_id, row_number, field, rule) "
-    "SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING"
-)
-TAKEN_NATIONAL_IDS = "SELECT national_id_hash FROM consent.subjects WHERE national_id_hash = ANY($1::text[])"
-PRESENT_EVENTS = "SELECT event_id FROM consent.ledger WHERE event_id = ANY($1::uuid[])"
-# Staging tables of this connection, emptied at each commit; COPY keeps their order in `ord`. A
-# subject's record is JSON text from Python (asyncpg has no binary COPY encoder for jsonb); a change's
-# is built here from its ledger row, so its millions of records cost the import no JSON.
-_STAGED_TYPES = ", ".join(f"{n} {t}" for n, t in zip(LEDGER_COLUMNS.split(", "), LEDGER_TYPES, strict=True))
-STAGING = (
-    f"CREATE TEMP TABLE IF NOT EXISTS import_changes (ord bigserial, {_STAGED_TYPES}, subject_kind text, "
-    "account_id text, country text) ON COMMIT DELETE ROWS; "
-    "CREATE TEMP TABLE IF NOT EXISTS import_outbox (ord bigserial, topic text, message_key text, "
-    "schema_name text, payload text) ON COMMIT DELETE ROWS"
-)
-
-
-def _millis(column: str) -> str:
-    # `events.to_millis` exactly: the epoch seconds as the nearest double (what datetime.timestamp()
-    # gives), times 1000 in double arithmetic, truncated
-    return f"trunc(extract(epoch FROM {column})::float8 * 1000)::bigint"
-
-
-# `ConsentChanged.as_record()` of a staged change: no evidence on the topic, only whether there is some
-CHANGE_RECORD = (
-    "jsonb_build_object("
-    + ", ".join(
-        f"'{name}', {value}"
-        for name, value in {
-            "event_id": "event_id::text",
-            "subject_id": "subject_id::text",
-            "subject_kind": "subject_kind",
-            "account_id": "account_id",
-            "country": "country",
-            "purpose": "purpose",
-            "channel": "NULLIF(channel, '')",
-            "status": "status",
-            "previous_status": "previous_status",
-            "version": "version",
-            "occurred_at": _millis("occurred_at"),
-            "recorded_at": _millis("recorded_at"),
-            "valid_until": _millis("valid_until"),
-            "source": "source",
-            "actor_kind": "actor_kind",
-            "notice_version": "notice_version",
-            "evidence_ref": "NULL",
-            "correlation_id": "correlation_id",
-            "last_used_at": _millis("last_used_at"),
-            "evidence_on_file": "evidence_ref IS NOT NULL",
-        }.items()
-    )
-    + ")"
-)
-# the record key is `domain.consent_keys.consent_key` spelled in SQL (as the sweeper's purge spells it)
-CHANGE_KEY = "subject_id::text || '/' || purpose || '/' || COALESCE(NULLIF(channel, ''), '-')"
-# the current state takes each consent's latest version, as `SAVE_CHANGES` does for the API
-UNSTAGE = (
-    f"WITH ledger AS (INSERT INTO consent.ledger ({LEDGER_COLUMNS}) SELECT {LEDGER_COLUMNS} FROM import_changes "
-    "ORDER BY ord), "
-    f"current AS (INSERT INTO consent.consents ({CURRENT_COLUMNS}) "
-    f"SELECT DISTINCT ON (subject_id, purpose, channel) {CURRENT_COLUMNS} FROM import_changes "
-    "ORDER BY subject_id, purpose, channel, version DESC "
-    "ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET "
-    "status = EXCLUDED.status, version = EXCLUDED.version, occurred_at = EXCLUDED.occurred_at, "
-    "recorded_at = EXCLUDED.recorded_at, valid_until = EXCLUDED.valid_until, "
-    "last_used_at = EXCLUDED.last_used_at, notice_version = EXCLUDED.notice_version, source = EXCLUDED.source) "
-    "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
-    "SELECT topic, message_key, schema_name, payload FROM ("
-    "SELECT 0 AS part, ord, topic, message_key, schema_name, payload::jsonb AS payload FROM import_outbox "
-    f"UNION ALL SELECT 1, ord, $1, {CHANGE_KEY}, $2, {CHANGE_RECORD} FROM import_changes) o ORDER BY part, ord"
-)
-_STAGED_CHANGES = [*LEDGER_COLUMNS.split(", "), "subject_kind", "account_id", "country"]
-_STAGED_OUTBOX = ["topic", "message_key", "schema_name", "payload"]
-_SUBJECT_FIELDS = [c.strip() for c in SUBJECT_COLUMNS.split(",")]
-_REF_FIELDS = ["ref_digest", "subject_id"]
 _INTO: dict[str, Any] = {"schema_name": "consent"}
 
 
@@ -237,10 +150,10 @@ class ImportSession:
     async def _write_subjects(self, plan: BatchPlan) -> None:
         if not plan.new_subjects:
             return
-        records = [tuple(_subject_value(s, name) for name in _SUBJECT_FIELDS) for s in plan.new_subjects]
-        await self._conn.copy_records_to_table("subjects", **_INTO, columns=_SUBJECT_FIELDS, records=records)
+        records = [tuple(_subject_value(s, name) for name in SUBJECT_FIELDS) for s in plan.new_subjects]
+        await self._conn.copy_records_to_table("subjects", **_INTO, columns=SUBJECT_FIELDS, records=records)
         refs = plan.new_refs
-        await self._conn.copy_records_to_table("subject_refs", **_INTO, columns=_REF_FIELDS, records=refs)
+        await self._conn.copy_records_to_table("subject_refs", **_INTO, columns=REF_FIELDS, records=refs)
 
     async def _write_changes(self, plan: BatchPlan, topics: Topics) -> None:
         """The outbox rows (subjects' first: a subject's record precedes its consents') and the
@@ -249,10 +162,10 @@ class ImportSession:
         if plan.subject_events:
             events = plan.subject_events
             outbox = [(topics.subjects, e.subject_id, OUTBOX_SUBJECT, _json(e.as_record())) for e in events]
-            await conn.copy_records_to_table("import_outbox", columns=_STAGED_OUTBOX, records=outbox)
+            await conn.copy_records_to_table("import_outbox", columns=STAGED_OUTBOX, records=outbox)
         if plan.changes:
             changes = [_staged_change(c, topics.client_id) for c in plan.changes]
-            await conn.copy_records_to_table("import_changes", columns=_STAGED_CHANGES, records=changes)
+            await conn.copy_records_to_table("import_changes", columns=STAGED_CHANGES, records=changes)
         if plan.subject_events or plan.changes:
             await conn.execute(UNSTAGE, topics.changes, OUTBOX_CONSENT)
 
@@ -318,7 +231,7 @@ def _staged_change(c: ConsentChanged, client_id: str | None) -> tuple[Any, ...]:
 
 
 def _known_subject(row: asyncpg.Record) -> SubjectRow:
-    values = {name: row[name] for name in _SUBJECT_FIELDS}
+    values = {name: row[name] for name in SUBJECT_FIELDS}
     return SubjectRow(**values | {"subject_id": str(row["subject_id"]), "kind": SubjectKind(row["kind"])})
 
 

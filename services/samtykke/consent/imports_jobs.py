@@ -34,6 +34,7 @@ from samtykke.domain.identifiers import IdentifierHasher
 from .imports import ImportFormat, ImportRow, Rejection, RowValidator, read_rows
 from .imports_batch import SubjectResolver
 from .imports_store import BatchOutcome, ImportJob, ImportSession, Topics, rejects
+from .ports import IdentifierKind
 from .store import create_schema
 
 log = logging.getLogger(__name__)
@@ -109,22 +110,28 @@ class ConsentImporter:
         path: Path,
         fmt: ImportFormat,
         *,
+        second: asyncpg.Connection | None = None,
         file_name: str | None = None,
         client_id: str | None = None,
         batch_size: int = DEFAULT_BATCH,
         progress: Progress | None = None,
         started: Callable[[ImportJob, FileFacts], None] | None = None,
     ) -> ImportSummary:
-        """Import `path` on `conn` (held for the whole run); `started` is told the job once it is open."""
+        """Import `path` on `conn` (held for the whole run, with `second` if given: then a batch is
+        planned while the one before it is written); `started` is told the job once it is open."""
         facts = await asyncio.to_thread(scan, path)
         session = self.session(conn)
         job = await session.open(facts.digest, file_name or path.name, fmt.value, client_id)
         try:
+            writers = [session]
+            if second is not None:
+                writers.append(await self.session(second).join())
             if started is not None:
                 started(job, facts)
             topics = Topics(*self._topics, client_id)
             began = time.monotonic()
-            reader = _BatchReader(session, job, topics, RowValidator(self._catalog, datetime.now(UTC)), progress)
+            validator = RowValidator(self._catalog, datetime.now(UTC))
+            reader = _BatchReader(writers, job, topics, validator, progress)
             rows, imported = await reader.read(path, fmt, batch_size)
             job = await session.close(job.job_id)
         except BaseException as exc:
@@ -136,31 +143,60 @@ class ConsentImporter:
         return ImportSummary(job, reader.resumed_after, rows, imported, time.monotonic() - began)
 
 
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    task: asyncio.Task[BatchOutcome]
+    refs: set[str]
+    national_ids: set[str]
+
+
 class _BatchReader:
+    """Reads batches and hands each to a writer. With two writers (connections) a batch is planned and
+    written while the one before it is still being written, when the two share no subject reference
+    and no national id (so neither can see, lock or wait for what the other writes); it commits only
+    after the one before it did. Batches end between two subjects where they can, so that is the rule."""
+
     def __init__(
         self,
-        session: ImportSession,
+        writers: list[ImportSession],
         job: ImportJob,
         topics: Topics,
         validator: RowValidator,
         progress: Progress | None,
     ) -> None:
-        self._session, self._job, self._topics, self._validator = session, job, topics, validator
+        self._writers, self._job, self._topics, self._validator = writers, job, topics, validator
         self._progress = progress
         self.resumed_after = job.last_row
-        self._writing: asyncio.Task[BatchOutcome] | None = None
+        self._inflight: list[_InFlight] = []
+        self._handed = 0
         self._imported = 0
 
     async def read(self, path: Path, fmt: ImportFormat, batch_size: int) -> tuple[int, int]:
+        try:
+            return await self._read(path, fmt, batch_size)
+        except BaseException:
+            # the batches in flight end (written, or rolled back after the one that failed) before the
+            # run goes on to record the failure on a connection one of them may still be using
+            await asyncio.gather(*(f.task for f in self._inflight), return_exceptions=True)
+            raise
+
+    async def _read(self, path: Path, fmt: ImportFormat, batch_size: int) -> tuple[int, int]:
         rows: list[ImportRow] = []
         rejected: list[Rejection] = []
         read = in_batch = last = 0
+        previous_ref: str | None = None
         with path.open("rb") as source:
             for n, (row, value) in enumerate(read_rows(source, fmt), start=1):
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # the batch in flight (and an API's requests) go on
                 if row <= self.resumed_after:
                     continue  # committed by an earlier run
+                ref = None if isinstance(value, Rejection) else value.get("subject_ref")
+                full = in_batch >= batch_size and (ref != previous_ref or in_batch >= 2 * batch_size)
+                if full:
+                    await self._hand_over(last, rows, rejected, in_batch)
+                    rows, rejected, in_batch = [], [], 0
+                previous_ref = ref if ref is not None else previous_ref
                 checked = value if isinstance(value, Rejection) else self._validator.validate(row, value)
                 if isinstance(checked, ImportRow):
                     rows.append(checked)
@@ -169,28 +205,41 @@ class _BatchReader:
                 else:
                     rejected += checked
                 read, in_batch, last = read + 1, in_batch + 1, row
-                if in_batch >= batch_size:
-                    await self._hand_over(last, rows, rejected, in_batch)
-                    rows, rejected, in_batch = [], [], 0
         if in_batch:
             await self._hand_over(last, rows, rejected, in_batch)
-        await self._settle()
+        while self._inflight:
+            await self._settle_oldest()
         return read, self._imported
 
     async def _hand_over(self, last: int, rows: list[ImportRow], rejected: list[Rejection], count: int) -> None:
-        """Wait for the batch in flight, then start writing this one."""
-        await self._settle()
-        self._writing = asyncio.create_task(self._write(last, rows, rejected, count))
+        refs = {r.subject_ref for r in rows}
+        national_ids = {v for r in rows if (v := r.identifiers.get(IdentifierKind.NATIONAL_ID)) is not None}
+        if len(self._inflight) == len(self._writers):
+            await self._settle_oldest()  # its writer is the one this batch gets
+        if self._inflight and (self._inflight[-1].refs & refs or self._inflight[-1].national_ids & national_ids):
+            await self._settle_oldest()  # they share a subject: plan this one on what that one wrote
+        before = self._inflight[-1].task if self._inflight else None
+        writer = self._writers[self._handed % len(self._writers)]
+        self._handed += 1
+        task = asyncio.create_task(self._write(writer, last, rows, rejected, count, before))
+        self._inflight.append(_InFlight(task, refs, national_ids))
 
-    async def _settle(self) -> None:
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            self._imported += (await writing).imported
+    async def _settle_oldest(self) -> None:
+        oldest = self._inflight.pop(0)
+        self._imported += (await oldest.task).imported
 
-    async def _write(self, last: int, rows: list[ImportRow], rejected: list[Rejection], count: int) -> BatchOutcome:
+    async def _write(
+        self,
+        writer: ImportSession,
+        last: int,
+        rows: list[ImportRow],
+        rejected: list[Rejection],
+        count: int,
+        before: asyncio.Task[BatchOutcome] | None,
+    ) -> BatchOutcome:
         for attempt in range(1, RETRIES + 1):
             try:
-                outcome = await self._session.write(self._job.job_id, last, rows, rejected, self._topics)
+                outcome = await writer.write(self._job.job_id, last, rows, rejected, self._topics, before)
                 break
             except asyncpg.UniqueViolationError:
                 if attempt == RETRIES:
@@ -237,7 +286,7 @@ async def import_file(
     settings: Settings, path: Path, fmt: ImportFormat, rejects_path: Path, batch_size: int = DEFAULT_BATCH
 ) -> ImportSummary:
     """`samtykke consent import`: the file into the database of the consent service's settings."""
-    pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+    pool = await create_pool(settings.database_url, min_size=2, max_size=2)
     try:
         await create_schema(pool)
         importer = ConsentImporter(
@@ -247,7 +296,7 @@ async def import_file(
             settings.topic_changes,
             settings.topic_subjects,
         )
-        async with pool.acquire() as conn:
+        async with pool.acquire() as conn, pool.acquire() as second:
             with fewer_collections(), ProgressBar(0, f"import {path.name}", unit="rows") as progress:
 
                 def started(job: ImportJob, facts: FileFacts) -> None:
@@ -257,7 +306,7 @@ async def import_file(
                         log.info("import %s: resuming after row %d", job.job_id, job.last_row)
 
                 summary = await importer.run(
-                    conn, path, fmt, batch_size=batch_size, progress=progress.advance, started=started
+                    conn, path, fmt, second=second, batch_size=batch_size, progress=progress.advance, started=started
                 )
             await write_report(conn, summary.job.job_id, rejects_path, fmt)
         return summary

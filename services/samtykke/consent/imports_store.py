@@ -15,7 +15,7 @@ one file never interleave; a crashed run's lock goes with its connection.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +55,10 @@ _INTO: dict[str, Any] = {"schema_name": "consent"}
 
 class ImportBusy(RuntimeError):
     """Another run is importing the same file right now."""
+
+
+class EarlierBatchFailed(RuntimeError):
+    """A batch is not committed because the one before it failed (the run stops; a re-run resumes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,11 @@ class ImportSession:
         row = await self._conn.fetchrow(OPEN_JOB, uuid4(), digest, file_name, fmt, client_id)
         return _job(row)
 
+    async def join(self) -> ImportSession:
+        """A second connection of a run that holds its lock already: it writes batches only."""
+        await self._conn.execute(STAGING)
+        return self
+
     async def release(self, digest: str) -> None:
         """Let go of the run's lock (the connection may go back to a pool)."""
         await self._conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", IMPORT_LOCK, digest)
@@ -132,9 +141,17 @@ class ImportSession:
         return _job(row)
 
     async def write(
-        self, job_id: str, last_row: int, rows: Sequence[ImportRow], rejected: Sequence[Rejection], topics: Topics
+        self,
+        job_id: str,
+        last_row: int,
+        rows: Sequence[ImportRow],
+        rejected: Sequence[Rejection],
+        topics: Topics,
+        before: Awaitable[object] | None = None,
     ) -> BatchOutcome:
-        """One batch: the rows read up to `last_row`, valid ones in `rows`, the rest in `rejected`."""
+        """One batch: the rows read up to `last_row`, valid ones in `rows`, the rest in `rejected`. It
+        commits after `before` (the batch before it, written on another connection) did, and not at
+        all if that one failed: the job's last row only ever moves past rows that are written."""
         conn = self._conn
         async with conn.transaction():
             plan = await self._plan(rows, job_id)
@@ -144,6 +161,11 @@ class ImportSession:
             if plan.rejections:
                 await conn.execute(SAVE_REJECTS, UUID(job_id), *map(list, zip(*plan.rejections, strict=True)))
             outcome = BatchOutcome(len(plan.changes), plan.skipped, plan.rejected_rows)
+            if before is not None:
+                try:
+                    await before
+                except Exception as exc:
+                    raise EarlierBatchFailed("the batch before this one was not written") from exc
             await conn.execute(ADVANCE_JOB, UUID(job_id), last_row, outcome.imported, outcome.skipped, outcome.rejected)
         return outcome
 

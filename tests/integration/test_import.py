@@ -24,6 +24,7 @@ import pytest
 
 from samtykke.adapters.settings import Settings
 from samtykke.consent.imports_batch import ref_digest
+from samtykke.consent.imports_store import IMPORT_LOCK
 from samtykke.devstack.process import samtykke_command, settings_environment
 from samtykke.domain.catalog import load_catalog
 from samtykke.domain.events import ConsentChanged
@@ -92,6 +93,15 @@ async def wait_blocked_on_a_lock(conn: asyncpg.Connection, timeout: float = 60) 
         await asyncio.sleep(0.05)
 
 
+async def wait_run_gone(conn: asyncpg.Connection, timeout: float = 30) -> None:
+    """Until the killed run's sessions are gone (the server ends them when it notices), its lock with them."""
+    deadline = time.monotonic() + timeout
+    sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::bigint::oid"
+    while await conn.fetchval(sql, IMPORT_LOCK):
+        assert time.monotonic() < deadline, "the killed run's session never ended"
+        await asyncio.sleep(0.05)
+
+
 def first_consumer_from(crm: CrmFile, index: int) -> dict[str, str]:
     return next(r for r in crm.rows[index:] if r["kind"] == "consumer" and r["subject_ref"].startswith("CRM-00"))
 
@@ -126,20 +136,25 @@ async def test_a_crm_file_is_imported_once_resumed_after_a_kill_and_every_reader
         )
         killed = run_import(settings, path)
         await wait_blocked_on_a_lock(conn)
-        job = await conn.fetchrow(
-            "SELECT job_id, last_row, imported, rejected FROM consent.import_jobs WHERE file_name = 'crm.csv'"
-        )
-        assert 1_000 < job["last_row"] < crm.row_of(middle["subject_ref"])
         os.kill(killed.pid, signal.SIGKILL)
         killed.wait(timeout=30)
         await locking.rollback()
+        await wait_run_gone(conn)
 
-        # nothing half-written: what committed is whole batches, each with its outbox rows
-        ledger = await count(conn, "SELECT count(*) FROM consent.ledger")
-        assert ledger == 1 + job["imported"] and job["imported"] > 0
-        assert await count(conn, "SELECT count(*) FROM consent.outbox WHERE schema_name = 'ConsentChanged'") == ledger
-        subjects = await count(conn, "SELECT count(*) FROM consent.subjects")
-        assert await count(conn, "SELECT count(*) FROM consent.outbox WHERE schema_name = 'SubjectChanged'") == subjects
+        # nothing half-written: what committed is whole batches, each with its outbox rows (one snapshot:
+        # the job row and a batch's rows commit together)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            job = await conn.fetchrow("SELECT last_row, imported FROM consent.import_jobs WHERE file_name = 'crm.csv'")
+            assert 1_000 < job["last_row"] < crm.row_of(middle["subject_ref"])
+            ledger = await count(conn, "SELECT count(*) FROM consent.ledger")
+            assert ledger == 1 + job["imported"] and job["imported"] > 0
+            changes = "SELECT count(*) FROM consent.outbox WHERE schema_name = 'ConsentChanged'"
+            assert await count(conn, changes) == ledger
+            subjects = await count(conn, "SELECT count(*) FROM consent.subjects")
+            assert (
+                await count(conn, "SELECT count(*) FROM consent.outbox WHERE schema_name = 'SubjectChanged'")
+                == subjects
+            )
 
         resumed = finished(run_import(settings, path))
         assert f"resumed after row {job['last_row']:,}" in resumed

@@ -16,10 +16,10 @@ from benchmarks.projections import bench_platform, raw_rate
 from benchmarks.service_process import suppression_service
 from benchmarks.synthetic import SyntheticHistory, SyntheticProducer
 from benchmarks.watermarks import bench_watermarks
+from samtykke.adapters.progress import Progress
 from samtykke.adapters.settings import Settings
 from samtykke.devstack.process import samtykke_command, settings_environment
 from samtykke.projections.domains import DOMAINS, Domain
-from samtykke.projections.progress import Progress
 
 
 async def _produce(settings: Settings, events: int) -> int:

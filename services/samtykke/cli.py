@@ -10,6 +10,7 @@ rebuild) is one `add_*_commands` function plus its handlers.
     samtykke consent serve                     the consent service (API, outbox relay, sweeper)
     samtykke consent rekey                     re-encrypt stored identifiers under the current key
     samtykke consent migrate-topic             fill a new changes topic from the ledger's current state
+    samtykke consent import FILE               import decisions from a CRM file (CSV or NDJSON)
     samtykke demo                              one consent change, shown decoded from Kafka
     samtykke docs export | check               the AsyncAPI and OpenAPI documents in schemas/, from the code
     samtykke tail TOPIC                        a topic's records as JSON lines, decoded with the registry
@@ -150,6 +151,39 @@ def consent_migrate_topic(args: argparse.Namespace) -> int:
     return 0
 
 
+def batch_size(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of rows from 1 to 1000000")
+    return int(value)
+
+
+def consent_import(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from samtykke.consent.imports import FileRefused, ImportFormat
+    from samtykke.consent.imports_jobs import DEFAULT_BATCH, import_file, report_path
+    from samtykke.consent.imports_store import ImportBusy
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    path = Path(args.file)
+    fmt = ImportFormat(args.format) if args.format else ImportFormat.of_path(path.name)
+    if fmt is None:
+        print(
+            f"import: cannot tell the format of {path.name}: name it .csv or .ndjson, or give --format", file=sys.stderr
+        )
+        return 2
+    rejects = Path(args.rejects) if args.rejects else report_path(path, fmt)
+    try:
+        summary = asyncio.run(import_file(get_settings(), path, fmt, rejects, args.batch_size or DEFAULT_BATCH))
+    except (FileRefused, ImportBusy, OSError) as error:
+        print(f"import: {path.name}: {error}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    print(f"rejected rows: {rejects}")
+    return 0
+
+
 def add_platform_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("up", help="start the stack and every service (writes no data)")
     up.add_argument("--demo", action="store_true", help="then run the demo (one change on the demo subject)")
@@ -169,6 +203,16 @@ def add_platform_commands(commands: argparse._SubParsersAction[argparse.Argument
         "migrate-topic",
         help="enqueue one record per documented consent for the changes topic (fills a new topic, e.g. .v2)",
     ).set_defaults(handler=consent_migrate_topic)
+    bulk = consent_actions.add_parser(
+        "import",
+        help="import decisions from a CRM file (CSV or NDJSON, docs/import.md); a re-run adds nothing, "
+        "an interrupted run resumes",
+    )
+    bulk.add_argument("file", help="the file; its format from its name (.csv, .ndjson) unless --format")
+    bulk.add_argument("--format", choices=["csv", "ndjson"], help="the file's format")
+    bulk.add_argument("--rejects", help="where the rejected-rows report goes (default: FILE.rejects.csv|ndjson)")
+    bulk.add_argument("--batch-size", type=batch_size, help="rows per transaction (default 10000)")
+    bulk.set_defaults(handler=consent_import)
 
 
 def build_parser() -> argparse.ArgumentParser:

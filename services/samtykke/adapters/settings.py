@@ -40,7 +40,8 @@ SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER"
 SCOPES: dict[str, str] = {
     "consent:read": "read subjects (without clear identifiers), consents and history",
     "consent:write": "register subjects, record decisions and usage",
-    "consent:import": "record decisions back-dated beyond `backdate_window_days` (migrations, paper archives)",
+    "consent:import": "record decisions back-dated beyond `backdate_window_days` (migrations, paper archives); "
+    "run bulk import jobs (`/v1/imports`)",
     "consent:admin": "operate the consent service: outbox, dead letters, sweeps",
     "identifiers:read": "see clear identifiers (a subject's own access export, a duplicate's subject id)",
     "subjects:erase": "erase a subject's identifiers (the suppression stays)",

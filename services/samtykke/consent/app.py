@@ -25,7 +25,8 @@ from samtykke.domain.catalog import load_catalog
 from samtykke.domain.consent_keys import subject_of_key
 from samtykke.selfservice import routes as selfservice
 
-from . import api, sms, unsubscribe
+from . import api, imports_api, sms, unsubscribe
+from .imports_jobs import ConsentImporter
 from .metrics import ConsentMetrics
 from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT
 from .relay import OutboxRelay, outbox_status, watch_outbox
@@ -61,10 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         catalog = load_catalog()
         store = PostgresConsentStore(pool)
+        vault = IdentifierVault(settings.identifier_encryption_key, settings.identifier_encryption_retired_keys)
         svc = ConsentService(
             store,
             catalog,
-            IdentifierVault(settings.identifier_encryption_key, settings.identifier_encryption_retired_keys),
+            vault,
             settings.identifier_hash_key.encode(),
             settings.topic_changes,
             settings.topic_subjects,
@@ -102,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         sweeper = LifecycleSweeper(store, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
         app.state.service, app.state.sweeper, app.state.pool, app.state.store = svc, sweeper, pool, store
+        app.state.importer = ConsentImporter(
+            catalog, vault, settings.identifier_hash_key.encode(), settings.topic_changes, settings.topic_subjects
+        )
         tasks = [
             asyncio.create_task(relay.run(), name="relay"),
             asyncio.create_task(sweeper.run(), name="sweeper"),
@@ -110,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await imports_api.stop_jobs(app)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -126,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = Authenticator.from_settings(settings, settings.consent_rate_limit_per_minute)
     app.state.backdate_window_days = settings.backdate_window_days
     app.include_router(api.router)
+    app.include_router(imports_api.router)
+    app.state.import_tasks = set()
     # the subjects' own doors: one-click unsubscribe links and SMS keywords
     unsubscribe.install(app, settings)
     sms.install(app, settings)

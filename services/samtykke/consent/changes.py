@@ -35,9 +35,11 @@ def consent_changed(
     source: Source,
     actor: ActorKind,
     batch: DecisionBatch | None = None,
+    event_id: str | None = None,
 ) -> ConsentChanged:
+    """`event_id` None: a new random one (an import derives its own, so a re-run finds it)."""
     return ConsentChanged(
-        event_id=str(uuid4()),
+        event_id=event_id or str(uuid4()),
         subject_id=subject.subject_id,
         subject_kind=subject.kind.value,
         account_id=subject.account_id,

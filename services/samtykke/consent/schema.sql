@@ -169,3 +169,36 @@ BEGIN
         INSERT INTO consent.applied_migrations (name) VALUES ('identifier-holdings-of-erased');
     END IF;
 END $$;
+
+-- Bulk imports (`samtykke consent import`, `POST /v1/imports`). The operator's own reference of an
+-- imported subject (its CRM id), as a keyed hash like every identifier: what finds the subject again
+-- when a file is re-run, never shown in clear.
+CREATE TABLE IF NOT EXISTS consent.subject_refs (
+    ref_digest text PRIMARY KEY,
+    subject_id uuid NOT NULL UNIQUE REFERENCES consent.subjects
+);
+-- one row per file (by its digest): how far its batches have committed, so a crashed run resumes
+CREATE TABLE IF NOT EXISTS consent.import_jobs (
+    job_id      uuid PRIMARY KEY,
+    digest      text NOT NULL UNIQUE,
+    file_name   text NOT NULL,
+    format      text NOT NULL,
+    state       text NOT NULL,
+    last_row   bigint NOT NULL DEFAULT 0,
+    imported    bigint NOT NULL DEFAULT 0,
+    skipped     bigint NOT NULL DEFAULT 0,
+    rejected    bigint NOT NULL DEFAULT 0,
+    client_id   text,
+    error       text,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+-- the rejected rows: row number, column and rule, never the value
+CREATE TABLE IF NOT EXISTS consent.import_rejects (
+    job_id     uuid NOT NULL REFERENCES consent.import_jobs ON DELETE CASCADE,
+    row_number bigint NOT NULL,
+    field      text NOT NULL,
+    rule       text NOT NULL,
+    PRIMARY KEY (job_id, row_number, field)
+);

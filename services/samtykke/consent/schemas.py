@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from samtykke.adapters import problems
-from samtykke.adapters.limits import BodyLimits, KiB
+from samtykke.adapters.limits import BodyLimits, KiB, MiB
 from samtykke.domain.model import ActorKind, Channel, ConsentAction, Country, Source, SubjectKind
 
 # No NUL (PostgreSQL text cannot hold it), bounded length.
@@ -219,5 +219,7 @@ BODY_LIMITS = BodyLimits(
         "/v1/subjects/lookup": 16 * KiB,
         "/v1/subjects/{subject_id}/consents": 256 * KiB,
         "/v1/subjects/{subject_id}/usage": 16 * KiB,
+        # a CRM file of decisions, spooled to disk: a few million rows (bigger ones: the command line)
+        "/v1/imports": 512 * MiB,
     },
 )

@@ -7,7 +7,7 @@ accepting datetimes (fastavro's logical types) or milliseconds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +53,9 @@ class ConsentChanged:
     def as_record(self) -> dict[str, Any]:
         """The record on the topic (and in the outbox): the evidence reference is personal free text
         and stays in the ledger, so the record says only whether there is evidence."""
-        record = asdict(self)
+        # every field is a str, int, bool, datetime or None: a shallow dict is what `asdict` would
+        # build, at a tenth of its cost (it deep-copies each value), which a bulk import pays per row
+        record = {name: getattr(self, name) for name in _CHANGE_FIELDS}
         for name in _CHANGE_TIMES:
             record[name] = to_millis(record[name])
         record["evidence_on_file"] = self.evidence_on_file or self.evidence_ref is not None
@@ -70,6 +72,9 @@ class ConsentChanged:
         values["evidence_on_file"] = bool(values["evidence_on_file"]) or values["evidence_ref"] is not None
         values["evidence_ref"] = None
         return cls(**values)
+
+
+_CHANGE_FIELDS = tuple(ConsentChanged.__dataclass_fields__)
 
 
 @dataclass(slots=True)  # not frozen, as ConsentChanged
@@ -90,7 +95,7 @@ class SubjectChanged:
     released: tuple[ReleasedIdentifier, ...] = ()
 
     def as_record(self) -> dict[str, Any]:
-        record = asdict(self)
+        record = {name: getattr(self, name) for name in _SUBJECT_FIELDS}  # shallow: see ConsentChanged
         for name in _SUBJECT_TIMES:
             record[name] = to_millis(record[name])
         record["released"] = [r.as_record() for r in self.released]
@@ -135,3 +140,6 @@ class ReleasedIdentifier:
         if since is None or until is None:
             raise ValueError("a released identifier has both since and until")
         return cls(record["kind"], record["hash"], since, until, record.get("reason"))
+
+
+_SUBJECT_FIELDS = tuple(SubjectChanged.__dataclass_fields__)

@@ -23,13 +23,13 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from samtykke.adapters.dead_letters import Headers
 from samtykke.adapters.kafka import client_options, idempotent_producer
+from samtykke.adapters.progress import Progress
 from samtykke.adapters.settings import Settings
 
 from .applier import BatchApplier
 from .dead_letters import DeadLetterQueue, SendAndWait
 from .domains import Domain
 from .offsets import OffsetStore
-from .progress import Progress
 from .provision import create_schema
 from .replay import TopicReplay
 from .resources import ProjectorResources

@@ -12,9 +12,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from samtykke.adapters.kafka import KafkaOptions, assign_all
+from samtykke.adapters.progress import Progress
 
 from .messages import RawMessage
-from .progress import Progress
 
 ApplyBatch = Callable[[Sequence[RawMessage]], Awaitable[Any]]
 

@@ -30,13 +30,13 @@ from benchmarks.projections import bench_platform, raw_consumer
 from benchmarks.replay import rebuild_every_read_model
 from benchmarks.synthetic import KINDS, SyntheticHistory, SyntheticProducer
 from samtykke.adapters.kafka import client_options
+from samtykke.adapters.progress import Progress
 from samtykke.adapters.settings import Settings
 from samtykke.devstack.kafka_credentials import kafka_home
 from samtykke.devstack.layout import StackLayout
 from samtykke.domain.consent_keys import subject_partition
 from samtykke.domain.events import ConsentChanged
 from samtykke.projections.domains import DOMAINS
-from samtykke.projections.progress import Progress
 
 # what the log cleaner needs to run at once on the bench topic (the real one keeps the lag)
 CLEAN_NOW = {"min.compaction.lag.ms": "0", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.01"}

@@ -6,6 +6,7 @@
     python -m benchmarks suppression    bulk and single checks beside a PostgreSQL `= ANY($1)` lookup
     python -m benchmarks registers      a register import into a large index: event-loop stalls and index age
     python -m benchmarks compaction     topic size and rebuild of every read model, before and after compaction
+    python -m benchmarks import         a CRM export imported beside a raw COPY, then the platform catching up
 
 Run from a checkout: the benchmarks live beside `tests/`, outside the runtime package.
 """
@@ -74,6 +75,13 @@ def compaction(args: argparse.Namespace) -> int:
     return benchmark.main(get_settings(), args.events, args.changes, args.per_subject)
 
 
+def bulk_import(args: argparse.Namespace) -> int:
+    from benchmarks import imports as benchmark
+
+    settings = get_settings()
+    return benchmark.main(settings, args.subjects, args.per_subject, args.out or settings.state_dir / "bench")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="samtykke benchmarks")
     actions = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -131,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     compacted.add_argument("--changes", type=int, default=5, help="changes of every consent")
     compacted.add_argument("--per-subject", type=int, default=5, help="consents of every subject")
     compacted.set_defaults(handler=compaction)
+
+    bulk = actions.add_parser("import", help="samtykke consent import beside a raw COPY, then the catch-up")
+    bulk.add_argument("--subjects", type=int, default=1_000_000, help="subjects in the CRM file")
+    bulk.add_argument("--per-subject", type=int, default=1, help="decisions of every subject")
+    bulk.add_argument("--out", type=Path, default=None, help="folder for the file and logs (default .state/bench)")
+    bulk.set_defaults(handler=bulk_import)
     return parser
 
 

@@ -20,7 +20,7 @@ from samtykke.devstack.process import ServiceProcess, settings_environment
 from samtykke.projections.domains import DOMAINS
 
 # the settings a child process needs to land on the benchmark's database, topics and ports
-_CARRIED = (
+CARRIED = (
     "kafka_bootstrap",
     "registry_url",
     "database_url",
@@ -55,7 +55,7 @@ async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[Ru
     )
     async with bench_platform(base) as bench:
         bench = bench.model_copy(update={"suppression_dlq_topic": f"{bench.topic_changes}.suppression.dlq"})
-        env = settings_environment(bench, _CARRIED) | {
+        env = settings_environment(bench, CARRIED) | {
             "SAMTYKKE_SUPPRESSION_MAX_LAG_SECONDS": "30",
             "SAMTYKKE_SUPPRESSION_RATE_LIMIT_PER_MINUTE": "100000000",
         }

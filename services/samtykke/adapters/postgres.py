@@ -6,11 +6,14 @@ import json
 from typing import Any
 
 import asyncpg
+import orjson
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    # orjson reads JSON several times faster than the standard library: the relay decodes every
+    # outbox payload, and json.loads was a quarter of its time during a backlog
     for codec in ("json", "jsonb"):
-        await conn.set_type_codec(codec, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(codec, encoder=json.dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
 async def rollback_only(conn: asyncpg.Connection) -> None:

@@ -301,7 +301,16 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    relay_batch_size: int = Field(default=500, ge=1, le=10_000, description="Outbox rows per Kafka batch.")
+    relay_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Outbox rows per relay round while the relay keeps up."
+    )
+    relay_backlog_batch_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Outbox rows per relay round at most during a backlog (after a bulk import or an outage): "
+        "each round that leaves rows behind doubles the round from `relay_batch_size` up to this.",
+    )
     relay_idle_poll_seconds: float = Field(
         default=2.0, gt=0, description="Safety-net poll of the outbox when no NOTIFY arrives."
     )

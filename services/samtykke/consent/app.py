@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.relay_idle_poll_seconds,
             provision,
             watermarks=watermarks,
+            backlog_batch_size=settings.relay_backlog_batch_size,
         )
         sweeper = LifecycleSweeper(store, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
         app.state.service, app.state.sweeper, app.state.pool, app.state.store = svc, sweeper, pool, store

@@ -73,6 +73,7 @@ class OutboxRelay:
         provision: Callable[[], Awaitable[None]],
         *,
         watermarks: WatermarkPublisher | None = None,
+        backlog_batch_size: int | None = None,
     ) -> None:
         self._leadership = RelayLeadership(pool)
         self._outbox = outbox
@@ -81,6 +82,12 @@ class OutboxRelay:
         self._encoders = encoders
         self._metrics = metrics
         self._batch_size = batch_size
+        # a round takes `batch_size` rows while the relay keeps up (latency: each change goes out at
+        # once); each round that leaves rows behind doubles it up to `backlog_batch_size` (throughput:
+        # fewer snapshots, settles and acknowledgement waits per row), and the first that empties the
+        # outbox brings it back
+        self._backlog_batch_size = max(batch_size, backlog_batch_size or batch_size)
+        self._round_size = batch_size
         self._idle = idle_poll_seconds
         self._wake = asyncio.Event()
         self._provision = provision
@@ -205,7 +212,7 @@ class OutboxRelay:
         watermark when the snapshot was complete and one is due. Returns the rows settled."""
         producer = self._producer
         assert producer is not None
-        snapshot = await self._outbox.snapshot(self._batch_size)
+        snapshot = await self._outbox.snapshot(self._round_size)
         poison: list[tuple[OutboxMessage, str]] = []
         if snapshot.pending:
             if lease is not None:
@@ -223,6 +230,7 @@ class OutboxRelay:
             self.last_watermark_epoch = epoch
             self._metrics.watermark_published(watermark.through)
         self._more = not snapshot.complete
+        self._round_size = min(2 * self._round_size, self._backlog_batch_size) if self._more else self._batch_size
         return len(snapshot.pending)
 
     def _watermark_due(self, published: bool) -> bool:

@@ -184,12 +184,33 @@ def consent_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_benchmark(args: argparse.Namespace) -> int:
+    """`samtykke bench NAME …` is `python -m benchmarks NAME …` in the checkout this package runs from:
+    the benchmarks live beside the tests, outside the package an operator installs."""
+    import subprocess
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "benchmarks" / "__main__.py").exists():
+        print(
+            "bench: the benchmarks are in the source checkout (benchmarks/), not in an installed package",
+            file=sys.stderr,
+        )
+        return 2
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args.arguments], cwd=checkout, check=False).returncode
+
+
 def add_platform_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("up", help="start the stack and every service (writes no data)")
     up.add_argument("--demo", action="store_true", help="then run the demo (one change on the demo subject)")
     up.set_defaults(handler=platform_up)
     commands.add_parser("down", help="stop every service and the stack").set_defaults(handler=platform_down)
     commands.add_parser("demo", help="one consent change, shown decoded from Kafka").set_defaults(handler=run_demo)
+    bench = commands.add_parser(
+        "bench", help="run a benchmark from the checkout: samtykke bench import|e2e|consent|… (docs/benchmarks.md)"
+    )
+    bench.add_argument("arguments", nargs=argparse.REMAINDER, help="the benchmark and its options")
+    bench.set_defaults(handler=run_benchmark)
 
     consent = commands.add_parser("consent", help="the consent service")
     consent_actions = consent.add_subparsers(dest="action", required=True, metavar="ACTION")

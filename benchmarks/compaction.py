@@ -26,7 +26,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from benchmarks.projections import bench_platform, raw_consumer
+from benchmarks.projections import bench_platform, end_offsets, raw_consumer
 from benchmarks.replay import rebuild_every_read_model
 from benchmarks.synthetic import KINDS, SyntheticHistory, SyntheticProducer
 from samtykke.adapters.kafka import client_options
@@ -86,11 +86,6 @@ def _cleaned_to(data_dir: Path, topic: str) -> dict[int, int]:
     return cleaned
 
 
-async def _end_offsets(bench: Settings, topic: str) -> dict[int, int]:
-    async with raw_consumer(bench, [topic], from_end=False) as consumer:
-        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(consumer.assignment())).items()}
-
-
 async def _count(bench: Settings, topic: str) -> int:
     """Records left in `topic`, read from offset 0 to its end."""
     async with raw_consumer(bench, [topic], from_end=False) as consumer:
@@ -124,7 +119,8 @@ async def _compact(bench: Settings, latest: list[ConsentChanged], data_dir: Path
     for change in latest:
         await producer.send(change)
     await producer.stop()
-    ends = await _end_offsets(bench, topic)
+    async with raw_consumer(bench, [topic], from_end=False) as consumer:
+        ends = {partition: end for (_, partition), end in (await end_offsets(consumer)).items()}
     while time.perf_counter() - started < COMPACTION_TIMEOUT_SECONDS:
         cleaned = _cleaned_to(data_dir, topic)
         if all(cleaned.get(p, 0) >= end - 1 for p, end in ends.items()):

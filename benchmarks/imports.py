@@ -25,10 +25,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer
 
 from benchmarks.platform import CARRIED, RunningPlatform, running_platform
 from benchmarks.procstat import ProcessMeter
-from benchmarks.projections import raw_consumer, raw_rate
+from benchmarks.projections import end_offsets, raw_consumer, raw_rate
 from samtykke.adapters.settings import Settings
 from samtykke.devstack.process import samtykke_command, settings_environment
 from samtykke.domain.catalog import load_catalog
@@ -116,19 +117,15 @@ async def run_import(platform: RunningPlatform, path: Path) -> tuple[float, floa
     return seconds, cpu, summary
 
 
-async def _ends(settings: Settings) -> dict[tuple[str, int], int]:
-    async with raw_consumer(settings, [settings.topic_changes, settings.topic_subjects], from_end=True) as consumer:
-        ends = await consumer.end_offsets(list(consumer.assignment()))
-        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
-
-
-async def _caught_up(platform: RunningPlatform, http: httpx.AsyncClient, db: asyncpg.Connection) -> dict[str, bool]:
+async def _caught_up(
+    platform: RunningPlatform, http: httpx.AsyncClient, db: asyncpg.Connection, topics: AIOKafkaConsumer
+) -> dict[str, bool]:
     """Which read models have applied everything on the topics (`relay`: the outbox is empty); none
-    while the outbox holds rows."""
+    while the outbox holds rows. `topics`: a consumer assigned every partition, for their ends."""
     outbox = (await http.get(f"{platform.consent_url}/v1/outbox")).json()
     if outbox.get("backlog", 1):
         return {}
-    ends = await _ends(platform.settings)
+    ends = await end_offsets(topics)
     done: dict[str, bool] = {"relay (outbox empty)": True}
     for name in DOMAINS:
         rows = await db.fetch(f"SELECT topic, partition, last_offset FROM {name}.consumer_offsets")
@@ -144,11 +141,15 @@ async def catch_up(platform: RunningPlatform, since: float) -> dict[str, float]:
     """Seconds from `since` (the import's end) until each read model has applied every record."""
     reached: dict[str, float] = {}
     headers = {"Authorization": "Bearer dev-admin"}
-    db = await asyncpg.connect(platform.settings.database_url)
+    settings = platform.settings
+    db = await asyncpg.connect(settings.database_url)
     try:
-        async with httpx.AsyncClient(headers=headers, timeout=10) as http:
+        async with (
+            httpx.AsyncClient(headers=headers, timeout=10) as http,
+            raw_consumer(settings, [settings.topic_changes, settings.topic_subjects], from_end=True) as topics,
+        ):
             while time.perf_counter() - since < CATCH_UP_TIMEOUT_SECONDS:
-                for name, done in (await _caught_up(platform, http, db)).items():
+                for name, done in (await _caught_up(platform, http, db, topics)).items():
                     if done and name not in reached:
                         reached[name] = time.perf_counter() - since
                 if len(reached) == len(DOMAINS) + 2:
@@ -188,8 +189,9 @@ async def run(settings: Settings, subjects: int, per_subject: int, out_dir: Path
         reached = await catch_up(platform, time.perf_counter())
         usage = meter.stop()
         elapsed = time.monotonic() - metered
-        ends = await _ends(platform.settings)
-        records = sum(ends.values())
+        topics = [platform.settings.topic_changes, platform.settings.topic_subjects]
+        async with raw_consumer(platform.settings, topics, from_end=True) as consumer:
+            records = sum((await end_offsets(consumer)).values())
         raw_started = time.perf_counter()
         await raw_rate(platform.settings, records)
         raw_seconds = time.perf_counter() - raw_started

@@ -93,6 +93,12 @@ async def raw_consumer(settings: Settings, topics: list[str], from_end: bool) ->
         await consumer.stop()
 
 
+async def end_offsets(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int]:
+    """The end offset of every partition assigned to `consumer`, keyed (topic, partition)."""
+    ends = await consumer.end_offsets(list(consumer.assignment()))
+    return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+
 async def raw_rate(settings: Settings, total: int) -> float:
     async with raw_consumer(settings, [settings.topic_changes, settings.topic_subjects], from_end=False) as consumer:
         started, seen = time.perf_counter(), 0

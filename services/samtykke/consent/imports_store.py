@@ -47,7 +47,7 @@ from .imports_sql import (
     UNSTAGE,
 )
 from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT, SubjectRow
-from .store import _current
+from .store import _current, ledger_row
 
 IMPORT_LOCK = 0x5A_4D_54_01  # the first key of a run's advisory lock; the second is its file's digest
 _INTO: dict[str, Any] = {"schema_name": "consent"}
@@ -225,31 +225,8 @@ def _json(record: dict[str, Any]) -> str:
 
 
 def _staged_change(c: ConsentChanged, client_id: str | None) -> tuple[Any, ...]:
-    """A change as `store.PostgresUnitOfWork.save_changes` writes it to the ledger (no actor reference),
-    and what else its record carries."""
-    return (
-        c.event_id,
-        c.subject_id,
-        c.purpose,
-        c.channel or "",
-        c.status,
-        c.previous_status,
-        c.version,
-        c.occurred_at,
-        c.recorded_at,
-        c.valid_until,
-        c.last_used_at,
-        c.source,
-        c.actor_kind,
-        None,
-        c.notice_version,
-        c.evidence_ref,
-        c.correlation_id,
-        client_id,
-        c.subject_kind,
-        c.account_id,
-        c.country,
-    )
+    """A change as the API writes it to the ledger (no actor reference), and what else its record carries."""
+    return (*ledger_row(c, None, client_id), c.subject_kind, c.account_id, c.country)
 
 
 def _known_subject(row: asyncpg.Record) -> SubjectRow:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -169,6 +170,30 @@ class _Reads:
         return [_holding(r) for r in rows]
 
 
+def ledger_row(c: ConsentChanged, actor_ref: str | None, client_id: str | None) -> tuple[Any, ...]:
+    """A change as one ledger row, in `LEDGER_COLUMNS` order (the API's writes and the bulk import's)."""
+    return (
+        UUID(c.event_id),
+        UUID(c.subject_id),
+        c.purpose,
+        c.channel or "",
+        c.status,
+        c.previous_status,
+        c.version,
+        c.occurred_at,
+        c.recorded_at,
+        c.valid_until,
+        c.last_used_at,
+        c.source,
+        c.actor_kind,
+        actor_ref,
+        c.notice_version,
+        c.evidence_ref,
+        c.correlation_id,
+        client_id,
+    )
+
+
 class PostgresUnitOfWork(_Reads):
     def __init__(self, conn: asyncpg.Connection) -> None:
         super().__init__(conn)
@@ -224,29 +249,7 @@ class PostgresUnitOfWork(_Reads):
         self, changes: Sequence[ConsentChanged], actor_ref: str | None, topic: str, client_id: str | None = None
     ) -> None:
         """One statement for the whole batch: ledger rows, current state and outbox rows."""
-        rows = [
-            (
-                UUID(c.event_id),
-                UUID(c.subject_id),
-                c.purpose,
-                c.channel or "",
-                c.status,
-                c.previous_status,
-                c.version,
-                c.occurred_at,
-                c.recorded_at,
-                c.valid_until,
-                c.last_used_at,
-                c.source,
-                c.actor_kind,
-                actor_ref,
-                c.notice_version,
-                c.evidence_ref,
-                c.correlation_id,
-                client_id,
-            )
-            for c in changes
-        ]
+        rows = [ledger_row(c, actor_ref, client_id) for c in changes]
         columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in LEDGER_TYPES]
         await self._conn.execute(
             SAVE_CHANGES,

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 import asyncpg
 
 from .messages import TopicPartition
+from .projection import insert_rows, unnest
 
 
 class OffsetStore:
@@ -18,7 +19,7 @@ class OffsetStore:
         self._load = f"SELECT topic, partition, last_offset FROM {schema}.consumer_offsets"
         self._save = (
             f"INSERT INTO {schema}.consumer_offsets AS o (topic, partition, last_offset) "
-            "SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) ON CONFLICT (topic, partition) DO UPDATE "
+            f"{unnest('text int bigint')} ON CONFLICT (topic, partition) DO UPDATE "
             "SET last_offset = EXCLUDED.last_offset, updated_at = now()"
         )
 
@@ -26,8 +27,7 @@ class OffsetStore:
         return {(r["topic"], r["partition"]): r["last_offset"] for r in await conn.fetch(self._load)}
 
     async def save(self, conn: asyncpg.Connection, positions: Mapping[TopicPartition, int]) -> None:
-        if positions:  # one statement, one row per partition (the keys of a mapping never repeat)
-            await conn.execute(self._save, *zip(*((t, p, o) for (t, p), o in positions.items()), strict=True))
+        await insert_rows(conn, self._save, [(t, p, o) for (t, p), o in positions.items()], 3)
 
     @staticmethod
     def next_positions(

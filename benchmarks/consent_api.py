@@ -52,7 +52,10 @@ async def _drive(workers: int, seconds: float, step: Callable[[int], Awaitable[i
         nonlocal done
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            done += await step(n)
+            # awaited first: `done += await step(n)` reads `done` before the await and so loses the
+            # increments of every worker that finished meanwhile
+            decisions = await step(n)
+            done += decisions
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()

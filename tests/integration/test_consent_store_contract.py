@@ -318,9 +318,12 @@ async def test_published_messages_leave_the_pending_outbox_and_are_discarded_lat
 
 
 async def test_a_snapshot_lists_what_is_unpublished_as_of_its_instant(store: ConsentStore) -> None:
+    empty = await store.snapshot(2)
+    assert (empty.pending, empty.complete, empty.held) == ([], True, frozenset())
     row = subject_row()
     await registered(store, row)
     before = await store.now()
+    assert before >= empty.taken_at
     await saved(store, *(change(row, "direct_marketing", "sms", ConsentStatus.GRANTED, v) for v in (1, 2, 3)))
     first, second, third = await store.pending_outbox(100)
     snapshot = await store.snapshot(2)
@@ -372,6 +375,17 @@ async def test_now_is_the_stores_clock_inside_and_outside_a_unit_of_work(store: 
         assert await uow.now() >= inside  # the clock, not the transaction's start
     assert outside <= inside <= await store.now()
     assert abs((inside - datetime.now(UTC)).total_seconds()) < 60
+
+
+async def test_a_locked_subject_comes_with_the_clock_read_under_its_lock(store: ConsentStore) -> None:
+    row = subject_row()
+    await registered(store, row)
+    before = await store.now()
+    async with store.transaction() as uow:
+        locked, at = await uow.lock_subject_at(row.subject_id)
+        missing, later = await uow.lock_subject_at(str(uuid4()))
+    assert (locked, missing) == (row, None)
+    assert before <= at <= later
 
 
 async def test_a_response_is_remembered_once_per_idempotency_key(store: ConsentStore) -> None:

@@ -119,6 +119,9 @@ class MemoryUnitOfWork(_Reads):
     async def lock_subject(self, subject_id: str) -> SubjectRow | None:
         return self._t.subjects.get(subject_id)  # transactions already run one at a time
 
+    async def lock_subject_at(self, subject_id: str) -> tuple[SubjectRow | None, datetime]:
+        return await self.lock_subject(subject_id), self._clock()
+
     async def insert_subject(self, row: SubjectRow) -> None:
         if row.national_id_hash is not None and self._find(IdentifierKind.NATIONAL_ID, row.national_id_hash):
             raise AlreadyStored("a subject with this national id is already registered")

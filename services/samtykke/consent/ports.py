@@ -191,6 +191,10 @@ class ConsentUnitOfWork(ConsentReads, Protocol):
         so its outbox rows follow commit order."""
         ...
 
+    async def lock_subject_at(self, subject_id: str) -> tuple[SubjectRow | None, datetime]:
+        """`lock_subject`, and the database's clock read once the lock is held (`now`), together."""
+        ...
+
     async def insert_subject(self, row: SubjectRow) -> None:
         """Raises `AlreadyStored` when another subject holds the national id hash."""
         ...

@@ -207,11 +207,10 @@ class ConsentService:
         ported out): the subject stays, the identifier leaves it, and the gate answers a check by it
         with this subject's block only until the quarantine is over."""
         async with self._store.transaction() as uow:
-            row = await self._lock_live_subject(uow, subject_id)
+            row, now = await self._lock_live_subject(uow, subject_id)
             missing = [k for k in kinds if row.digest(k) is None]
             if missing:
                 raise Conflict(f"the subject holds no {' and no '.join(k.value for k in missing)} to release")
-            now = await uow.now()
             row = await uow.release_identifiers(subject_id, kinds, reason.value if reason else None, now)
             ended = await uow.ended_holdings(subject_id)
             await uow.enqueue_subject(self._subjects, subject_changed(row, now, ended))
@@ -226,14 +225,11 @@ class ConsentService:
         reused = RulesBroken([RuleViolation("Idempotency-Key", "was already used for a different request")])
         try:
             async with self._store.transaction() as uow:
-                subject = await self._lock_live_subject(uow, subject_id)
+                subject, now = await self._lock_live_subject(uow, subject_id)
                 if idempotency_key and (prior := await uow.stored_response(idempotency_key)) is not None:
                     if prior.request_hash != fingerprint or prior.subject_id != subject_id:
                         raise reused
                     return prior.response | {"replayed": True}
-                # stamped by the database under the subject's lock: one clock for every replica, and
-                # concurrent requests for one subject never record "now" out of order
-                now = await uow.now()
                 changes = self._decide(subject, await _current_records(uow, subject_id), batch, now)
                 await uow.save_changes(changes, batch.actor_ref, self._changes, batch.client_id)
                 response = {"subject_id": subject_id, "changes": [change_view(c) for c in changes], "replayed": False}
@@ -245,13 +241,15 @@ class ConsentService:
         return response
 
     @staticmethod
-    async def _lock_live_subject(uow: ConsentUnitOfWork, subject_id: str) -> SubjectRow:
-        subject = await uow.lock_subject(subject_id)
+    async def _lock_live_subject(uow: ConsentUnitOfWork, subject_id: str) -> tuple[SubjectRow, datetime]:
+        """The subject, locked, and "now" stamped by the database under that lock: one clock for every
+        replica, and concurrent requests for one subject never record "now" out of order."""
+        subject, now = await uow.lock_subject_at(subject_id)
         if subject is None:
             raise SubjectNotFound(subject_id)
         if subject.erased_at is not None:
             raise Conflict("the subject is erased; no consent can be recorded")
-        return subject
+        return subject, now
 
     def _decide(
         self, subject: SubjectRow, current: Consents, batch: DecisionBatch, now: datetime
@@ -288,8 +286,7 @@ class ConsentService:
         if purpose is None or not purpose.decidable:
             raise RulesBroken([RuleViolation("purpose", f"unknown consent purpose '{purpose_code}'")])
         async with self._store.transaction() as uow:
-            subject = await self._lock_live_subject(uow, subject_id)
-            now = await uow.now()
+            subject, now = await self._lock_live_subject(uow, subject_id)
             if used_at is None:
                 used_at = now
             elif used_at > now:

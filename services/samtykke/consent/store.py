@@ -44,6 +44,7 @@ from .store_sql import (
     HOLDING_COLUMNS,
     LEDGER_COLUMNS,
     LEDGER_TYPES,
+    LOCK_SUBJECT_AT,
     PURGE_DOCUMENTATION,
     RELEASE_IDENTIFIERS,
     SAVE_CHANGES,
@@ -62,7 +63,7 @@ async def create_schema(pool: asyncpg.Pool) -> None:
     await apply_schema(pool, sql, SCHEMA_LOCK)
 
 
-def _subject(row: asyncpg.Record) -> SubjectRow:
+def _subject(row: asyncpg.Record | dict[str, Any]) -> SubjectRow:
     values = dict(row)
     values["subject_id"] = str(values["subject_id"])
     values["kind"] = SubjectKind(values["kind"])
@@ -204,6 +205,14 @@ class PostgresUnitOfWork(_Reads):
             f"SELECT {SUBJECT_COLUMNS} FROM consent.subjects WHERE subject_id = $1 FOR UPDATE", UUID(subject_id)
         )
         return None if row is None else _subject(row)
+
+    async def lock_subject_at(self, subject_id: str) -> tuple[SubjectRow | None, datetime]:
+        # one round trip: the outer row's clock_timestamp() is evaluated after the CTE's row lock is held
+        row = await self._conn.fetchrow(LOCK_SUBJECT_AT, UUID(subject_id))
+        assert row is not None  # the outer join always yields one row
+        values = dict(row)
+        locked_at: datetime = values.pop("locked_at")
+        return (None if values["subject_id"] is None else _subject(values)), locked_at
 
     async def insert_subject(self, row: SubjectRow) -> None:
         try:

@@ -8,6 +8,12 @@ SUBJECT_COLUMNS = (
     "subject_id, kind, country, account_id, phone_hash, email_hash, national_id_hash, "
     "phone_enc, email_enc, national_id_enc, version, created_at, updated_at, erased_at"
 )
+# The subject locked, and the database's clock once the lock is held: the outer row's projection runs
+# after the CTE's LockRows returned (waited for) the row. No subject: one row of NULLs.
+LOCK_SUBJECT_AT = (
+    f"WITH locked AS (SELECT {SUBJECT_COLUMNS} FROM consent.subjects WHERE subject_id = $1 FOR UPDATE) "
+    "SELECT clock_timestamp() AS locked_at, locked.* FROM (SELECT 1) AS one LEFT JOIN locked ON true"
+)
 CURRENT_COLUMNS = (
     "subject_id, purpose, channel, status, version, occurred_at, recorded_at, valid_until, last_used_at, "
     "notice_version, source"

@@ -333,9 +333,9 @@ class Settings(BaseSettings):
         description="HMAC key of the analytics pseudonyms of subject and account ids (only the analytics "
         "projector holds it).",
     )
-    # Faust's per-event machinery and PostgreSQL's per-statement cost are paid per batch: 2,000 applied
-    # twice the events/s of 500 (`python -m benchmarks projections`); a batch waits at most
-    # `projection_batch_seconds`, so a quiet stream is not delayed by it
+    # the fetch and PostgreSQL's per-statement costs are paid per batch: 2,000 applied twice the events/s
+    # of 500 (`python -m benchmarks projections`); a batch is what one fetch returns, up to this many,
+    # waiting at most `projection_batch_seconds`, so a quiet stream is not delayed by it
     projection_batch_size: int = Field(
         default=2000, ge=1, le=10_000, description="Events per projector batch (or the batch time, whichever first)."
     )

@@ -1,5 +1,6 @@
-"""The Faust app of one projection domain: its consumer group reads both contract topics,
-applies batches through `BatchApplier`, and serves /metrics, /healthz and /ready.
+"""The Faust app of one projection domain: its task reads both contract topics in the domain's consumer
+group (`ProjectorConsumer`), applies batches through `BatchApplier`, and the app serves /metrics,
+/healthz and /ready.
 
 Every Faust setting below is set on purpose; the comment says why.
 """
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, NoReturn, cast
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 import faust
-from faust.streams import Stream
-from faust.types import TP, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -22,10 +22,9 @@ from samtykke.adapters.kafka import client_options, faust_credentials
 from samtykke.adapters.settings import Settings
 
 from .applier import BatchApplier
+from .consumer import ProjectorConsumer
 from .dead_letters import DeadLetterQueue
 from .domains import DOMAINS, Domain
-from .messages import RawMessage
-from .positions import StoredPositionConsumer, StoredPositionTransport
 from .resources import ProjectorResources
 from .watermarks import WatermarkReader, supervised
 
@@ -33,41 +32,14 @@ log = logging.getLogger(__name__)
 
 
 def faust_settings(domain: Domain, settings: Settings) -> dict[str, Any]:
-    batch = settings.projection_batch_size
     return {
         "broker": ";".join(f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")),
-        # exactly-once *effect* comes from version guards + offsets in PostgreSQL; Faust's
-        # exactly_once mode (Kafka transactions) is fragile in faust-streaming and not needed
-        "processing_guarantee": "at_least_once",
-        # used only when a stored position is out of range (the events were deleted by retention):
-        # then start from the oldest event still kept rather than skip to the end
-        "consumer_auto_offset_reset": "earliest",
-        # one poll returns up to one batch, so a full batch is usually one fetch away
-        "broker_max_poll_records": batch,
-        # per-partition buffer before Faust pauses fetching: the next batches are ready while one
-        # commits, and memory stays bounded during a replay of millions of events
-        "stream_buffer_maxsize": 4 * batch,
-        # the topics are consumed with acks=False, so Faust's commit loop only wakes up to find nothing
-        # to do; the projector commits what it applied itself, after PostgreSQL (which holds the truth)
-        "broker_commit_every": batch,
-        "broker_commit_interval": 10.0,
-        # a projector that died (SIGKILL) loses its partitions within ~10 s, not Faust's default 60 s
-        "broker_session_timeout": 10.0,
-        "broker_heartbeat_interval": 3.0,
-        # partitions added at run time: the consumer refreshes the topics' metadata this often, sees the
-        # new partition count and rejoins the group, which assigns them (from PostgreSQL: the start)
-        "consumer_metadata_max_age_ms": int(settings.kafka_metadata_refresh_seconds * 1000),
-        # no tables to restore, so start applying as soon as partitions are assigned
-        "stream_recovery_delay": 0.0,
         # no leader election (no tables, no timers) and no topic creation: the contract topics are
         # created with their retention by `ensure_topics`, never with Faust's defaults
         "topic_disable_leader": True,
         "topic_allow_declare": False,
         # the dead-letter send must be on all in-sync replicas before the batch's offsets commit
         "producer_acks": -1,
-        # an unexpected error stops the worker (exit 1) so its supervisor restarts it and it resumes
-        # from PostgreSQL; restarting only the agent coroutine would skip the batch in flight
-        "agent_supervisor": "mode.supervisors.CrashingSupervisor",
         "web_enabled": True,
         # /metrics, /healthz and /ready must answer probes and scrapes from outside the container
         "web_bind": settings.http_host,
@@ -77,24 +49,13 @@ def faust_settings(domain: Domain, settings: Settings) -> dict[str, Any]:
     }
 
 
-def raw_message(message: Any) -> RawMessage:
-    headers = message.headers or ()
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    return RawMessage(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.key,
-        message.value,
-        tuple((str(k), bytes(v or b"")) for k, v in pairs),
-    )
-
-
 def create_app(domain: Domain, settings: Settings, resources: ProjectorResources) -> faust.App:
     # the same security as every aiokafka client of ours (`client_options`): this process's principal
     credentials = faust_credentials(settings)
     app = faust.App(domain.group(settings), broker_credentials=credentials, **faust_settings(domain, settings))
-    app.transport = StoredPositionTransport(app.conf.broker_consumer, app, resources.stored_positions)
+    # Faust's own consumer stays off: the projector's task consumes (`ProjectorConsumer`); the app
+    # starts its web server, producer (dead letters) and tasks
+    app.producer_only = True
 
     async def send_and_wait(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         await app.producer.send_and_wait(topic, key, value, None, None, headers)
@@ -129,25 +90,38 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
 
     app.task(read_watermarks)
 
-    topics = app.topic(
-        settings.topic_changes, settings.topic_subjects, key_serializer="raw", value_serializer="raw", acks=False
+    consumer = ProjectorConsumer(
+        client_options(settings),
+        domain.group(settings),
+        [settings.topic_changes, settings.topic_subjects],
+        resources.stored_positions,
+        settings.projection_batch_size,
+        settings.projection_batch_seconds,
+        int(settings.kafka_metadata_refresh_seconds * 1000),
     )
 
-    @app.agent(topics, name=f"{domain.name}_projector")
-    async def project(stream: StreamT[bytes]) -> None:
-        # take_events is on the concrete Stream, not on the StreamT interface
-        batches = cast(Stream[bytes], stream).take_events(
-            settings.projection_batch_size, settings.projection_batch_seconds
-        )
-        async for events in batches:
-            messages = [raw_message(event.message) for event in events]
-            batch = await applier.apply(messages)
-            await recorded()
-            await _advise(app, {TP(t, p): offset + 1 for (t, p), offset in batch.positions.items()})
-            for (topic, partition), offset in batch.positions.items():
-                end = app.consumer.highwater(TP(topic, partition))
-                if end is not None:
-                    metrics.lag.labels(domain.name, topic, str(partition)).set(max(0, end - offset - 1))
+    async def project() -> None:
+        """Apply batch after batch. An unexpected error stops the worker (exit 1), so its supervisor
+        restarts it and it resumes from PostgreSQL; carrying on would skip the batch in flight."""
+        try:
+            await consumer.start()
+            async for messages in consumer.batches():
+                batch = await applier.apply(messages)
+                await recorded()
+                await _advise(consumer, batch.positions)
+                for (topic, partition), offset in batch.positions.items():
+                    end = consumer.highwater(topic, partition)
+                    if end is not None:
+                        metrics.lag.labels(domain.name, topic, str(partition)).set(max(0, end - offset - 1))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.critical("%s projector stops: %s", domain.name, type(exc).__name__)
+            await app.crash(exc)
+        finally:
+            await consumer.stop()
+
+    app.task(project)
 
     @app.page("/metrics")
     async def metrics_page(view: View, request: Request) -> Response:
@@ -161,9 +135,9 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
 
     @app.page("/ready")
     async def ready(view: View, request: Request) -> Response:
-        assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in app.consumer.assignment())
+        assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in consumer.assignment())
         database = await resources.database_answers()
-        ok = database and bool(assigned) and not app.rebalancing
+        ok = database and bool(assigned) and not consumer.rebalancing
         through = await _complete_through(resources)
         body = {"ready": ok, "database": database, "partitions": assigned, "complete_through": through}
         return view.json(body, status=200 if ok else 503)
@@ -171,12 +145,9 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
     return app
 
 
-async def _advise(app: faust.App, offsets: dict[TP, int]) -> None:
-    consumer = app.consumer
-    if not isinstance(consumer, StoredPositionConsumer):
-        return
+async def _advise(consumer: ProjectorConsumer, positions: Mapping[tuple[str, int], int]) -> None:
     try:
-        await consumer.advise(offsets)
+        await consumer.advise({tp: offset + 1 for tp, offset in positions.items()})
     except Exception as exc:  # advice only: the positions are safe in PostgreSQL
         log.warning("could not commit positions to the consumer group: %s", type(exc).__name__)
 

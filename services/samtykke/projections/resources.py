@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import asyncpg
-from faust.types import TP
+from aiokafka import TopicPartition
 
 from samtykke.adapters.avro import SchemaRegistry
 from samtykke.adapters.dead_letters import dead_letter_topic
@@ -61,7 +61,7 @@ class ProjectorResources:
         completeness = CompletenessRecorder(projection.schema)
         return cls(domain, settings, pool, registry, projection, decoder, metrics, completeness)
 
-    async def stored_positions(self, assigned: set[TP]) -> Mapping[TP, int | None]:
+    async def stored_positions(self, assigned: set[TopicPartition]) -> Mapping[TopicPartition, int | None]:
         stored = await with_backoff(
             lambda: OffsetStore(self.projection.schema).load(self.pool), "positions", self.metrics
         )

@@ -47,7 +47,7 @@ CONSUMER_KEYS = [
     if p.decidable and p.applies_to(SubjectKind.CONSUMER)
     for c in (p.channels[SubjectKind.CONSUMER] or [None])
 ]
-TIMING_ROUNDS = 3
+TIMING_ROUNDS = 5
 
 
 def fresh(text: str) -> str:

@@ -13,7 +13,7 @@ from samtykke.domain.events import ConsentChanged, ReleasedIdentifier, SubjectCh
 from samtykke.domain.holdings import DAY, Holding, end, place, resolve
 from samtykke.domain.model import SubjectId
 from samtykke.domain.registers import Register, RegisterBook, RegisterSnapshot
-from samtykke.domain.suppression import HeldConsent, SubjectState, SuppressionRules
+from samtykke.domain.suppression import UNKNOWN, HeldConsent, Reason, SubjectState, SuppressionRules
 from samtykke.suppression.changes import LapseSchedule
 from samtykke.suppression.index import SuppressionIndex
 
@@ -95,6 +95,22 @@ def test_a_lone_holder_is_kept_as_its_id_and_read_back_with_its_start() -> None:
     index.apply_subject(subject_record("a", 2, T0 + timedelta(days=1), phone="p2", since=T0, email="e1"), 0.0)
     assert index.holdings_of(HEX) == (Holding(SubjectId("a"), T0.timestamp(), (T0 + timedelta(days=1)).timestamp()),)
     assert index.current_holders("p2") == ("a",) and index.current_holders(HEX) == ()
+
+
+def test_a_subject_whose_message_could_not_be_read_is_stale_by_id_and_by_hash() -> None:
+    index = SuppressionIndex(RULES, RegisterBook({}), QUARANTINE_DAYS)
+    index.apply_subject(subject_record("a", 1, T0, phone=HEX, since=T0), 0.0)
+    grant = ConsentChanged(
+        "e", "a", "consumer", None, "DK", "direct_marketing", "sms", "granted", None, 1, T0, T0, None, "app",
+        "subject", None, None, None,
+    )  # fmt: skip
+    index.apply_consent(grant, 0.0)
+    plan, at = RULES.plan(CATALOG.purposes["direct_marketing"], "sms"), (T0 + timedelta(days=1)).timestamp()  # type: ignore[index]
+    assert index.decide(SubjectId("a"), plan, at).allowed and index.decide_hash(HEX, plan, at)[0].allowed
+    assert index.decide_hash(HEX, plan, T0.timestamp() - 1) == (UNKNOWN, ())  # before it held the number
+    index.taint(SubjectId("a"))
+    assert index.decide(SubjectId("a"), plan, at).reasons == (Reason.STALE,)
+    assert index.decide_hash(HEX, plan, at) == (index.decide(SubjectId("a"), plan, at), ("a",))
 
 
 # -- the index against a plain fold ------------------------------------------------------------

@@ -227,7 +227,7 @@ class SuppressionIndex:
     def decide(self, subject_id: SubjectId, plan: CheckPlan, at: float) -> Verdict:
         verdict: Verdict = self.rules.decide_planned(self.subjects.get(subject_id), plan, at, self.registers)
         if self.tainted and subject_id in self.tainted and verdict.allowed:
-            return Verdict(False, (Reason.STALE,), None, verdict.evidence)
+            return _stale(verdict)
         return verdict
 
     def decide_hash(self, hashed: str, plan: CheckPlan, at: float) -> tuple[Verdict, tuple[SubjectId, ...]]:
@@ -238,9 +238,13 @@ class SuppressionIndex:
         if type(held) is str:
             # the common case on the send path: one subject holding it still; since before `at`?
             state = self.subjects[held]
-            if (state.phone_since if state.phone_hash == hashed else state.email_since) <= at:
-                return self.decide(held, plan, at), (held,)
-            return UNKNOWN, ()
+            if (state.phone_since if state.phone_hash == hashed else state.email_since) > at:
+                return UNKNOWN, ()
+            # `decide`, with the state in hand: this path is as hot as the check by id
+            verdict: Verdict = self.rules.decide_planned(state, plan, at, self.registers)
+            if self.tainted and held in self.tainted and verdict.allowed:
+                verdict = _stale(verdict)
+            return verdict, (held,)
         return resolve(self.holdings_of(hashed), at, self.quarantine, lambda s: self.decide(s, plan, at), self._erased)
 
     def _erased(self, subject_id: SubjectId) -> bool:
@@ -255,3 +259,8 @@ class SuppressionIndex:
 
     def position(self) -> dict[str, dict[str, int]]:
         return {t: {str(p): o for p, o in sorted(parts.items())} for t, parts in self.positions.items()}
+
+
+def _stale(verdict: Verdict) -> Verdict:
+    """A subject with a message the feed could not read is never allowed: we may have missed a refusal."""
+    return Verdict(False, (Reason.STALE,), None, verdict.evidence)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from samtykke.domain.catalog import load_catalog
+from samtykke.domain.consent_keys import ConsentKey as RecordKey
 from samtykke.domain.events import ConsentChanged, ReleasedIdentifier, SubjectChanged
 from samtykke.domain.holdings import DAY, Holding, end, place, resolve
 from samtykke.domain.model import SubjectId
@@ -175,6 +176,9 @@ class PlainFold:
             until = event.valid_until.timestamp() if event.valid_until is not None else None
             held[key] = HeldConsent(event.status, event.version, until)
 
+    def tombstone(self, key: RecordKey) -> None:
+        self.consents.get(key.subject_id, {}).pop((key.purpose, key.channel), None)
+
     def state(self, sid: str) -> SubjectState | None:
         if sid not in self.facts:
             return None
@@ -230,10 +234,13 @@ consent_events = st.builds(
 )
 
 
+tombstones = st.builds(lambda sid, key: RecordKey(sid, *key), st.sampled_from(IDS), st.sampled_from(KEYS))
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(subject_events | consent_events, max_size=30), moments)
+@given(st.lists(subject_events | consent_events | consent_events | tombstones, max_size=30), moments)
 def test_the_compact_index_decides_as_a_plain_fold_of_the_same_events(
-    events: list[SubjectChanged | ConsentChanged], moment: datetime
+    events: list[SubjectChanged | ConsentChanged | RecordKey], moment: datetime
 ) -> None:
     listed = frozenset({HEX, "p2"})
     book = RegisterBook(
@@ -244,6 +251,9 @@ def test_the_compact_index_decides_as_a_plain_fold_of_the_same_events(
         if isinstance(event, SubjectChanged):
             index.apply_subject(event, 0.0)
             plain.subject(event)
+        elif isinstance(event, RecordKey):
+            index.remove_consent(event, 0.0)
+            plain.tombstone(event)
         else:
             index.apply_consent(event, 0.0)
             plain.consent(event)

@@ -105,10 +105,10 @@ class SuppressionChanges:
 class LapseSchedule:
     """When grants lapse, so the feed can announce a lapse that no event announces.
 
-    Grants are bucketed by hour (a slot in an array of lapse times and one in a list of subject
-    ids per grant, not a heap entry nor a tuple: millions of grants must stay cheap); only the
-    current hour is kept in a heap. Superseded grants stay in the
-    buckets: the index re-evaluates the subject and records nothing if nothing changed.
+    Grants are bucketed by hour (per grant a slot in an array of lapse times and one in a list of
+    subject ids, not a heap entry nor a tuple: millions of grants must stay cheap); only the current
+    hour is kept in a heap. Superseded grants stay in the buckets: the index re-evaluates the
+    subject and records nothing if nothing changed.
     """
 
     def __init__(self) -> None:

@@ -4,6 +4,7 @@
     python -m benchmarks e2e            commit -> every domain and the suppression decision, beside the raw floor
     python -m benchmarks projections    projector throughput and latency beside a raw consumer
     python -m benchmarks suppression    bulk and single checks beside a PostgreSQL `= ANY($1)` lookup
+    python -m benchmarks gate-memory    the gate index's bytes per subject and ns per check, in-process
     python -m benchmarks registers      a register import into a large index: event-loop stalls and index age
     python -m benchmarks compaction     topic size and rebuild of every read model, before and after compaction
     python -m benchmarks import         a CRM export imported beside a raw COPY, then the platform catching up
@@ -59,6 +60,13 @@ def suppression(args: argparse.Namespace) -> int:
     from benchmarks import suppression as benchmark
 
     print(benchmark.main(get_settings(), args.subjects, args.single_rate, args.single_seconds))
+    return 0
+
+
+def gate_memory(args: argparse.Namespace) -> int:
+    from benchmarks import gate_memory as benchmark
+
+    print(benchmark.main(args.subjects))
     return 0
 
 
@@ -127,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--single-rate", type=int, default=2000, help="single checks per second (open loop)")
     gate.add_argument("--single-seconds", type=float, default=10.0, help="duration of the single-check run")
     gate.set_defaults(handler=suppression)
+
+    memory = actions.add_parser("gate-memory", help="the gate index's bytes per subject and ns per check")
+    memory.add_argument("--subjects", type=int, default=200_000, help="indexed subjects")
+    memory.set_defaults(handler=gate_memory)
 
     imports = actions.add_parser("registers", help="a register import into a large index, beside parsing alone")
     imports.add_argument("--subjects", type=int, default=1_000_000, help="indexed subjects, all listed by the file")

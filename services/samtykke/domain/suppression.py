@@ -22,9 +22,11 @@ Rules, in order (every blocking reason found is reported, not only the first):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .catalog import Purpose, PurposeCatalog
 from .consent import in_force
@@ -67,18 +69,127 @@ class HeldConsent(NamedTuple):
 ConsentKey = tuple[str, str | None]
 
 
-@dataclass(slots=True)
 class SubjectState:
-    """What the index knows about one subject. Mutable: the index folds events into it."""
+    """What the index knows about one subject. Mutable: the index folds events into it.
 
-    subject_id: SubjectId
-    kind: str
-    country: str
-    erased: bool = False
-    phone_hash: str | None = None
-    email_hash: str | None = None
-    objects_to_marketing: bool = False
-    consents: dict[ConsentKey, HeldConsent] = field(default_factory=dict)
+    Compact, since a replica keeps millions: the consents are one flat tuple of (status, version,
+    valid_until) triples, not a dict of tuples, and which (purpose, channel) each triple is for is
+    said by a layout shared by every subject with the same set of consents (`_layout`). Statuses
+    are interned. `phone_since`/`email_since` are when the subject started to hold its current
+    phone and e-mail: the index keeps a lone open holding as the subject id alone and reads the
+    start here.
+    """
+
+    __slots__ = (
+        "country",
+        "email_hash",
+        "email_since",
+        "erased",
+        "held",
+        "kind",
+        "objects_to_marketing",
+        "phone_hash",
+        "phone_since",
+        "positions",
+        "subject_id",
+    )
+
+    def __init__(
+        self,
+        subject_id: SubjectId,
+        kind: str,
+        country: str,
+        erased: bool = False,
+        phone_hash: str | None = None,
+        email_hash: str | None = None,
+        objects_to_marketing: bool = False,
+        consents: Mapping[ConsentKey, HeldConsent] | None = None,
+    ) -> None:
+        self.subject_id = subject_id
+        self.kind = sys.intern(kind)
+        self.country = sys.intern(country)
+        self.erased = erased
+        self.objects_to_marketing = objects_to_marketing
+        self.phone_hash = phone_hash
+        self.email_hash = email_hash
+        self.phone_since = self.email_since = 0.0
+        # (purpose, channel) -> index of its status in `held`; shared (see `_layout`), so never changed in place
+        self.positions: dict[ConsentKey, int] = _NO_CONSENTS
+        self.held: tuple[Any, ...] = ()  # status, version, valid_until of each consent in turn
+        if consents:
+            self._store(consents)
+
+    @property
+    def consents(self) -> dict[ConsentKey, HeldConsent]:
+        """A decoded copy, for reading: change consents through `set_consent` and `drop_consent`."""
+        held = self.held
+        return {key: HeldConsent(*held[at : at + 3]) for key, at in self.positions.items()}
+
+    def consent(self, key: ConsentKey) -> HeldConsent | None:
+        at = self.positions.get(key)
+        return None if at is None else HeldConsent(*self.held[at : at + 3])
+
+    def set_consent(self, key: ConsentKey, consent: HeldConsent) -> None:
+        at = self.positions.get(key)
+        if at is None:
+            self._store({**self.consents, key: consent})
+        else:
+            triple = (sys.intern(consent.status), consent.version, consent.valid_until)
+            self.held = (*self.held[:at], *triple, *self.held[at + 3 :])
+
+    def drop_consent(self, key: ConsentKey) -> bool:
+        consents = self.consents
+        if consents.pop(key, None) is None:
+            return False
+        self._store(consents)
+        return True
+
+    def _store(self, consents: Mapping[ConsentKey, HeldConsent]) -> None:
+        keys = tuple(sorted(consents, key=_key_order))
+        self.positions = _layout(keys)
+        self.held = tuple(
+            value
+            for key in keys
+            for value in (sys.intern(consents[key].status), consents[key].version, consents[key].valid_until)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SubjectState):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _COMPARED)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _COMPARED)
+        return f"SubjectState({fields})"
+
+
+_COMPARED = (
+    "subject_id",
+    "kind",
+    "country",
+    "erased",
+    "objects_to_marketing",
+    "phone_hash",
+    "email_hash",
+    "consents",
+)
+_NO_CONSENTS: dict[ConsentKey, int] = {}
+# every set of consents seen, in `_key_order`, with where each one's status is in `held`: subjects
+# share them, and there are as many as distinct sets of (purpose, channel), a few thousand at most
+_LAYOUTS: dict[tuple[ConsentKey, ...], dict[ConsentKey, int]] = {(): _NO_CONSENTS}
+
+
+def _key_order(key: ConsentKey) -> tuple[str, str]:
+    return key[0], key[1] or ""
+
+
+def _layout(keys: tuple[ConsentKey, ...]) -> dict[ConsentKey, int]:
+    layout = _LAYOUTS.get(keys)
+    if layout is None:
+        layout = _LAYOUTS[keys] = {key: 3 * n for n, key in enumerate(keys)}
+    return layout
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +250,10 @@ class SuppressionRules:
     ) -> bool:
         """Fold one change in, guarded by version (duplicates and replays change nothing)."""
         key = (purpose, channel)
-        held = state.consents.get(key)
+        held = state.consent(key)
         if held is not None and held.version >= version:
             return False
-        state.consents[key] = HeldConsent(status, version, valid_until)
+        state.set_consent(key, HeldConsent(status, version, valid_until))
         if purpose == DIRECT_MARKETING:
             state.objects_to_marketing = self._objects(state)
         return True
@@ -150,7 +261,7 @@ class SuppressionRules:
     def remove_consent(self, state: SubjectState, purpose: str, channel: str | None) -> bool:
         """Forget one consent (its tombstone: documentation purged, or the subject erased, whose own
         record keeps it blocked). An opt-in purpose without a record is blocked (`no_consent`)."""
-        if state.consents.pop((purpose, channel), None) is None:
+        if not state.drop_consent((purpose, channel)):
             return False
         if purpose == DIRECT_MARKETING:
             state.objects_to_marketing = self._objects(state)
@@ -161,7 +272,7 @@ class SuppressionRules:
         if not channels:
             return False
         for channel in channels:
-            held = state.consents.get((DIRECT_MARKETING, channel))
+            held = state.consent((DIRECT_MARKETING, channel))
             if held is None or held.status not in _REFUSALS:
                 return False
         return True
@@ -192,23 +303,25 @@ class SuppressionRules:
             return ERASED
         if plan.not_consent_based:
             return ALLOWED
-        held = state.consents.get(plan.key)
+        # the consent's status and valid-until, read in place (see `SubjectState`)
+        at_ = state.positions.get(plan.key)
+        status, until = (None, None) if at_ is None else (state.held[at_], state.held[at_ + 2])
         # the lapse is evaluated here, at check time: no `expired` event is needed to block
-        granted = held is not None and in_force(held.status, held.valid_until, at)
+        granted = status is not None and in_force(status, until, at)
         covering = registers_covering(state.country, plan.channel) if plan.marketing else ()
         if granted and not covering and not (plan.marketing and state.objects_to_marketing):
-            return ALLOWED if held.valid_until is None else Verdict(True, (), held.valid_until)  # type: ignore[union-attr]
+            return ALLOWED if until is None else Verdict(True, (), until)
         reasons: list[Reason] = []
         if plan.marketing and state.objects_to_marketing:
             reasons.append(Reason.OBJECTED)
-        valid_until = held.valid_until if granted and held is not None else None
+        valid_until: float | None = until if granted else None
         if plan.opt_in:
             if not granted:
-                reasons.append(_opt_in_refusal(held))
-        elif held is not None and held.status in _REFUSALS:
+                reasons.append(_opt_in_refusal(status))
+        elif status in _REFUSALS:
             reasons.append(Reason.OBJECTED)
         evidence: tuple[RegisterEvidence, ...] = ()
-        if covering and not (granted or _held_in_force(state.consents.get(plan.direct_key), at)):
+        if covering and not (granted or _held_in_force(state.consent(plan.direct_key), at)):
             evidence = tuple(registers.evidence(r, state.phone_hash, at) for r in covering)
             for item in evidence:
                 if item.standing is Standing.LISTED:
@@ -230,10 +343,10 @@ def _held_in_force(held: HeldConsent | None, at: float) -> bool:
     return held is not None and in_force(held.status, held.valid_until, at)
 
 
-def _opt_in_refusal(held: HeldConsent | None) -> Reason:
-    if held is None:
+def _opt_in_refusal(status: str | None) -> Reason:
+    if status is None:
         return Reason.NO_CONSENT
-    if held.status in _REFUSALS:
+    if status in _REFUSALS:
         return Reason.WITHDRAWN
     return Reason.EXPIRED  # an `expired` change, or a grant past its valid-until
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import re
 import uuid
+from array import array
 from dataclasses import dataclass
 
 from samtykke.adapters.problems import ClientProblem
@@ -104,13 +105,14 @@ class SuppressionChanges:
 class LapseSchedule:
     """When grants lapse, so the feed can announce a lapse that no event announces.
 
-    Grants are bucketed by hour (a list slot per grant, not a heap entry: millions of grants
-    must stay cheap); only the current hour is kept in a heap. Superseded grants stay in the
-    buckets: the index re-evaluates the subject and records nothing if nothing changed.
+    Grants are bucketed by hour (per grant a slot in an array of lapse times and one in a list of
+    subject ids, not a heap entry nor a tuple: millions of grants must stay cheap); only the current
+    hour is kept in a heap. Superseded grants stay in the buckets: the index re-evaluates the
+    subject and records nothing if nothing changed.
     """
 
     def __init__(self) -> None:
-        self._buckets: dict[int, list[tuple[float, SubjectId]]] = {}
+        self._buckets: dict[int, tuple[array[float], list[SubjectId]]] = {}
         self._due: list[tuple[float, SubjectId]] = []
         self._hour: int | None = None
 
@@ -119,14 +121,18 @@ class LapseSchedule:
         if self._hour is not None and hour <= self._hour:
             heapq.heappush(self._due, (valid_until, subject_id))
         else:
-            self._buckets.setdefault(hour, []).append((valid_until, subject_id))
+            bucket = self._buckets.get(hour)
+            if bucket is None:
+                bucket = self._buckets[hour] = (array("d"), [])
+            bucket[0].append(valid_until)
+            bucket[1].append(subject_id)
 
     def pop_due(self, now: float) -> list[tuple[float, SubjectId]]:
         """(lapse time, subject id) of every grant that lapsed by `now` since the last call."""
         hour = int(now // HOUR)
         if self._hour is None or hour > self._hour:
             for past in [h for h in self._buckets if h <= hour]:
-                for item in self._buckets.pop(past):
+                for item in zip(*self._buckets.pop(past), strict=True):
                     heapq.heappush(self._due, item)
             self._hour = hour
         due = []

@@ -3,12 +3,15 @@
 Holds no clear identifier: phones and e-mails arrive (and are looked up) only as keyed hashes.
 A hash maps to who held it when (`domain.holdings`): numbers are recycled and ported, so a check
 by one resolves to the holders at the check time, a departed one blocking for its quarantine.
+Kept compact, as a replica holds millions of subjects: see `SubjectState`, and `holdings` below.
 The index also remembers the topic position it has applied (the proof returned with each
 decision) and subjects whose messages could not be decoded (fail closed: they answer `stale`).
 Only the feed (which folds events in) and the `SuppressionGate` (everything else) hold it.
 """
 
 from __future__ import annotations
+
+import sys
 
 from samtykke.domain.consent_keys import ConsentKey as RecordKey
 from samtykke.domain.events import ConsentChanged, SubjectChanged
@@ -39,9 +42,11 @@ class SuppressionIndex:
         self.registers = registers
         self.quarantine = quarantine_days * DAY
         self.subjects: dict[SubjectId, SubjectState] = {}
-        # keyed phone/e-mail hash -> who held it from when until when, oldest first; a lone holding is
-        # stored as itself, not in a 1-tuple: nearly every identifier has one holder, and 48 bytes each count
-        self.holdings: dict[str, Holding | tuple[Holding, ...]] = {}
+        # keyed phone/e-mail hash -> who held it from when until when, oldest first. Nearly every
+        # identifier has one holder who holds it still: that is stored as the holder's id alone (the
+        # start is on the subject, `phone_since`/`email_since`); another lone holding as itself, not in
+        # a 1-tuple. Read them through `holdings_of`.
+        self.holdings: dict[str, SubjectId | Holding | tuple[Holding, ...]] = {}
         self.positions: dict[str, dict[int, int]] = {}  # topic -> partition -> next offset to apply
         self.tainted: set[SubjectId] = set()
         self.changes: SuppressionChanges | None = None  # recording starts once caught up
@@ -88,7 +93,7 @@ class SuppressionIndex:
         if state is None:
             state = self.subjects[subject_id] = SubjectState(subject_id, event.kind, event.country)
         before = self._entries(state, now)
-        state.kind, state.country = event.kind, event.country
+        state.kind, state.country = sys.intern(event.kind), sys.intern(event.country)
         # erasure is final: a replayed older snapshot of the subject must not undo it
         state.erased = state.erased or event.erased
         self._hold(state, event)
@@ -100,30 +105,54 @@ class SuppressionIndex:
         for ended in event.released:
             self._place(ended.hash, Holding(subject_id, ended.since.timestamp(), ended.until.timestamp()))
         for attribute, value, since in (
-            ("phone_hash", event.phone_hash, event.phone_since),
-            ("email_hash", event.email_hash, event.email_since),
+            ("phone", event.phone_hash, event.phone_since),
+            ("email", event.email_hash, event.email_since),
         ):
             start = since.timestamp() if since is not None else 0.0  # before v2: held since the start
             if state.erased and value is not None:
                 # a record from before v2 still names an erased subject's hashes: held until its erasure
                 self._place(value, Holding(subject_id, start, occurred))
                 value = None
-            old = getattr(state, attribute)
+            old = getattr(state, f"{attribute}_hash")
             if old is not None and old != value:
                 self._keep(old, end(self.holdings_of(old), subject_id, occurred))
+            # read before the subject says it holds `value` since `start`: a lone holding is read from there
+            held = self.holdings_of(value) if value is not None else ()
+            setattr(state, f"{attribute}_hash", value)
+            setattr(state, f"{attribute}_since", start if value is not None else 0.0)
             if value is not None:
-                self._place(value, Holding(subject_id, start, None))
-            setattr(state, attribute, value)
+                self._keep(value, place(held, Holding(subject_id, start, None)))
 
     def _place(self, hashed: str, holding: Holding) -> None:
         self._keep(hashed, place(self.holdings_of(hashed), holding))
 
     def _keep(self, hashed: str, holdings: tuple[Holding, ...]) -> None:
-        self.holdings[hashed] = holdings[0] if len(holdings) == 1 else holdings
+        if len(holdings) != 1:
+            self.holdings[hashed] = holdings
+            return
+        (only,) = holdings
+        if only.until is None and only.since == self._held_since(only.subject_id, hashed):
+            self.holdings[hashed] = only.subject_id  # `holdings_of` reads it back from the subject
+        else:
+            self.holdings[hashed] = only
+
+    def _held_since(self, subject_id: SubjectId, hashed: str) -> float | None:
+        """Since when the subject holds this phone or e-mail now, by its own record (None: it does not)."""
+        state = self.subjects.get(subject_id)
+        if state is None:
+            return None
+        if state.phone_hash == hashed:
+            return state.phone_since
+        return state.email_since if state.email_hash == hashed else None
 
     def holdings_of(self, hashed: str) -> tuple[Holding, ...]:
         held = self.holdings.get(hashed, ())
-        return (held,) if isinstance(held, Holding) else held
+        if type(held) is str:
+            since = self._held_since(held, hashed)
+            if since is None:
+                raise LookupError(f"{held} does not hold the identifier its holding names")  # a bug
+            return (Holding(held, since, None),)
+        return (held,) if isinstance(held, Holding) else held  # type: ignore[return-value]
 
     def current_holders(self, hashed: str) -> tuple[SubjectId, ...]:
         """The subjects holding this phone or e-mail now (a register listing it concerns them)."""
@@ -198,7 +227,7 @@ class SuppressionIndex:
     def decide(self, subject_id: SubjectId, plan: CheckPlan, at: float) -> Verdict:
         verdict: Verdict = self.rules.decide_planned(self.subjects.get(subject_id), plan, at, self.registers)
         if self.tainted and subject_id in self.tainted and verdict.allowed:
-            return Verdict(False, (Reason.STALE,), None, verdict.evidence)
+            return _stale(verdict)
         return verdict
 
     def decide_hash(self, hashed: str, plan: CheckPlan, at: float) -> tuple[Verdict, tuple[SubjectId, ...]]:
@@ -206,9 +235,16 @@ class SuppressionIndex:
         held = self.holdings.get(hashed)
         if held is None:
             return UNKNOWN, ()
-        if type(held) is Holding and held.until is None and held.since <= at:
-            # the common case on the send path: one subject, holding it since before `at`
-            return self.decide(held.subject_id, plan, at), (held.subject_id,)
+        if type(held) is str:
+            # the common case on the send path: one subject holding it still; since before `at`?
+            state = self.subjects[held]
+            if (state.phone_since if state.phone_hash == hashed else state.email_since) > at:
+                return UNKNOWN, ()
+            # `decide`, with the state in hand: this path is as hot as the check by id
+            verdict: Verdict = self.rules.decide_planned(state, plan, at, self.registers)
+            if self.tainted and held in self.tainted and verdict.allowed:
+                verdict = _stale(verdict)
+            return verdict, (held,)
         return resolve(self.holdings_of(hashed), at, self.quarantine, lambda s: self.decide(s, plan, at), self._erased)
 
     def _erased(self, subject_id: SubjectId) -> bool:
@@ -223,3 +259,8 @@ class SuppressionIndex:
 
     def position(self) -> dict[str, dict[str, int]]:
         return {t: {str(p): o for p, o in sorted(parts.items())} for t, parts in self.positions.items()}
+
+
+def _stale(verdict: Verdict) -> Verdict:
+    """A subject with a message the feed could not read is never allowed: we may have missed a refusal."""
+    return Verdict(False, (Reason.STALE,), None, verdict.evidence)

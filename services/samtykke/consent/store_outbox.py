@@ -20,20 +20,6 @@ _MOVE_TO_DEAD_LETTERS = (
     f"INSERT INTO consent.outbox_dead_letters ({_MESSAGE}, reason, dead_lettered_at) "
     f"SELECT {_MESSAGE}, reason, $3 FROM moved ON CONFLICT (id) DO NOTHING"
 )
-# One statement, so one snapshot and one round trip: its first row carries the snapshot's instant and
-# the held subjects (a consent key's first part, `domain.consent_keys.subject_of_key`), the rest are the
-# pending messages. transaction_timestamp() is fixed when the statement's implicit transaction begins,
-# before the statement takes its snapshot: a commit acknowledged before that instant is visible here,
-# pending or published.
-_SNAPSHOT = (
-    "SELECT transaction_timestamp() AS taken_at, "
-    "(SELECT array_agg(DISTINCT split_part(message_key, '/', 1)) FROM consent.outbox_dead_letters) AS held, "
-    "NULL::bigint AS id, NULL::text AS topic, NULL::text AS message_key, NULL::text AS schema_name, "
-    "NULL::jsonb AS payload, NULL::timestamptz AS created_at "
-    "UNION ALL "
-    f"(SELECT NULL, NULL, {_MESSAGE} FROM consent.outbox WHERE published_at IS NULL ORDER BY id LIMIT $1) "
-    "ORDER BY id NULLS FIRST"
-)
 _REQUEUE = (
     "WITH dead AS (DELETE FROM consent.outbox_dead_letters WHERE id = $1 RETURNING *) "
     "INSERT INTO consent.outbox (topic, message_key, schema_name, payload) "
@@ -60,12 +46,17 @@ class PostgresOutbox:
         return [_message(r) for r in rows]
 
     async def snapshot(self, limit: int) -> OutboxSnapshot:
-        header, *rows = await self._pool.fetch(_SNAPSHOT, limit + 1)
+        # transaction_timestamp() is fixed when the transaction begins, before its first statement takes
+        # the snapshot: a commit acknowledged before that instant is visible here, pending or published
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            taken_at = await conn.fetchval("SELECT transaction_timestamp()")
+            rows = await conn.fetch(
+                f"SELECT {_MESSAGE} FROM consent.outbox WHERE published_at IS NULL ORDER BY id LIMIT $1", limit + 1
+            )
+            # held are subjects: a consent key's first part (`domain.consent_keys.subject_of_key`)
+            held = await conn.fetch("SELECT DISTINCT split_part(message_key, '/', 1) FROM consent.outbox_dead_letters")
         return OutboxSnapshot(
-            header["taken_at"],
-            [_message(r) for r in rows[:limit]],
-            len(rows) <= limit,
-            frozenset(header["held"] or ()),
+            taken_at, [_message(r) for r in rows[:limit]], len(rows) <= limit, frozenset(r[0] for r in held)
         )
 
     async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
@@ -74,10 +65,6 @@ class PostgresOutbox:
         )
 
     async def settle(self, published: Sequence[int], dead: Sequence[tuple[int, str]], at: datetime) -> None:
-        if not dead:  # one statement is atomic on its own: no transaction's two extra round trips
-            if published:
-                await self.mark_published(published, at)
-            return
         async with self._pool.acquire() as conn, conn.transaction():
             if published:
                 await conn.execute(

@@ -22,13 +22,12 @@ from typing import Any
 
 import httpx
 
-from benchmarks.projections import histogram_buckets, quantile
 from samtykke import devstack
 from samtykke.adapters.settings import Settings
 
 from .drive import KEYS, pool_size, run_step, subject_pool
 from .floor import floor
-from .observe import DESTINATIONS, DOMAIN_TABLES, SuppressionFeed, arrivals
+from .observe import DESTINATIONS, DOMAIN_TABLES, SuppressionFeed, arrivals, relay_latencies
 from .percentiles import percentile
 from .platform import RunningPlatform, running_platform
 from .procstat import ProcessMeter
@@ -119,13 +118,6 @@ def _meter(settings: Settings, platform: RunningPlatform) -> ProcessMeter:
     return ProcessMeter({**platform.pids, **pids, me: os.getpid()}, alone=frozenset({me}))
 
 
-def _relay_p99_ms(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> float:
-    """p99 of the relay's commit -> Kafka acknowledgement over a step (bucket-interpolated)."""
-    earlier = dict(before)
-    delta = [(le, count - earlier.get(le, 0.0)) for le, count in after]
-    return quantile(delta, 0.99) * 1000 if delta and delta[-1][1] > 0 else float("nan")
-
-
 async def _step(
     platform: RunningPlatform,
     feed: SuppressionFeed,
@@ -140,15 +132,13 @@ async def _step(
     print(
         f"\nstep {n + 1}: {action} at {rate:,.0f} changes/s for {seconds:.0f} s ({per_request} per request)", flush=True
     )
-    relay = "samtykke_relay_publish_latency_seconds"
-    relay_before = await histogram_buckets(platform.consent_url, relay)
     meter.start()
     sampler = asyncio.create_task(_sample(meter))
     load = await run_step(platform.consent_url, subjects, action, rate, seconds, per_request)
     sampler.cancel()
     processes = meter.stop()
     seen = await arrivals(platform.settings, feed, load, timeout=max(30.0, seconds))
-    relay_p99 = _relay_p99_ms(relay_before, await histogram_buckets(platform.consent_url, relay))
+    relay = await relay_latencies(platform.settings, load)
     floor_ms = await floor(platform.settings, rate, seconds)
     return {
         "target_rate": rate,
@@ -162,7 +152,7 @@ async def _step(
         "destinations": {d: stats(seen.latencies_ms(d)) | {"missing": seen.missing(d)} for d in DESTINATIONS},
         "floor": stats(floor_ms),
         "processes": processes,
-        "relay_publish_p99_ms": relay_p99,
+        "relay": stats(relay) | {"missing": len(load.events) - len(relay)},
     }
 
 
@@ -201,9 +191,10 @@ def step_report(step: dict[str, Any]) -> str:
         f"{'floor: aiokafka -> asyncpg upsert':34} {f['p50']:7.1f} {f['p95']:7.1f} {f['p99']:7.1f} "
         f"{f['max']:7.1f} {'':8}   (baseline, same rate)"
     )
+    r = step["relay"]
     lines.append(
-        f"{'of which commit -> on Kafka (relay)':34} {'':7} {'':7} {step['relay_publish_p99_ms']:7.1f}"
-        "           (from the relay's histogram)"
+        f"{'of which commit -> on Kafka (relay)':34} {r['p50']:7.1f} {r['p95']:7.1f} {r['p99']:7.1f} "
+        f"{r['max']:7.1f} {r['missing']:8}   (acknowledged, from the outbox)"
     )
     lines.append(f"{'process (during the load)':34} {'cpu %':>7} {'rss MiB':>8}")
     lines += [f"{name:34} {u['cpu_percent']:7.0f} {u['rss_mib']:8.0f}" for name, u in step["processes"].items()]

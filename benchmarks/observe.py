@@ -72,6 +72,24 @@ async def _domain_rows(
     }
 
 
+async def relay_latencies(settings: Settings, load: StepLoad) -> list[float]:
+    """Per change of the step, commit -> acknowledged on Kafka in ms: the outbox row's `published_at` (set
+    by the relay once Kafka acknowledged it) minus the ledger's `recorded_at`. Exact, where the relay's
+    histogram is bucketed."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM o.published_at - l.recorded_at) * 1000 AS ms "
+            "FROM consent.outbox o JOIN consent.ledger l ON l.event_id = (o.payload->>'event_id')::uuid "
+            "WHERE o.schema_name = 'ConsentChanged' AND o.published_at IS NOT NULL "
+            "AND l.event_id = ANY($1::uuid[])",
+            list(load.events),
+        )
+    finally:
+        await conn.close()
+    return [float(r["ms"]) for r in rows]
+
+
 class SuppressionFeed:
     """Reads the suppression list's change feed from the start of the replica's epoch onwards."""
 

@@ -3,9 +3,10 @@ and what counts as a sustained rate."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
-from benchmarks.consent_api import Result
+from benchmarks.consent_api import Result, _drive
 from benchmarks.drive import KEYS, pool_size, requests_needed
 from benchmarks.e2e import passes, stats
 from benchmarks.percentiles import percentile
@@ -65,3 +66,14 @@ def test_every_step_flips_decisions_even_when_rates_grow() -> None:
         before = "granted" if action == "withdraw" else "withdrawn"
         assert all(seen[s] == before for s in subjects), (action, subjects)
         seen.update(dict.fromkeys(subjects, "withdrawn" if action == "withdraw" else "granted"))
+
+
+async def test_the_consent_benchmark_counts_every_workers_decisions() -> None:
+    # workers finish their steps while others are suspended: each step's decisions must all be counted
+    # (a `done += await step()` lost them, and the benchmark reported a twentieth of the real rate)
+    async def step(worker: int) -> int:
+        await asyncio.sleep(0.001 * (worker % 3))
+        return 5
+
+    result = await _drive(8, 0.05, step, "steps")
+    assert result.decisions == 5 * len(result.latencies) > 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -386,6 +386,28 @@ async def test_a_locked_subject_comes_with_the_clock_read_under_its_lock(store: 
         missing, later = await uow.lock_subject_at(str(uuid4()))
     assert (locked, missing) == (row, None)
     assert before <= at <= later
+
+
+async def test_a_page_of_subjects_is_locked_in_id_order_with_their_consents(store: ConsentStore) -> None:
+    rows = sorted((subject_row() for _ in range(3)), key=lambda r: UUID(r.subject_id))
+    await registered(store, *reversed(rows))
+    first, second, third = rows
+    await saved(
+        store,
+        change(third, "direct_marketing", "sms", ConsentStatus.GRANTED, 1),
+        change(first, "direct_marketing", "sms", ConsentStatus.GRANTED, 1),
+        change(first, "direct_marketing", "email", ConsentStatus.WITHDRAWN, 1),
+    )
+    asked = [third.subject_id, str(uuid4()), first.subject_id, third.subject_id]
+    async with store.transaction() as uow:
+        assert await uow.lock_subjects(asked) == [first, third]  # unknown ids left out, each once
+        consents = await uow.consents_of([third.subject_id, first.subject_id, second.subject_id])
+    assert [(c.subject_id, c.record.channel) for c in consents] == [
+        (first.subject_id, "email"),
+        (first.subject_id, "sms"),
+        (third.subject_id, "sms"),
+    ]
+    assert consents[:2] == await store.consents(first.subject_id)
 
 
 async def test_a_response_is_remembered_once_per_idempotency_key(store: ConsentStore) -> None:

@@ -77,7 +77,8 @@ async def record(
         await uow.save_changes([change], None, TOPIC)
 
 
-async def test_a_grant_past_its_valid_until_becomes_an_expired_change(store: MemoryConsentStore) -> None:
+@pytest.mark.parametrize("page", [1, 2, 500])  # pages of one, a page cut between subjects, one page for all
+async def test_a_grant_past_its_valid_until_becomes_an_expired_change(store: MemoryConsentStore, page: int) -> None:
     now = T0 + timedelta(days=400)
     lapsed, lapsing_now, in_force = await subject(store), await subject(store), await subject(store)
     await record(store, lapsed, "direct_marketing", "sms", ConsentStatus.GRANTED, T0, T0 + timedelta(days=365))
@@ -87,7 +88,7 @@ async def test_a_grant_past_its_valid_until_becomes_an_expired_change(store: Mem
     await record(store, in_force, "product_development", None, ConsentStatus.GRANTED, T0)  # never lapses
     published = await store.pending_outbox(100)
 
-    report = await sweeper(store, batch_size=1).sweep(now)  # batches of one: the paging must go on
+    report = await sweeper(store, batch_size=page).sweep(now)  # the paging must go on
 
     assert report.expired == 2
     withdrawn, expired = await store.consents(lapsed.subject_id)
@@ -175,6 +176,16 @@ async def test_an_erased_subjects_lapsed_grant_makes_no_change(store: MemoryCons
     async with store.transaction() as uow:  # its consents left the log with the erasure's tombstones
         await uow.erase_subject(row.subject_id, T0 + timedelta(days=1))
     assert (await sweeper(store).sweep(T0 + timedelta(days=400))).expired == 0
+
+
+async def test_an_erased_subject_in_a_page_leaves_the_others_lapsing(store: MemoryConsentStore) -> None:
+    erased, lapsed = await subject(store), await subject(store)
+    for row in (erased, lapsed):
+        await record(store, row, "direct_marketing", "sms", ConsentStatus.GRANTED, T0, T0 + timedelta(days=365))
+    async with store.transaction() as uow:
+        await uow.erase_subject(erased.subject_id, T0 + timedelta(days=1))
+    assert (await sweeper(store).sweep(T0 + timedelta(days=400))).expired == 1
+    assert [c.record.status for c in await store.consents(lapsed.subject_id)] == [ConsentStatus.EXPIRED]
 
 
 async def test_direct_marketing_refused_on_every_channel_stays_documented(store: MemoryConsentStore) -> None:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from samtykke.domain.consent import ConsentRecord
 from samtykke.domain.consent_keys import consent_key, subject_of_key
@@ -121,6 +122,15 @@ class MemoryUnitOfWork(_Reads):
 
     async def lock_subject_at(self, subject_id: str) -> tuple[SubjectRow | None, datetime]:
         return await self.lock_subject(subject_id), self._clock()
+
+    async def lock_subjects(self, subject_ids: Sequence[str]) -> list[SubjectRow]:
+        subjects = self._t.subjects
+        return [subjects[s] for s in sorted(set(subject_ids), key=UUID) if s in subjects]
+
+    async def consents_of(self, subject_ids: Sequence[str]) -> list[CurrentConsent]:
+        wanted = set(subject_ids)
+        consents = self._t.consents
+        return [consents[k] for k in sorted((k for k in consents if k[0] in wanted), key=lambda k: (UUID(k[0]), k))]
 
     async def insert_subject(self, row: SubjectRow) -> None:
         if row.national_id_hash is not None and self._find(IdentifierKind.NATIONAL_ID, row.national_id_hash):

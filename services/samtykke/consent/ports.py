@@ -195,6 +195,15 @@ class ConsentUnitOfWork(ConsentReads, Protocol):
         """`lock_subject`, and the database's clock read once the lock is held (`now`), together."""
         ...
 
+    async def lock_subjects(self, subject_ids: Sequence[str]) -> list[SubjectRow]:
+        """The subjects that exist among these, locked in id order (two units of work locking overlapping
+        sets wait for each other, never deadlock), in that order."""
+        ...
+
+    async def consents_of(self, subject_ids: Sequence[str]) -> list[CurrentConsent]:
+        """`consents` of several subjects at once, by subject id, then purpose and channel."""
+        ...
+
     async def insert_subject(self, row: SubjectRow) -> None:
         """Raises `AlreadyStored` when another subject holds the national id hash."""
         ...

@@ -156,6 +156,14 @@ class _Reads:
         )
         return [_current(r) for r in rows]
 
+    async def consents_of(self, subject_ids: Sequence[str]) -> list[CurrentConsent]:
+        rows = await self._db.fetch(
+            f"SELECT {CURRENT_COLUMNS} FROM consent.consents WHERE subject_id = ANY($1::uuid[]) "
+            'ORDER BY subject_id, purpose COLLATE "C", channel COLLATE "C"',
+            [UUID(s) for s in subject_ids],
+        )
+        return [_current(r) for r in rows]
+
     async def ledger(self, subject_id: str) -> list[LedgerEntry]:
         rows = await self._db.fetch(
             f"SELECT seq, {LEDGER_COLUMNS} FROM consent.ledger WHERE subject_id = $1 ORDER BY seq", UUID(subject_id)
@@ -213,6 +221,15 @@ class PostgresUnitOfWork(_Reads):
         values = dict(row)
         locked_at: datetime = values.pop("locked_at")
         return (None if values["subject_id"] is None else _subject(values)), locked_at
+
+    async def lock_subjects(self, subject_ids: Sequence[str]) -> list[SubjectRow]:
+        # the rows are locked as the sort returns them: in id order
+        rows = await self._conn.fetch(
+            f"SELECT {SUBJECT_COLUMNS} FROM consent.subjects WHERE subject_id = ANY($1::uuid[]) "
+            "ORDER BY subject_id FOR UPDATE",
+            [UUID(s) for s in subject_ids],
+        )
+        return [_subject(r) for r in rows]
 
     async def insert_subject(self, row: SubjectRow) -> None:
         try:

@@ -327,7 +327,7 @@ async def test_suppression_dead_letter_headers_are_what_the_feed_sends(asyncapi:
         return producer
 
     feed._dlq_producer = ready_producer
-    await feed._poison(suppression_feed.TopicPartition(SETTINGS.topic_changes, 2), Message(), ValueError("bad"))
+    await feed._dead_letter(suppression_feed.TopicPartition(SETTINGS.topic_changes, 2), Message(), ValueError("bad"))
     [(args, kwargs)] = producer.sent
     documented = asyncapi["components"]["messages"]["SuppressionDeadLetter"]["headers"]
     assert [name for name, _ in kwargs["headers"]] == list(documented["properties"])

@@ -144,3 +144,24 @@ def test_a_register_snapshot_goes_in_through_the_gate() -> None:
     in_use = g.register_in_use(Register.ROBINSON, time.time())
     assert in_use is not None and in_use.snapshot is snapshot and in_use.fresh
     assert in_use.fresh_until == snapshot.fresh_until(92)
+
+
+def test_a_batch_records_each_subjects_net_change_once() -> None:
+    _, index = gate(Feed())
+    flipped, undone, untouched = subject(index), subject(index), subject(index)
+    for sid in (flipped, undone, untouched):
+        decide(index, sid, "granted")
+    changes = index.start_recording(time.time())
+    with index.batch(time.time()):
+        decide(index, flipped, "withdrawn", version=2)
+        decide(index, flipped, "revoked", version=3)  # two changes, one net change: added, as revoked
+        decide(index, undone, "withdrawn", version=2)
+        decide(index, undone, "granted", version=3)  # withdrawn and granted again: no net change
+        assert changes.since(None, 10)[0] == []  # nothing recorded until the batch ends
+    page, _ = changes.since(None, 10)
+    assert [(c.subject_id, c.action, c.purpose, c.channel) for c in page] == [
+        (flipped, "added", "direct_marketing", "sms")
+    ]
+    decide(index, untouched, "withdrawn", version=2)  # outside a batch: recorded at once, as before
+    page, _ = changes.since(None, 10)
+    assert [(c.subject_id, c.action) for c in page] == [(flipped, "added"), (untouched, "added")]

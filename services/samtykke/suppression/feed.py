@@ -146,12 +146,7 @@ class TopicFeed:
                     log.warning("kafka fetch failed (%s); retrying", type(exc).__name__)
                     await asyncio.sleep(0.5)
                     continue
-                for tp, messages in batches.items():
-                    for message in messages:
-                        if tp.topic == self._watermarks:
-                            await self._saw(tp, message)
-                        else:
-                            await self._apply(tp, message)
+                await self._apply_fetch(batches)
                 await self._confirm(consumer)
         finally:
             await consumer.stop()
@@ -214,28 +209,52 @@ class TopicFeed:
             )
             self._metrics.undecodable.labels(tp.topic).inc()
 
-    async def _apply(self, tp: TopicPartition, message: Any) -> None:
+    async def _apply_fetch(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """Decode the fetch first (the registry may be asked: awaits), then fold it into the index without
+        an await in between (`SuppressionIndex.batch`), then dead-letter its poison."""
+        decoded: list[tuple[TopicPartition, Any, dict[str, Any] | Exception | None]] = []
+        for tp, messages in batches.items():
+            for message in messages:
+                if tp.topic == self._watermarks:
+                    await self._saw(tp, message)
+                elif tp.topic == self._changes and message.value is None:
+                    decoded.append((tp, message, None))  # a tombstone
+                else:
+                    try:
+                        decoded.append((tp, message, await self._decode(tp.topic, message.value)))
+                    except UndecodableMessage as undecodable:
+                        decoded.append((tp, message, undecodable))
+        poison: list[tuple[TopicPartition, Any, Exception]] = []
         now = time.time()
-        try:
-            if tp.topic == self._changes and message.value is None:
-                # a tombstone: the consent was purged or its subject erased (whose subjects record
-                # keeps the block); a key naming no consent is poison like any unreadable record
-                self._index.remove_consent(parse_consent_key(message.key.decode("utf-8")), now)
-                self._metrics.applied.labels(tp.topic).inc()
+        applied: dict[str, int] = {}
+        with self._index.batch(now):
+            for tp, message, record in decoded:
+                try:
+                    self._fold(tp, message, record, now)
+                    applied[tp.topic] = applied.get(tp.topic, 0) + 1
+                except (UndecodableMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
+                    self._taint(tp, message, exc)  # before any await: no check sees the subject untainted
+                    poison.append((tp, message, exc))
                 self._index.advance(tp.topic, tp.partition, message.offset)
-                return
-            record = await self._decode(tp.topic, message.value)
-            if tp.topic == self._changes:
-                change = ConsentChanged.from_record(record)
-                self._index.apply_consent(change, now)
-                if self.caught_up.is_set():  # a start-up replay is not propagation
-                    self._metrics.propagation.observe(max(0.0, now - change.recorded_at.timestamp()))
-            else:
-                self._index.apply_subject(SubjectChanged.from_record(record), now)
-            self._metrics.applied.labels(tp.topic).inc()
-        except (UndecodableMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
-            await self._poison(tp, message, exc)
-        self._index.advance(tp.topic, tp.partition, message.offset)
+        for topic, count in applied.items():
+            self._metrics.applied.labels(topic).inc(count)
+        for tp, message, reason in poison:
+            await self._dead_letter(tp, message, reason)
+
+    def _fold(self, tp: TopicPartition, message: Any, record: dict[str, Any] | Exception | None, now: float) -> None:
+        if isinstance(record, Exception):
+            raise record
+        if record is None:
+            # a tombstone: the consent was purged or its subject erased (whose subjects record
+            # keeps the block); a key naming no consent is poison like any unreadable record
+            self._index.remove_consent(parse_consent_key(message.key.decode("utf-8")), now)
+        elif tp.topic == self._changes:
+            change = ConsentChanged.from_record(record)
+            self._index.apply_consent(change, now)
+            if self.caught_up.is_set():  # a start-up replay is not propagation
+                self._metrics.propagation.observe(max(0.0, now - change.recorded_at.timestamp()))
+        else:
+            self._index.apply_subject(SubjectChanged.from_record(record), now)
 
     async def _decode(self, topic: str, value: bytes | None) -> dict[str, Any]:
         backoff = 0.2
@@ -250,12 +269,15 @@ class TopicFeed:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _poison(self, tp: TopicPartition, message: Any, exc: Exception) -> None:
+    def _taint(self, tp: TopicPartition, message: Any, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
         log.error("undecodable message at %s/%d@%d: %s", tp.topic, tp.partition, message.offset, reason[:300])
         self._metrics.undecodable.labels(tp.topic).inc()
         key = message.key.decode("utf-8", "replace") if message.key else None
         self._index.taint(SubjectId(subject_of_key(key)) if key else None)
+
+    async def _dead_letter(self, tp: TopicPartition, message: Any, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
         # a record that decodes but does not fit the event is undecodable too: no retry will help
         kind = undecodable_kind(exc) if isinstance(exc, UndecodableMessage) else PoisonKind.UNDECODABLE
         letter = dead_letter(message, kind, reason, CONSUMER, datetime.now(UTC))

@@ -12,6 +12,8 @@ Only the feed (which folds events in) and the `SuppressionGate` (everything else
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from samtykke.domain.consent_keys import ConsentKey as RecordKey
 from samtykke.domain.events import ConsentChanged, SubjectChanged
@@ -50,6 +52,8 @@ class SuppressionIndex:
         self.positions: dict[str, dict[int, int]] = {}  # topic -> partition -> next offset to apply
         self.tainted: set[SubjectId] = set()
         self.changes: SuppressionChanges | None = None  # recording starts once caught up
+        # inside `batch`: the subjects touched so far, with their suppressions before the batch
+        self._pending: dict[SubjectId, tuple[SubjectState, Entries]] | None = None
         self.lapses = LapseSchedule()
         self._fresh: dict[Register, bool] = {}
         self.register_flips: list[tuple[Register, float]] = []  # (register, when its freshness flipped)
@@ -71,7 +75,7 @@ class SuppressionIndex:
         if state is None:
             # the subject's own event may come later: its kind and country are on every change
             state = self.subjects[subject_id] = SubjectState(subject_id, event.subject_kind, event.country)
-        before = self._entries(state, now)
+        before = self._before(state, now)
         valid_until = event.valid_until.timestamp() if event.valid_until is not None else None
         if self.rules.apply_consent(state, event.purpose, event.channel, event.status, event.version, valid_until):
             if valid_until is not None and event.status == "granted":
@@ -83,7 +87,7 @@ class SuppressionIndex:
         state = self.subjects.get(SubjectId(key.subject_id))
         if state is None:
             return
-        before = self._entries(state, now)
+        before = self._before(state, now)
         if self.rules.remove_consent(state, key.purpose, key.channel):
             self._record(state, before, now)
 
@@ -92,7 +96,7 @@ class SuppressionIndex:
         state = self.subjects.get(subject_id)
         if state is None:
             state = self.subjects[subject_id] = SubjectState(subject_id, event.kind, event.country)
-        before = self._entries(state, now)
+        before = self._before(state, now)
         state.kind, state.country = sys.intern(event.kind), sys.intern(event.country)
         # erasure is final: a replayed older snapshot of the subject must not undo it
         state.erased = state.erased or event.erased
@@ -219,9 +223,32 @@ class SuppressionIndex:
         entries: Entries = suppressed_entries(self.rules, state, at, self.registers)
         return entries
 
+    def _before(self, state: SubjectState, now: float) -> Entries:
+        pending = self._pending
+        if pending is None:
+            return self._entries(state, now)
+        if self.changes is not None and state.subject_id not in pending:
+            pending[state.subject_id] = (state, self._entries(state, now))
+        return {}
+
     def _record(self, state: SubjectState, before: Entries, now: float) -> None:
-        if self.changes is not None:
+        if self.changes is not None and self._pending is None:
             self.changes.record(state.subject_id, before, self._entries(state, now), now)
+
+    @contextmanager
+    def batch(self, now: float) -> Iterator[None]:
+        """Fold a fetch's events as one step of the change feed: each subject they touch is diffed once,
+        before its first event and after its last, and its net change recorded at `now`. The two full
+        evaluations of a subject's suppressions were most of the gate's cost during a backlog, paid per
+        event. The caller folds synchronously inside: no check or other recording runs in between."""
+        self._pending = {}
+        try:
+            yield
+        finally:
+            pending, self._pending = self._pending, None
+            if self.changes is not None:
+                for state, before in pending.values():
+                    self.changes.record(state.subject_id, before, self._entries(state, now), now)
 
     # -- decisions ------------------------------------------------------------------------
     def decide(self, subject_id: SubjectId, plan: CheckPlan, at: float) -> Verdict:

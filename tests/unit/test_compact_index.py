@@ -4,6 +4,8 @@ holder's id): it must decide exactly as a plain fold of the same events would (p
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from samtykke.domain.holdings import DAY, Holding, end, place, resolve
 from samtykke.domain.model import SubjectId
 from samtykke.domain.registers import Register, RegisterBook, RegisterSnapshot
 from samtykke.domain.suppression import UNKNOWN, HeldConsent, Reason, SubjectState, SuppressionRules
+from samtykke.suppression import index as index_module
 from samtykke.suppression.changes import LapseSchedule
 from samtykke.suppression.index import SuppressionIndex
 
@@ -271,3 +274,60 @@ def test_the_compact_index_decides_as_a_plain_fold_of_the_same_events(
             expected = resolve(plain.holdings.get(hashed, ()), at, QUARANTINE_DAYS * DAY, own.__getitem__,
                                erased.__contains__)  # fmt: skip
             assert index.decide_hash(hashed, plan, at) == expected
+
+
+def _fold(index: SuppressionIndex, event: SubjectChanged | ConsentChanged | RecordKey, now: float) -> None:
+    if isinstance(event, SubjectChanged):
+        index.apply_subject(event, now)
+    elif isinstance(event, RecordKey):
+        index.remove_consent(event, now)
+    else:
+        index.apply_consent(event, now)
+
+
+def _feed(index: SuppressionIndex, events: list[SubjectChanged | ConsentChanged | RecordKey], cut: int) -> list[Any]:
+    """Fold the events with the change feed recording, the first `cut` one by one, the rest as one batch."""
+    changes = index.start_recording(0.0)
+    for event in events[:cut]:
+        _fold(index, event, 1.0)
+    with index.batch(1.0):
+        for event in events[cut:]:
+            _fold(index, event, 1.0)
+    return [(c.subject_id, c.action, c.purpose, c.channel, c.reasons) for c in changes.since(None, 10**6)[0]]
+
+
+# direct marketing's refusals on every channel object to all marketing, its grants lift register blocks:
+# drawn often, so the feed's diffs across purposes are exercised
+DIRECT = [key for key in KEYS if key[0] == "direct_marketing"]
+direct_events = st.builds(
+    lambda sid, key, status, version: ConsentChanged(
+        "e", sid, "consumer", None, "SE", key[0], key[1], status, None, version, T0, T0, None, "app", "subject",
+        None, None, None,
+    ),
+    st.sampled_from(IDS[:2]),
+    st.sampled_from(DIRECT),
+    st.sampled_from(("granted", "withdrawn", "revoked")),
+    st.integers(1, 6),
+)  # fmt: skip
+changes_of_all_kinds = subject_events | consent_events | direct_events | direct_events | tombstones
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(changes_of_all_kinds, max_size=12), st.lists(changes_of_all_kinds, max_size=30), st.integers(0, 30))
+def test_the_change_feed_diffs_only_the_purposes_a_change_can_alter(
+    history: list[SubjectChanged | ConsentChanged | RecordKey],
+    events: list[SubjectChanged | ConsentChanged | RecordKey],
+    cut: int,
+) -> None:
+    # the same events, each diffed over every purpose: the feed must list exactly the same changes
+    listed = frozenset({HEX, "p2"})
+    book = RegisterBook(
+        {"ROBINSON": 100_000}, {Register.ROBINSON: RegisterSnapshot(Register.ROBINSON, date(2026, 1, 1), listed)}
+    )
+    scoped, whole = SuppressionIndex(RULES, book, QUARANTINE_DAYS), SuppressionIndex(RULES, book, QUARANTINE_DAYS)
+    for index in (scoped, whole):
+        for event in history:  # before recording: what the subjects held already
+            _fold(index, event, 0.0)
+    listed = _feed(scoped, events, cut)
+    with mock.patch.object(index_module, "affected_purposes", lambda purpose: None):
+        assert _feed(whole, events, cut) == listed

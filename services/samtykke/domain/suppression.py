@@ -364,13 +364,27 @@ def combine(verdicts: list[Verdict]) -> Verdict:
     return Verdict(False, tuple(reasons), None, tuple(e for v in verdicts for e in v.evidence))
 
 
+def affected_purposes(purpose: str) -> frozenset[str] | None:
+    """The purposes whose suppressions a change of `purpose` can alter (None: all). Its own only, but for
+    direct marketing: a refusal of it on every channel objects to all marketing, and a grant of it in force
+    lifts register blocks of every purpose on its channel."""
+    return None if purpose == DIRECT_MARKETING else frozenset((purpose,))
+
+
 def suppressed_entries(
-    rules: SuppressionRules, state: SubjectState, at: float, registers: RegisterBook
+    rules: SuppressionRules,
+    state: SubjectState,
+    at: float,
+    registers: RegisterBook,
+    purposes: frozenset[str] | None = None,
 ) -> dict[ConsentKey, tuple[Reason, ...]]:
     """The subject's explicit suppressions: every marketing (purpose, channel) it blocks for a
-    reason other than a mere absence of consent. This is what the export and change feed list."""
+    reason other than a mere absence of consent. This is what the export and change feed list.
+    `purposes`: only theirs (None: every purpose)."""
     entries: dict[ConsentKey, tuple[Reason, ...]] = {}
     for plan in rules.marketing_plans[state.kind]:
+        if purposes is not None and plan.purpose.code not in purposes:
+            continue
         verdict = rules.decide_planned(state, plan, at, registers)
         if not verdict.allowed and verdict.reasons != (Reason.NO_CONSENT,):
             entries[(plan.purpose.code, plan.channel)] = verdict.reasons

@@ -28,12 +28,14 @@ from samtykke.domain.suppression import (
     SubjectState,
     SuppressionRules,
     Verdict,
+    affected_purposes,
     suppressed_entries,
 )
 
 from .changes import LapseSchedule, SuppressionChanges
 
 Entries = dict[ConsentKey, tuple[Reason, ...]]
+Scope = frozenset[str] | None  # the purposes a change can alter (None: every purpose)
 
 
 class SuppressionIndex:
@@ -53,7 +55,7 @@ class SuppressionIndex:
         self.tainted: set[SubjectId] = set()
         self.changes: SuppressionChanges | None = None  # recording starts once caught up
         # inside `batch`: the subjects touched so far, with their suppressions before the batch
-        self._pending: dict[SubjectId, tuple[SubjectState, Entries]] | None = None
+        self._pending: dict[SubjectId, tuple[SubjectState, Scope, Entries]] | None = None
         self.lapses = LapseSchedule()
         self._fresh: dict[Register, bool] = {}
         self.register_flips: list[tuple[Register, float]] = []  # (register, when its freshness flipped)
@@ -75,21 +77,23 @@ class SuppressionIndex:
         if state is None:
             # the subject's own event may come later: its kind and country are on every change
             state = self.subjects[subject_id] = SubjectState(subject_id, event.subject_kind, event.country)
-        before = self._before(state, now)
+        scope = affected_purposes(event.purpose)
+        before = self._before(state, now, scope)
         valid_until = event.valid_until.timestamp() if event.valid_until is not None else None
         if self.rules.apply_consent(state, event.purpose, event.channel, event.status, event.version, valid_until):
             if valid_until is not None and event.status == "granted":
                 self.lapses.add(state.subject_id, valid_until)
-            self._record(state, before, now)
+            self._record(state, before, now, scope)
 
     def remove_consent(self, key: RecordKey, now: float) -> None:
         """A tombstone: the consent leaves the index (a lapse scheduled for it finds nothing to do)."""
         state = self.subjects.get(SubjectId(key.subject_id))
         if state is None:
             return
-        before = self._before(state, now)
+        scope = affected_purposes(key.purpose)
+        before = self._before(state, now, scope)
         if self.rules.remove_consent(state, key.purpose, key.channel):
-            self._record(state, before, now)
+            self._record(state, before, now, scope)
 
     def apply_subject(self, event: SubjectChanged, now: float) -> None:
         subject_id = SubjectId(event.subject_id)
@@ -217,23 +221,35 @@ class SuppressionIndex:
         self.changes = SuppressionChanges()
         return self.changes
 
-    def _entries(self, state: SubjectState, at: float) -> Entries:
+    def _entries(self, state: SubjectState, at: float, scope: Scope = None) -> Entries:
         if self.changes is None:
             return {}  # replay at start-up: nothing to diff against
-        entries: Entries = suppressed_entries(self.rules, state, at, self.registers)
+        entries: Entries = suppressed_entries(self.rules, state, at, self.registers, scope)
         return entries
 
-    def _before(self, state: SubjectState, now: float) -> Entries:
+    def _before(self, state: SubjectState, now: float, scope: Scope = None) -> Entries:
+        """The subject's suppressions within `scope` before a change: a change of one purpose (not direct
+        marketing) can alter that purpose's only, and evaluating every purpose twice per event was most
+        of the gate's cost during a backlog. Inside `batch`, kept for the batch's end instead."""
         pending = self._pending
         if pending is None:
-            return self._entries(state, now)
-        if self.changes is not None and state.subject_id not in pending:
-            pending[state.subject_id] = (state, self._entries(state, now))
+            return self._entries(state, now, scope)
+        if self.changes is None:
+            return {}
+        held = pending.get(state.subject_id)
+        if held is None:
+            pending[state.subject_id] = (state, scope, self._entries(state, now, scope))
+        elif held[1] is not None and (scope is None or not scope <= held[1]):
+            # widen: the purposes not in scope yet are still as they were before the batch
+            seen, before = held[1], held[2]
+            wider = None if scope is None else seen | scope
+            before.update((k, v) for k, v in self._entries(state, now, wider).items() if k[0] not in seen)
+            pending[state.subject_id] = (state, wider, before)
         return {}
 
-    def _record(self, state: SubjectState, before: Entries, now: float) -> None:
+    def _record(self, state: SubjectState, before: Entries, now: float, scope: Scope = None) -> None:
         if self.changes is not None and self._pending is None:
-            self.changes.record(state.subject_id, before, self._entries(state, now), now)
+            self.changes.record(state.subject_id, before, self._entries(state, now, scope), now)
 
     @contextmanager
     def batch(self, now: float) -> Iterator[None]:
@@ -247,8 +263,8 @@ class SuppressionIndex:
         finally:
             pending, self._pending = self._pending, None
             if self.changes is not None:
-                for state, before in pending.values():
-                    self.changes.record(state.subject_id, before, self._entries(state, now), now)
+                for state, scope, before in pending.values():
+                    self.changes.record(state.subject_id, before, self._entries(state, now, scope), now)
 
     # -- decisions ------------------------------------------------------------------------
     def decide(self, subject_id: SubjectId, plan: CheckPlan, at: float) -> Verdict:

@@ -130,8 +130,8 @@ async def test_a_subject_is_stored_and_read_back(store: ConsentStore) -> None:
         assert await store.subject(row.subject_id) is None  # not committed yet: invisible outside
     assert await store.subject(row.subject_id) == row
     async with store.transaction() as uow:
-        assert await uow.lock_subject(row.subject_id) == row
-        assert await uow.lock_subject(str(uuid4())) is None
+        assert (await uow.lock_subject_at(row.subject_id))[0] == row
+        assert (await uow.lock_subject_at(str(uuid4())))[0] is None
     assert await store.subject(str(uuid4())) is None
 
 

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from samtykke.domain.consent import ConsentRecord
 from samtykke.domain.consent_keys import consent_key, subject_of_key
@@ -101,8 +100,12 @@ class _Reads:
         return [row.subject_id for row in sorted(found, key=lambda row: row.created_at)]
 
     async def consents(self, subject_id: str) -> list[CurrentConsent]:
+        return await self.consents_of([subject_id])
+
+    async def consents_of(self, subject_ids: Sequence[str]) -> list[CurrentConsent]:
+        wanted = set(subject_ids)
         consents = self._tables().consents
-        return [consents[k] for k in sorted(k for k in consents if k[0] == subject_id)]
+        return [consents[k] for k in sorted(k for k in consents if k[0] in wanted)]
 
     async def ledger(self, subject_id: str) -> list[LedgerEntry]:
         return [entry for entry in self._tables().ledger if entry.subject_id == subject_id]
@@ -117,20 +120,12 @@ class MemoryUnitOfWork(_Reads):
         super().__init__(lambda: tables, clock)
         self._t = tables
 
-    async def lock_subject(self, subject_id: str) -> SubjectRow | None:
-        return self._t.subjects.get(subject_id)  # transactions already run one at a time
-
     async def lock_subject_at(self, subject_id: str) -> tuple[SubjectRow | None, datetime]:
-        return await self.lock_subject(subject_id), self._clock()
+        return self._t.subjects.get(subject_id), self._clock()  # transactions already run one at a time
 
     async def lock_subjects(self, subject_ids: Sequence[str]) -> list[SubjectRow]:
         subjects = self._t.subjects
-        return [subjects[s] for s in sorted(set(subject_ids), key=UUID) if s in subjects]
-
-    async def consents_of(self, subject_ids: Sequence[str]) -> list[CurrentConsent]:
-        wanted = set(subject_ids)
-        consents = self._t.consents
-        return [consents[k] for k in sorted((k for k in consents if k[0] in wanted), key=lambda k: (UUID(k[0]), k))]
+        return [subjects[s] for s in sorted(set(subject_ids)) if s in subjects]
 
     async def insert_subject(self, row: SubjectRow) -> None:
         if row.national_id_hash is not None and self._find(IdentifierKind.NATIONAL_ID, row.national_id_hash):

@@ -186,13 +186,9 @@ class ConsentReads(Protocol):
 
 
 class ConsentUnitOfWork(ConsentReads, Protocol):
-    async def lock_subject(self, subject_id: str) -> SubjectRow | None:
-        """The subject, locked until the unit of work ends: one writer per subject at a time,
-        so its outbox rows follow commit order."""
-        ...
-
     async def lock_subject_at(self, subject_id: str) -> tuple[SubjectRow | None, datetime]:
-        """`lock_subject`, and the database's clock read once the lock is held (`now`), together."""
+        """The subject, locked until the unit of work ends (one writer per subject at a time, so its
+        outbox rows follow commit order), and the database's clock read once the lock is held (`now`)."""
         ...
 
     async def lock_subjects(self, subject_ids: Sequence[str]) -> list[SubjectRow]:

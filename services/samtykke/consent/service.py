@@ -185,11 +185,10 @@ class ConsentService:
 
     async def erase(self, subject_id: str) -> SubjectRow:
         async with self._store.transaction() as uow:
-            row = await uow.lock_subject(subject_id)
+            row, now = await uow.lock_subject_at(subject_id)
             if row is None:
                 raise SubjectNotFound(subject_id)
             if row.erased_at is None:
-                now = await uow.now()
                 row = await uow.erase_subject(subject_id, now)
                 # the consents leave the compacted log (tombstones); the erased subject's own record
                 # stays on its topic, so every gate keeps blocking it

@@ -149,12 +149,7 @@ class _Reads:
         return [str(r["subject_id"]) for r in rows]
 
     async def consents(self, subject_id: str) -> list[CurrentConsent]:
-        rows = await self._db.fetch(
-            f"SELECT {CURRENT_COLUMNS} FROM consent.consents WHERE subject_id = $1 "
-            'ORDER BY purpose COLLATE "C", channel COLLATE "C"',
-            UUID(subject_id),
-        )
-        return [_current(r) for r in rows]
+        return await self.consents_of([subject_id])
 
     async def consents_of(self, subject_ids: Sequence[str]) -> list[CurrentConsent]:
         rows = await self._db.fetch(
@@ -207,12 +202,6 @@ class PostgresUnitOfWork(_Reads):
     def __init__(self, conn: asyncpg.Connection) -> None:
         super().__init__(conn)
         self._conn = conn
-
-    async def lock_subject(self, subject_id: str) -> SubjectRow | None:
-        row = await self._conn.fetchrow(
-            f"SELECT {SUBJECT_COLUMNS} FROM consent.subjects WHERE subject_id = $1 FOR UPDATE", UUID(subject_id)
-        )
-        return None if row is None else _subject(row)
 
     async def lock_subject_at(self, subject_id: str) -> tuple[SubjectRow | None, datetime]:
         # one round trip: the outer row's clock_timestamp() is evaluated after the CTE's row lock is held

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import faust
@@ -108,7 +107,7 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
             async for messages in consumer.batches():
                 batch = await applier.apply(messages)
                 await recorded()
-                await _advise(consumer, batch.positions)
+                await consumer.advise(batch.positions)
                 for (topic, partition), offset in batch.positions.items():
                     end = consumer.highwater(topic, partition)
                     if end is not None:
@@ -143,13 +142,6 @@ def create_app(domain: Domain, settings: Settings, resources: ProjectorResources
         return view.json(body, status=200 if ok else 503)
 
     return app
-
-
-async def _advise(consumer: ProjectorConsumer, positions: Mapping[tuple[str, int], int]) -> None:
-    try:
-        await consumer.advise({tp: offset + 1 for tp, offset in positions.items()})
-    except Exception as exc:  # advice only: the positions are safe in PostgreSQL
-        log.warning("could not commit positions to the consumer group: %s", type(exc).__name__)
 
 
 async def _complete_through(resources: ProjectorResources) -> str | None:

@@ -85,10 +85,11 @@ class ProjectorConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if assigned:
-            wanted = await self._stored_positions(set(assigned))
-            fresh = [tp for tp in assigned if wanted.get(tp) is None]
-            earliest = await self._started.beginning_offsets(fresh) if fresh else {}
-            positions = {tp: _or(wanted.get(tp), earliest.get(tp, 0)) for tp in assigned}
+            stored = await self._stored_positions(set(assigned))
+            positions: dict[TopicPartition, int | None] = {tp: stored.get(tp) for tp in assigned}
+            fresh = [tp for tp, offset in positions.items() if offset is None]
+            if fresh:  # nothing applied yet: from the oldest record still kept
+                positions |= await self._started.beginning_offsets(fresh)
             for tp, offset in positions.items():
                 self._started.seek(tp, offset)
             log.info(
@@ -110,13 +111,17 @@ class ProjectorConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             if messages:
                 yield messages
 
-    async def advise(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        """Commit applied positions (next offset to read) to the group, after PostgreSQL did: advice for
-        `kafka-consumer-groups` and lag exporters; the table stays the truth on restart."""
+    async def advise(self, applied: Mapping[tuple[str, int], int]) -> None:
+        """Commit the positions after the last applied offsets to the group, after PostgreSQL did: advice
+        for `kafka-consumer-groups` and lag exporters; the table stays the truth on restart, so a failure
+        is only logged."""
         assigned = self._started.assignment()
-        mine = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
-        if mine:
-            await self._started.commit(mine)
+        mine = {tp: o + 1 for (t, p), o in applied.items() if (tp := TopicPartition(t, p)) in assigned}
+        try:
+            if mine:
+                await self._started.commit(mine)
+        except Exception as exc:
+            log.warning("could not commit positions to the consumer group: %s", type(exc).__name__)
 
     def assignment(self) -> set[TopicPartition]:
         assigned: set[TopicPartition] = self._consumer.assignment() if self._consumer is not None else set()
@@ -125,7 +130,3 @@ class ProjectorConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     def highwater(self, topic: str, partition: int) -> int | None:
         end: int | None = self._started.highwater(TopicPartition(topic, partition))
         return end
-
-
-def _or(stored: int | None, earliest: int) -> int:
-    return earliest if stored is None else stored

@@ -262,15 +262,18 @@ class SuppressionIndex:
             yield
         finally:
             pending, self._pending = self._pending, None
-            if self.changes is not None:
-                for state, scope, before in pending.values():
-                    self.changes.record(state.subject_id, before, self._entries(state, now, scope), now)
+            for state, scope, before in pending.values():
+                self._record(state, before, now, scope)
 
     # -- decisions ------------------------------------------------------------------------
     def decide(self, subject_id: SubjectId, plan: CheckPlan, at: float) -> Verdict:
-        verdict: Verdict = self.rules.decide_planned(self.subjects.get(subject_id), plan, at, self.registers)
+        return self._decide(subject_id, self.subjects.get(subject_id), plan, at)
+
+    def _decide(self, subject_id: SubjectId, state: SubjectState | None, plan: CheckPlan, at: float) -> Verdict:
+        verdict: Verdict = self.rules.decide_planned(state, plan, at, self.registers)
         if self.tainted and subject_id in self.tainted and verdict.allowed:
-            return _stale(verdict)
+            # a message about the subject could not be read: we may have missed a refusal
+            return Verdict(False, (Reason.STALE,), None, verdict.evidence)
         return verdict
 
     def decide_hash(self, hashed: str, plan: CheckPlan, at: float) -> tuple[Verdict, tuple[SubjectId, ...]]:
@@ -283,11 +286,7 @@ class SuppressionIndex:
             state = self.subjects[held]
             if (state.phone_since if state.phone_hash == hashed else state.email_since) > at:
                 return UNKNOWN, ()
-            # `decide`, with the state in hand: this path is as hot as the check by id
-            verdict: Verdict = self.rules.decide_planned(state, plan, at, self.registers)
-            if self.tainted and held in self.tainted and verdict.allowed:
-                verdict = _stale(verdict)
-            return verdict, (held,)
+            return self._decide(held, state, plan, at), (held,)  # the state in hand: no second lookup
         return resolve(self.holdings_of(hashed), at, self.quarantine, lambda s: self.decide(s, plan, at), self._erased)
 
     def _erased(self, subject_id: SubjectId) -> bool:
@@ -302,8 +301,3 @@ class SuppressionIndex:
 
     def position(self) -> dict[str, dict[str, int]]:
         return {t: {str(p): o for p, o in sorted(parts.items())} for t, parts in self.positions.items()}
-
-
-def _stale(verdict: Verdict) -> Verdict:
-    """A subject with a message the feed could not read is never allowed: we may have missed a refusal."""
-    return Verdict(False, (Reason.STALE,), None, verdict.evidence)

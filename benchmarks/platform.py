@@ -65,6 +65,9 @@ async def running_platform(settings: Settings, log_dir: str) -> AsyncIterator[Ru
             **{d.name: (("projections", "run", d.name), f"{host}:{d.web_port(bench)}") for d in DOMAINS.values()},
             "suppression": (("suppression", "serve"), f"{host}:{bench.suppression_port}"),
         }
+        if not settings.consent_relay:  # the relay as a process of its own, as the platform runs it
+            env |= {"SAMTYKKE_CONSENT_RELAY": "false", "SAMTYKKE_RELAY_PORT": str(bench.relay_port + 10)}
+            services = {"relay": (("consent", "relay"), f"{host}:{bench.relay_port + 10}"), **services}
         logs = Path(log_dir)
         processes: dict[str, ServiceProcess] = {}
         try:

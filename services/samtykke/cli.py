@@ -7,7 +7,8 @@ rebuild) is one `add_*_commands` function plus its handlers.
     samtykke up | down                          the whole platform (stack + services) and the demo
     samtykke stack up | down | status
     samtykke stack start PART | stop PART      (PART: postgres, kafka, registry)
-    samtykke consent serve                     the consent service (API, outbox relay, sweeper)
+    samtykke consent serve                     the consent service (API, sweeper, outbox relay)
+    samtykke consent relay                     the outbox relay as a process of its own
     samtykke consent rekey                     re-encrypt stored identifiers under the current key
     samtykke consent migrate-topic             fill a new changes topic from the ledger's current state
     samtykke consent import FILE               import decisions from a CRM file (CSV or NDJSON)
@@ -119,6 +120,13 @@ def consent_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def consent_relay(args: argparse.Namespace) -> int:
+    from samtykke.consent.relay_service import serve
+
+    serve(get_settings())
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from samtykke import demo
 
@@ -214,9 +222,12 @@ def add_platform_commands(commands: argparse._SubParsersAction[argparse.Argument
 
     consent = commands.add_parser("consent", help="the consent service")
     consent_actions = consent.add_subparsers(dest="action", required=True, metavar="ACTION")
-    consent_actions.add_parser("serve", help="HTTP API + outbox relay + lifecycle sweeper").set_defaults(
-        handler=consent_serve
-    )
+    consent_actions.add_parser(
+        "serve", help="HTTP API + lifecycle sweeper (+ outbox relay unless SAMTYKKE_CONSENT_RELAY=false)"
+    ).set_defaults(handler=consent_serve)
+    consent_actions.add_parser(
+        "relay", help="the outbox relay alone (/metrics, /healthz, /ready on SAMTYKKE_RELAY_PORT)"
+    ).set_defaults(handler=consent_relay)
     consent_actions.add_parser(
         "rekey", help="re-encrypt stored identifiers under the current key (after a key rotation)"
     ).set_defaults(handler=consent_rekey)

@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
-from samtykke.adapters.safety import development_secrets, refusal
+from samtykke.adapters.safety import PLACEHOLDER_MARKERS, development_secrets, refusal, service_secrets
 from samtykke.adapters.settings import Settings
 
+from .dockerfile_check import Image
 from .k8s_check import check_manifests
 from .k8s_manifests_check import (
     Document,
@@ -28,6 +30,7 @@ from .k8s_manifests_check import (
     containers,
     load_manifests,
 )
+from .k8s_workload_check import workload_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -123,6 +126,24 @@ def test_the_shipped_secret_is_refused_at_start_up_naming_each_placeholder(
     assert {k for k in secret if k.removeprefix("SAMTYKKE_").lower() in Settings.model_fields} <= refused
     reason = refusal(settings)
     assert reason is not None and "SAMTYKKE_ENVIRONMENT=production" in reason
+
+
+def test_every_workload_starts_with_the_operators_own_secrets(manifests: Manifests) -> None:
+    """With the placeholders replaced, no process is refused: each is held only to the secrets it uses
+    (a projector is given none of the API's keys)."""
+    for doc in manifests.of_kind("Secret"):
+        data = doc.body.get("stringData") or {}
+        for key, value in data.items():
+            for marker in PLACEHOLDER_MARKERS:
+                value = value.replace(marker, f"own-{key.lower()}")
+            data[key] = value
+        if "SAMTYKKE_IDENTIFIER_ENCRYPTION_KEY" in data:
+            data["SAMTYKKE_IDENTIFIER_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
+    serving = [p for p in workload_processes(manifests, Image.read(DOCKERFILE), Settings) if p.ref.startswith("deploy")]
+    assert len(serving) == len(PORTS)
+    for process in serving:
+        assert isinstance(process.settings, Settings), process.ref
+        assert refusal(process.settings, service_secrets(process.args)) is None, process.ref
 
 
 def test_kustomize_renders_every_document_into_the_namespace(manifests: Manifests) -> None:

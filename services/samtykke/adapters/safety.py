@@ -6,12 +6,16 @@ with any of them on a non-loopback address, or with `SAMTYKKE_ENVIRONMENT=produc
 serves anything and names every such setting. `SAMTYKKE_ALLOW_DEVELOPMENT_SECRETS=true` lets a
 development container bind 0.0.0.0 (its port published on the host's loopback only); production
 ignores it.
+
+Each process is held only to the secrets it uses (`service_secrets`): a projector deployed with
+its own role password and none of the API's keys starts; the consent service does not.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Collection, Sequence
 from urllib.parse import unquote, urlsplit
 
 from samtykke.adapters.settings import DEV_API_KEYS, Settings
@@ -29,25 +33,53 @@ SECRET_SETTINGS = (
     "sms_webhook_secret",
     "selfservice_key",
 )
+# every setting `development_secrets` can name
+CHECKED = ("api_keys", *SECRET_SETTINGS, "projection_role_passwords", "database_url")
+
+# the secrets each serving command uses (a projector: its role's password, analytics its pseudonym key)
+_USED: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("consent", "serve"): (
+        "api_keys",
+        "identifier_hash_key",
+        "identifier_encryption_key",
+        "unsubscribe_token_key",
+        "sms_webhook_secret",
+        "selfservice_key",
+        "database_url",
+    ),
+    ("consent", "relay"): ("database_url",),
+    ("suppression", "serve"): ("api_keys", "identifier_hash_key"),
+}
+_PROJECTOR = ("projection_role_password", "projection_role_passwords")
+
+
+def service_secrets(args: Sequence[str]) -> tuple[str, ...]:
+    """The secret settings `samtykke <args>` uses; every checked one for a command not listed."""
+    if tuple(args[:2]) == ("projections", "run") and len(args) == 3:
+        return (*_PROJECTOR, "analytics_pseudonym_key") if args[2] == "analytics" else _PROJECTOR
+    return _USED.get(tuple(args), CHECKED)
 
 
 def _env(name: str) -> str:
     return f"SAMTYKKE_{name.upper()}"
 
 
-def development_secrets(settings: Settings) -> list[str]:
-    """The environment variables of every setting that holds a development or placeholder secret."""
+def development_secrets(settings: Settings, used: Collection[str] = CHECKED) -> list[str]:
+    """The environment variables of every setting in `used` that holds a development or placeholder
+    secret."""
     found: list[str] = []
-    if any(key in DEV_API_KEYS or _placeholder(key) for key in settings.api_keys):
+    if "api_keys" in used and any(key in DEV_API_KEYS or _placeholder(key) for key in settings.api_keys):
         found.append(_env("api_keys"))
     for name in SECRET_SETTINGS:
         value = str(getattr(settings, name))
-        if value == Settings.model_fields[name].default or _placeholder(value):
+        if name in used and (value == Settings.model_fields[name].default or _placeholder(value)):
             found.append(_env(name))
-    if any(_placeholder(v) for v in settings.projection_role_passwords.values()):
+    if "projection_role_passwords" in used and any(
+        _placeholder(v) for v in settings.projection_role_passwords.values()
+    ):
         found.append(_env("projection_role_passwords"))
     password = unquote(urlsplit(settings.database_url).password or "")
-    if password in DEVELOPMENT_DATABASE_PASSWORDS or _placeholder(password):
+    if "database_url" in used and (password in DEVELOPMENT_DATABASE_PASSWORDS or _placeholder(password)):
         found.append(_env("database_url"))
     return found
 
@@ -66,9 +98,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def refusal(settings: Settings) -> str | None:
-    """Why this process must not start with these settings, or None."""
-    found = development_secrets(settings)
+def refusal(settings: Settings, used: Collection[str] = CHECKED) -> str | None:
+    """Why a process using the secret settings `used` must not start with these settings, or None."""
+    found = development_secrets(settings, used)
     if not found:
         return None
     if settings.environment == "production":
@@ -84,9 +116,10 @@ def refusal(settings: Settings) -> str | None:
     )
 
 
-def refuse_development_secrets(settings: Settings) -> None:
-    """Exit with status 78 (EX_CONFIG) and the reason on stderr when `refusal` says so."""
-    reason = refusal(settings)
+def refuse_development_secrets(settings: Settings, args: Sequence[str]) -> None:
+    """Exit with status 78 (EX_CONFIG) and the reason on stderr when `refusal` says so for the
+    secrets `samtykke <args>` uses."""
+    reason = refusal(settings, service_secrets(args))
     if reason is not None:
         print(reason, file=sys.stderr)
         raise SystemExit(78)

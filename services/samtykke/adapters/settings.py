@@ -301,6 +301,14 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    consent_relay: bool = Field(
+        default=True,
+        description="Run the outbox relay inside the consent service. Off where the relay runs as its own "
+        "process (`samtykke consent relay`), so the API's load never delays publication.",
+    )
+    relay_port: int = Field(
+        default=18300, description="Port of the stand-alone relay's `/metrics`, `/healthz` and `/ready`."
+    )
     relay_batch_size: int = Field(
         default=500, ge=1, le=10_000, description="Outbox rows per relay round while the relay keeps up."
     )

@@ -12,8 +12,7 @@ from fastapi import Depends, FastAPI, Path
 from fastapi.responses import JSONResponse
 
 from samtykke.adapters.auth import Authenticator, RateLimitHeaders, install_scope_handler, require
-from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
-from samtykke.adapters.kafka import client_options, ensure_topics, idempotent_producer
+from samtykke.adapters.avro import SchemaRegistry
 from samtykke.adapters.limits import BodyLimit
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.postgres import create_pool, rollback_only
@@ -28,21 +27,16 @@ from samtykke.selfservice import routes as selfservice
 from . import api, imports_api, sms, unsubscribe
 from .imports_jobs import ConsentImporter
 from .metrics import ConsentMetrics
-from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT
-from .relay import OutboxRelay, outbox_status, watch_outbox
+from .relay import outbox_status
+from .relay_service import build_relay, relay_tasks, stop_relay
 from .schemas import BODY_LIMITS, ERROR_RESPONSES
 from .service import ConsentService
 from .store import PostgresConsentStore, create_schema
 from .sweeper import LifecycleSweeper
-from .watermarks import WATERMARK_SCHEMA, TopicEnds, WatermarkPublisher
 
 log = logging.getLogger(__name__)
 # a bigserial: anything outside it names no row, and is refused as such before the database sees it
 DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The outbox dead letter's id")]
-
-
-# how often the outbox backlog gauges are refreshed (a fraction of the alerts' `for:` windows)
-OUTBOX_SAMPLE_SECONDS = 2.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,10 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.database_url, min_size=2, max_size=20, reset=rollback_only)
         await create_schema(pool)
         schema_registry = SchemaRegistry.from_settings(settings)
-        encoders = {
-            name: AvroEncoder(schema_registry, topic, load_schema(settings.schema_dir, name))
-            for name, topic in ((OUTBOX_CONSENT, settings.topic_changes), (OUTBOX_SUBJECT, settings.topic_subjects))
-        }
         catalog = load_catalog()
         store = PostgresConsentStore(pool)
         vault = IdentifierVault(settings.identifier_encryption_key, settings.identifier_encryption_retired_keys)
@@ -73,54 +63,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics,
         )
 
-        kafka = client_options(settings)  # checks the Kafka security settings at start-up
-
-        async def provision() -> None:
-            await ensure_topics(
-                kafka,
-                settings.topic_changes,
-                settings.topic_subjects,
-                settings.topic_partitions,
-                compaction_lag_ms=settings.documentation_retention_ms,
-                watermarks=settings.topic_watermarks,
-            )
-
-        watermarks = WatermarkPublisher(
-            settings.topic_watermarks,
-            AvroEncoder(schema_registry, settings.topic_watermarks, load_schema(settings.schema_dir, WATERMARK_SCHEMA)),
-            TopicEnds(kafka, [settings.topic_changes, settings.topic_subjects]),
-        )
-
-        relay = OutboxRelay(
-            pool,
-            store,
-            lambda: idempotent_producer(kafka),
-            encoders,
-            metrics,
-            settings.relay_batch_size,
-            settings.relay_idle_poll_seconds,
-            provision,
-            watermarks=watermarks,
-            backlog_batch_size=settings.relay_backlog_batch_size,
-        )
+        # checks the Kafka security settings at start-up, also where the relay runs elsewhere
+        relay = build_relay(settings, pool, store, schema_registry, metrics)
         sweeper = LifecycleSweeper(store, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
         app.state.service, app.state.sweeper, app.state.pool, app.state.store = svc, sweeper, pool, store
         app.state.importer = ConsentImporter(
             catalog, vault, settings.identifier_hash_key.encode(), settings.topic_changes, settings.topic_subjects
         )
-        tasks = [
-            asyncio.create_task(relay.run(), name="relay"),
-            asyncio.create_task(sweeper.run(), name="sweeper"),
-            asyncio.create_task(watch_outbox(pool, metrics, OUTBOX_SAMPLE_SECONDS), name="outbox gauges"),
-        ]
+        # the relay here unless it runs as a process of its own (`samtykke consent relay`)
+        relaying = relay_tasks(relay, pool, metrics) if settings.consent_relay else []
+        sweeping = asyncio.create_task(sweeper.run(), name="sweeper")
         try:
             yield
         finally:
             await imports_api.stop_jobs(app)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await relay.stop()
+            sweeping.cancel()
+            await asyncio.gather(sweeping, return_exceptions=True)
+            await stop_relay(relay, relaying)
             await schema_registry.aclose()
             await pool.close()
 
@@ -247,7 +206,7 @@ def serve(settings: Settings | None = None) -> None:
     import uvicorn
 
     settings = settings or get_settings()
-    refuse_development_secrets(settings)
+    refuse_development_secrets(settings, ("consent", "serve"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
     uvicorn.run(

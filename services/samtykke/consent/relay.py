@@ -96,6 +96,7 @@ class OutboxRelay:
         self._last_watermark = float("-inf")  # monotonic
         self._last_registered = float("-inf")
         self.last_watermark_epoch = 0
+        self.epoch = 0  # the leadership epoch this relay holds (0: standing by)
         self._more = False
 
     def _notified(self, *_: Any) -> None:
@@ -107,6 +108,7 @@ class OutboxRelay:
         while True:
             try:
                 async with self._leadership.lead() as lease:
+                    self.epoch = lease.epoch
                     self._metrics.relay_epoch.set(lease.epoch)
                     await self._serve(lease, backoff)
             except asyncio.CancelledError:
@@ -117,6 +119,7 @@ class OutboxRelay:
                 log.warning("relay leadership ended, retrying in %.1fs: %s", backoff.delay, exc)
                 await backoff.sleep()
             finally:
+                self.epoch = 0
                 self._metrics.relay_epoch.set(0)
 
     async def _serve(self, lease: Lease, backoff: _Backoff) -> None:

@@ -35,7 +35,7 @@ def run_projector(args: argparse.Namespace) -> int:
     from .app import run
 
     settings = get_settings()
-    refuse_development_secrets(settings)
+    refuse_development_secrets(settings, ("projections", "run", args.domain))
     run(args.domain, settings)
 
 

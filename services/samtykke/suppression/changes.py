@@ -67,10 +67,10 @@ class SuppressionChanges:
         at: float,
     ) -> int:
         written = 0
-        for key in before.keys() | after.keys():
-            old, new = before.get(key), after.get(key)
-            if old == new:
-                continue
+        # in (purpose, channel) order: the same net change lists the same way however it was diffed
+        changed = sorted((k for k in before.keys() | after.keys() if before.get(k) != after.get(k)), key=_in_order)
+        for key in changed:
+            new = after.get(key)
             action = "removed" if new is None else "added"
             self._log.append(SuppressionChange(self._next_seq, at, action, subject_id, key[0], key[1], new or ()))
             self._next_seq += 1
@@ -139,3 +139,7 @@ class LapseSchedule:
         while self._due and self._due[0][0] <= now:
             due.append(heapq.heappop(self._due))
         return due
+
+
+def _in_order(key: ConsentKey) -> tuple[str, str]:
+    return key[0], key[1] or ""

@@ -25,17 +25,16 @@ from samtykke.domain.suppression import (
     CheckPlan,
     ConsentKey,
     Reason,
+    Scope,
     SubjectState,
     SuppressionRules,
     Verdict,
-    affected_purposes,
     suppressed_entries,
 )
 
 from .changes import LapseSchedule, SuppressionChanges
 
 Entries = dict[ConsentKey, tuple[Reason, ...]]
-Scope = frozenset[str] | None  # the purposes a change can alter (None: every purpose)
 
 
 class SuppressionIndex:
@@ -55,7 +54,7 @@ class SuppressionIndex:
         self.tainted: set[SubjectId] = set()
         self.changes: SuppressionChanges | None = None  # recording starts once caught up
         # inside `batch`: the subjects touched so far, with their suppressions before the batch
-        self._pending: dict[SubjectId, tuple[SubjectState, Scope, Entries]] | None = None
+        self._pending: dict[SubjectId, tuple[SubjectState, Scope | None, Entries]] | None = None
         self.lapses = LapseSchedule()
         self._fresh: dict[Register, bool] = {}
         self.register_flips: list[tuple[Register, float]] = []  # (register, when its freshness flipped)
@@ -77,7 +76,7 @@ class SuppressionIndex:
         if state is None:
             # the subject's own event may come later: its kind and country are on every change
             state = self.subjects[subject_id] = SubjectState(subject_id, event.subject_kind, event.country)
-        scope = affected_purposes(event.purpose)
+        scope = self.rules.change_scope(state, event.purpose, event.channel)
         before = self._before(state, now, scope)
         valid_until = event.valid_until.timestamp() if event.valid_until is not None else None
         if self.rules.apply_consent(state, event.purpose, event.channel, event.status, event.version, valid_until):
@@ -90,7 +89,7 @@ class SuppressionIndex:
         state = self.subjects.get(SubjectId(key.subject_id))
         if state is None:
             return
-        scope = affected_purposes(key.purpose)
+        scope = self.rules.change_scope(state, key.purpose, key.channel)
         before = self._before(state, now, scope)
         if self.rules.remove_consent(state, key.purpose, key.channel):
             self._record(state, before, now, scope)
@@ -221,16 +220,16 @@ class SuppressionIndex:
         self.changes = SuppressionChanges()
         return self.changes
 
-    def _entries(self, state: SubjectState, at: float, scope: Scope = None) -> Entries:
+    def _entries(self, state: SubjectState, at: float, scope: Scope | None = None) -> Entries:
         if self.changes is None:
             return {}  # replay at start-up: nothing to diff against
         entries: Entries = suppressed_entries(self.rules, state, at, self.registers, scope)
         return entries
 
-    def _before(self, state: SubjectState, now: float, scope: Scope = None) -> Entries:
-        """The subject's suppressions within `scope` before a change: a change of one purpose (not direct
-        marketing) can alter that purpose's only, and evaluating every purpose twice per event was most
-        of the gate's cost during a backlog. Inside `batch`, kept for the batch's end instead."""
+    def _before(self, state: SubjectState, now: float, scope: Scope | None = None) -> Entries:
+        """The subject's suppressions within `scope` before a change (`SuppressionRules.change_scope`):
+        evaluating every pair twice per event was most of the gate's cost during a backlog. Inside
+        `batch`, kept for the batch's end instead."""
         pending = self._pending
         if pending is None:
             return self._entries(state, now, scope)
@@ -239,15 +238,15 @@ class SuppressionIndex:
         held = pending.get(state.subject_id)
         if held is None:
             pending[state.subject_id] = (state, scope, self._entries(state, now, scope))
-        elif held[1] is not None and (scope is None or not scope <= held[1]):
-            # widen: the purposes not in scope yet are still as they were before the batch
+        elif held[1] is not None and (scope is None or not scope.within(held[1])):
+            # widen: the pairs not in scope yet are still as they were before the batch
             seen, before = held[1], held[2]
             wider = None if scope is None else seen | scope
-            before.update((k, v) for k, v in self._entries(state, now, wider).items() if k[0] not in seen)
+            before.update((k, v) for k, v in self._entries(state, now, wider).items() if not seen.covers(*k))
             pending[state.subject_id] = (state, wider, before)
         return {}
 
-    def _record(self, state: SubjectState, before: Entries, now: float, scope: Scope = None) -> None:
+    def _record(self, state: SubjectState, before: Entries, now: float, scope: Scope | None = None) -> None:
         if self.changes is not None and self._pending is None:
             self.changes.record(state.subject_id, before, self._entries(state, now, scope), now)
 

@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry
 from samtykke.domain.catalog import load_catalog
 from samtykke.domain.events import ConsentChanged, SubjectChanged
 from samtykke.domain.identifiers import identifier_hash
+from samtykke.domain.model import SubjectId
 from samtykke.domain.registers import Register, RegisterBook, RegisterSnapshot
-from samtykke.domain.suppression import Reason, SuppressionRules
+from samtykke.domain.suppression import Reason, SubjectState, SuppressionRules, suppressed_entries
 from samtykke.suppression.gate import IndexStale, SuppressionGate
 from samtykke.suppression.index import SuppressionIndex
 from samtykke.suppression.metrics import SuppressionMetrics
@@ -165,3 +166,36 @@ def test_a_batch_records_each_subjects_net_change_once() -> None:
     decide(index, untouched, "withdrawn", version=2)  # outside a batch: recorded at once, as before
     page, _ = changes.since(None, 10)
     assert [(c.subject_id, c.action) for c in page] == [(flipped, "added"), (untouched, "added")]
+
+
+def test_a_grant_lapsed_on_arrival_is_listed_once_not_again_when_its_lapse_comes_due() -> None:
+    _, index = gate(Feed())
+    sid = subject(index)
+    changes = index.start_recording(time.time())
+    lapsed = ConsentChanged(
+        "e", sid, "consumer", None, "DK", "direct_marketing", "sms", "granted", None, 1,
+        NOW - timedelta(days=400), NOW, NOW - timedelta(days=1), "crm_import", "operator", None, None, None,
+    )  # fmt: skip
+    index.apply_consent(lapsed, time.time())
+    index.tick(time.time() + 1)
+    page, _ = changes.since(None, 10)
+    assert [(c.subject_id, c.action, c.reasons) for c in page] == [(sid, "added", (Reason.EXPIRED,))]
+
+
+@pytest.mark.parametrize("kind", ["consumer", "employee", "business"])
+@pytest.mark.parametrize("country", ["DK", "SE", "NO", "FI"])
+@pytest.mark.parametrize("registers", ["fresh", "stale", "none"])
+def test_a_subject_without_consents_or_phone_is_suppressed_for_nothing_but_no_consent(
+    kind: str, country: str, registers: str
+) -> None:
+    """The change feed skips evaluating such a subject (every new one): this holds it to the rules."""
+    rules = SuppressionRules(load_catalog())
+    published = date.today() - timedelta(days=1 if registers == "fresh" else 400)
+    snapshots = {} if registers == "none" else {r: RegisterSnapshot(r, published, frozenset()) for r in Register}
+    book = RegisterBook({r.value: 92 for r in Register}, snapshots)
+    state = SubjectState(SubjectId(str(uuid.uuid4())), kind, country, email_hash="e" * 64)
+    at = time.time()
+    for plan in rules.marketing_plans[kind]:
+        verdict = rules.decide_planned(state, plan, at, book)
+        assert verdict.allowed or verdict.reasons == (Reason.NO_CONSENT,), (plan.key, verdict)
+    assert suppressed_entries(rules, state, at, book) == {}

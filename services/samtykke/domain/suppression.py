@@ -425,6 +425,8 @@ def suppressed_entries(
     reason other than a mere absence of consent. This is what the export and change feed list.
     `scope`: only the pairs it covers (None: every pair)."""
     entries: dict[ConsentKey, tuple[Reason, ...]] = {}
+    if not state.positions and state.phone_hash is None and not (state.erased or state.objects_to_marketing):
+        return entries  # no consent, and no phone a register could list: nothing but `no_consent` anywhere
     for plan in rules.marketing_plans[state.kind]:
         if scope is not None and not scope.covers(plan.purpose.code, plan.channel):
             continue

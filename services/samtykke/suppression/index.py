@@ -80,7 +80,8 @@ class SuppressionIndex:
         before = self._before(state, now, scope)
         valid_until = event.valid_until.timestamp() if event.valid_until is not None else None
         if self.rules.apply_consent(state, event.purpose, event.channel, event.status, event.version, valid_until):
-            if valid_until is not None and event.status == "granted":
+            # a grant lapsed already is decided lapsed in the diff below: scheduling it would diff it again
+            if valid_until is not None and event.status == "granted" and valid_until > now:
                 self.lapses.add(state.subject_id, valid_until)
             self._record(state, before, now, scope)
 

@@ -28,7 +28,7 @@ from . import api, imports_api, sms, unsubscribe
 from .imports_jobs import ConsentImporter
 from .metrics import ConsentMetrics
 from .relay import outbox_status
-from .relay_service import build_relay, relay_tasks, stop_relay
+from .relay_service import running_relay
 from .schemas import BODY_LIMITS, ERROR_RESPONSES
 from .service import ConsentService
 from .store import PostgresConsentStore, create_schema
@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # the relay undoes its LISTEN and advisory lock itself (or closes the connection)
         pool = await create_pool(settings.database_url, min_size=2, max_size=20, reset=rollback_only)
         await create_schema(pool)
         schema_registry = SchemaRegistry.from_settings(settings)
@@ -63,23 +62,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics,
         )
 
-        # checks the Kafka security settings at start-up, also where the relay runs elsewhere
-        relay = build_relay(settings, pool, store, schema_registry, metrics)
         sweeper = LifecycleSweeper(store, catalog, metrics, settings.topic_changes, settings.sweeper_interval_seconds)
         app.state.service, app.state.sweeper, app.state.pool, app.state.store = svc, sweeper, pool, store
         app.state.importer = ConsentImporter(
             catalog, vault, settings.identifier_hash_key.encode(), settings.topic_changes, settings.topic_subjects
         )
-        # the relay here unless it runs as a process of its own (`samtykke consent relay`)
-        relaying = relay_tasks(relay, pool, metrics) if settings.consent_relay else []
         sweeping = asyncio.create_task(sweeper.run(), name="sweeper")
         try:
-            yield
+            async with contextlib.AsyncExitStack() as relaying:
+                # the relay here unless it runs as a process of its own (`samtykke consent relay`)
+                if settings.consent_relay:
+                    await relaying.enter_async_context(running_relay(settings, schema_registry, metrics))
+                try:
+                    yield
+                finally:
+                    await imports_api.stop_jobs(app)
         finally:
-            await imports_api.stop_jobs(app)
             sweeping.cancel()
             await asyncio.gather(sweeping, return_exceptions=True)
-            await stop_relay(relay, relaying)
             await schema_registry.aclose()
             await pool.close()
 

@@ -1,7 +1,8 @@
 """The outbox relay as a process of its own (`samtykke consent relay`), or inside the API's.
 
-Built here for both: `build_relay` wires an `OutboxRelay` from the settings, and `create_relay_app`
-is the relay's own process, answering `/healthz`, `/ready` and `/metrics` on `relay_port`.
+Built here for both: `running_relay` runs an `OutboxRelay` wired from the settings, on a database pool
+of its own either way, and `create_relay_app` is the relay's own process, answering `/healthz`,
+`/ready` and `/metrics` on `relay_port`.
 
 Why a process of its own: inside the consent service the relay shares one event loop with the API,
 so every request delays the next publication round; under load it was the first stage to fall
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import asyncpg
 from fastapi import FastAPI
@@ -85,19 +87,38 @@ def build_relay(
     )
 
 
-def relay_tasks(relay: OutboxRelay, pool: asyncpg.Pool, metrics: ConsentMetrics) -> list[asyncio.Task[None]]:
-    """The relay's rounds and the outbox gauges, wherever the relay runs."""
-    return [
-        asyncio.create_task(relay.run(), name="relay"),
-        asyncio.create_task(watch_outbox(pool, metrics, OUTBOX_SAMPLE_SECONDS), name="outbox gauges"),
-    ]
+@dataclass(frozen=True)
+class RunningRelay:
+    relay: OutboxRelay
+    pool: asyncpg.Pool
+    tasks: list[asyncio.Task[None]]
 
 
-async def stop_relay(relay: OutboxRelay, tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await relay.stop()
+@contextlib.asynccontextmanager
+async def running_relay(
+    settings: Settings, schema_registry: SchemaRegistry, metrics: ConsentMetrics
+) -> AsyncIterator[RunningRelay]:
+    """The relay's rounds and the outbox gauges, running until the block ends, on a pool of their own
+    wherever they run: inside the API, a round queued for a connection behind every waiting request
+    (the lease holds one, a round's snapshot and settling one at a time, the gauges one)."""
+    # the relay undoes its LISTEN and advisory lock itself (or closes the connection)
+    pool = await create_pool(settings.database_url, min_size=2, max_size=4, reset=rollback_only)
+    try:
+        await create_schema(pool)  # idempotent: a relay may start before any API replica
+        relay = build_relay(settings, pool, PostgresConsentStore(pool), schema_registry, metrics)
+        tasks = [
+            asyncio.create_task(relay.run(), name="relay"),
+            asyncio.create_task(watch_outbox(pool, metrics, OUTBOX_SAMPLE_SECONDS), name="outbox gauges"),
+        ]
+        try:
+            yield RunningRelay(relay, pool, tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await relay.stop()
+    finally:
+        await pool.close()
 
 
 def create_relay_app(settings: Settings | None = None) -> FastAPI:
@@ -107,19 +128,13 @@ def create_relay_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # the lease's session, a round's snapshot and its settling, the gauges: a few connections
-        pool = await create_pool(settings.database_url, min_size=2, max_size=4, reset=rollback_only)
-        await create_schema(pool)
         schema_registry = SchemaRegistry.from_settings(settings)
-        relay = build_relay(settings, pool, PostgresConsentStore(pool), schema_registry, metrics)
-        app.state.pool, app.state.relay = pool, relay
-        app.state.tasks = tasks = relay_tasks(relay, pool, metrics)
         try:
-            yield
+            async with running_relay(settings, schema_registry, metrics) as running:
+                app.state.running = running
+                yield
         finally:
-            await stop_relay(relay, tasks)
             await schema_registry.aclose()
-            await pool.close()
 
     app = FastAPI(
         title="samtykke outbox relay",
@@ -131,7 +146,7 @@ def create_relay_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        stopped = [task.get_name() for task in app.state.tasks if task.done()]
+        stopped = [task.get_name() for task in app.state.running.tasks if task.done()]
         if stopped:  # a relay whose rounds ended can never publish again: let it be restarted
             return JSONResponse({"status": "stopped", "tasks": stopped}, 503)
         return JSONResponse({"status": "ok"})
@@ -139,10 +154,10 @@ def create_relay_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
         try:
-            status = await outbox_status(app.state.pool)
+            status = await outbox_status(app.state.running.pool)
         except Exception as exc:  # report, never raise: readiness is a question
             return JSONResponse({"ready": False, "reason": f"database: {type(exc).__name__}"}, 503)
-        return JSONResponse({"ready": True, "leader_epoch": app.state.relay.epoch, "outbox": status})
+        return JSONResponse({"ready": True, "leader_epoch": app.state.running.relay.epoch, "outbox": status})
 
     instrument_http(app, registry, "relay")
     return app

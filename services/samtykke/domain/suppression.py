@@ -130,11 +130,14 @@ class SubjectState:
         return None if at is None else HeldConsent(*self.held[at : at + 3])
 
     def set_consent(self, key: ConsentKey, consent: HeldConsent) -> None:
+        triple = (sys.intern(consent.status), consent.version, consent.valid_until)
         at = self.positions.get(key)
         if at is None:
-            self._store({**self.consents, key: consent})
+            # a new key goes in at its place in `_key_order`: those before it keep theirs
+            self.positions = _with_key(self.positions, key)
+            at = self.positions[key]
+            self.held = (*self.held[:at], *triple, *self.held[at:])
         else:
-            triple = (sys.intern(consent.status), consent.version, consent.valid_until)
             self.held = (*self.held[:at], *triple, *self.held[at + 3 :])
 
     def drop_consent(self, key: ConsentKey) -> bool:
@@ -183,6 +186,17 @@ _LAYOUTS: dict[tuple[ConsentKey, ...], dict[ConsentKey, int]] = {(): _NO_CONSENT
 
 def _key_order(key: ConsentKey) -> tuple[str, str]:
     return key[0], key[1] or ""
+
+
+# (layout, key) -> the layout with that key too; layouts live as long as `_LAYOUTS`, so ids are stable
+_WITH_KEY: dict[tuple[int, ConsentKey], dict[ConsentKey, int]] = {}
+
+
+def _with_key(layout: dict[ConsentKey, int], key: ConsentKey) -> dict[ConsentKey, int]:
+    wider = _WITH_KEY.get((id(layout), key))
+    if wider is None:
+        wider = _WITH_KEY[(id(layout), key)] = _layout(tuple(sorted((*layout, key), key=_key_order)))
+    return wider
 
 
 def _layout(keys: tuple[ConsentKey, ...]) -> dict[ConsentKey, int]:

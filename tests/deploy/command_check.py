@@ -44,5 +44,6 @@ def command_port(words: Sequence[str], settings: BaseSettings) -> int | None:
     if list(words[:2]) == ["projections", "run"] and len(words) > 2 and words[2] in DOMAINS:
         return int(DOMAINS[words[2]].web_port(cast(Settings, settings)))
     fields = type(settings).model_fields
-    field = next((f"{word}_port" for word in words if f"{word}_port" in fields), None)
+    # the most specific word first: `consent relay` serves on relay_port, `consent serve` on consent_port
+    field = next((f"{word}_port" for word in reversed(words) if f"{word}_port" in fields), None)
     return int(getattr(settings, field)) if field else None

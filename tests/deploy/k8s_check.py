@@ -50,6 +50,7 @@ def check_manifests(manifests: Manifests, dockerfile: Path, settings_cls: type[B
         *check_ports(manifests, processes),
         *check_services(manifests),
         *check_autoscalers(manifests, processes),
+        *check_publishing(processes),
         *check_disruption_budgets(manifests),
         *check_images(manifests),
         *shared_settings_problems(
@@ -116,6 +117,19 @@ def check_autoscalers(manifests: Manifests, processes: list[Process]) -> list[st
                     f"group has {partitions} partitions per topic: the rest would idle"
                 )
     return problems
+
+
+def check_publishing(processes: list[Process]) -> list[str]:
+    """Something publishes the outbox: a consent service that relays, or a workload running the relay."""
+    apis = [p for p in processes if p.args == ["consent", "serve"] and p.settings is not None]
+    relays = [p for p in processes if p.args == ["consent", "relay"]]
+    if relays or any(getattr(p.settings, "consent_relay", True) for p in apis):
+        return []
+    return [
+        f"{p.ref}: runs no relay (SAMTYKKE_CONSENT_RELAY=false) and no workload runs `samtykke consent relay`: "
+        "nothing would publish the outbox"
+        for p in apis
+    ]
 
 
 def least_replicas(manifests: Manifests, deployment: Document) -> int:

@@ -37,6 +37,7 @@ K8S = ROOT / "deploy" / "k8s"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 PORTS = {
     "consent": 8000,
+    "relay": 8300,
     "projector-marketing": 8101,
     "projector-analytics": 8102,
     "projector-customer-service": 8103,
@@ -272,6 +273,14 @@ def test_command_replacing_the_entrypoint_is_reported(manifests: Manifests) -> N
     container["command"] = ["samtykke"]
     assert _problems(manifests) == [
         "job/samtykke-provision: sets command, which replaces the image's `samtykke` entrypoint; use args"
+    ]
+
+
+def test_an_api_without_relay_and_no_relay_workload_is_reported(manifests: Manifests) -> None:
+    manifests.documents = [d for d in manifests.documents if d.name != "relay"]
+    assert _problems(manifests) == [
+        "deployment/consent: runs no relay (SAMTYKKE_CONSENT_RELAY=false) and no workload runs "
+        "`samtykke consent relay`: nothing would publish the outbox"
     ]
 
 

@@ -37,8 +37,6 @@ from .relay import OutboxRelay, outbox_status, watch_outbox
 from .store import PostgresConsentStore, create_schema
 from .watermarks import WATERMARK_SCHEMA, TopicEnds, WatermarkPublisher
 
-log = logging.getLogger(__name__)
-
 # how often the outbox backlog gauges are refreshed (a fraction of the alerts' `for:` windows)
 OUTBOX_SAMPLE_SECONDS = 2.0
 

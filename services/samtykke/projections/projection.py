@@ -8,6 +8,7 @@ not beat the stored one changes nothing, so duplicates, redelivery and replays a
 from __future__ import annotations
 
 import abc
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
@@ -23,6 +24,15 @@ from samtykke.domain.projection import NO_CHANNEL, latest_subjects
 from .messages import Applied, Batch
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# the digest of the DDL applied last to a schema
+_APPLIED_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {schema}.applied_ddl "
+    "(singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), digest text NOT NULL)"
+)
+_RECORD_APPLIED = (
+    "INSERT INTO {schema}.applied_ddl (digest) VALUES ($1) "
+    "ON CONFLICT (singleton) DO UPDATE SET digest = EXCLUDED.digest"
+)
 
 
 def checked_schema(name: str) -> str:
@@ -67,10 +77,26 @@ class Projection(abc.ABC):
         return text.replace("{schema}", self.schema)
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
-        """Create or update the tables and views, then refresh reference data from the catalog."""
+        """Create or update the tables and views, then refresh reference data from the catalog.
+
+        The DDL runs only when it differs from the DDL applied last (its digest is kept beside the
+        tables). Running it takes exclusive locks (ALTER TABLE, CREATE OR REPLACE VIEW) on tables
+        before views, where a reader of a view locks the view before its tables: a reader querying
+        `marketable` while a replica started could deadlock with it and fail."""
+        ddl = self.ddl()
+        digest = hashlib.sha256(ddl.encode()).hexdigest()
         async with conn.transaction():
-            await conn.execute(self.ddl())
+            if await self._applied_digest(conn) != digest:
+                await conn.execute(ddl)
+                await conn.execute(_APPLIED_TABLE.replace("{schema}", self.schema))
+                await conn.execute(_RECORD_APPLIED.replace("{schema}", self.schema), digest)
             await self.refresh_reference_data(conn)
+
+    async def _applied_digest(self, conn: asyncpg.Connection) -> str | None:
+        if await conn.fetchval("SELECT to_regclass($1)", f"{self.schema}.applied_ddl") is None:
+            return None
+        digest: str | None = await conn.fetchval(f"SELECT digest FROM {self.schema}.applied_ddl")
+        return digest
 
     async def refresh_reference_data(self, conn: asyncpg.Connection) -> None:  # noqa: B027 (optional hook)
         """Catalog facts the views need; none by default."""

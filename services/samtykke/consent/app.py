@@ -17,7 +17,7 @@ from samtykke.adapters.limits import BodyLimit
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.postgres import create_pool, rollback_only
 from samtykke.adapters.problems import problem
-from samtykke.adapters.safety import refuse_development_secrets
+from samtykke.adapters.serving import serve_http
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.adapters.vault import IdentifierVault
 from samtykke.domain.catalog import load_catalog
@@ -203,12 +203,5 @@ def _dead_letter_routes(app: FastAPI) -> None:
 
 
 def serve(settings: Settings | None = None) -> None:
-    import uvicorn
-
     settings = settings or get_settings()
-    refuse_development_secrets(settings, ("consent", "serve"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
-    uvicorn.run(
-        create_app(settings), host=settings.http_host, port=settings.consent_port, log_level="info", access_log=False
-    )
+    serve_http(create_app, settings, ("consent", "serve"), settings.consent_port)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ from samtykke.adapters.avro import AvroEncoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options, ensure_topics, idempotent_producer
 from samtykke.adapters.metrics import instrument_http, service_registry
 from samtykke.adapters.postgres import create_pool, rollback_only
-from samtykke.adapters.safety import refuse_development_secrets
+from samtykke.adapters.serving import serve_http
 from samtykke.adapters.settings import Settings, get_settings
 
 from .metrics import ConsentMetrics
@@ -162,16 +161,5 @@ def create_relay_app(settings: Settings | None = None) -> FastAPI:
 
 
 def serve(settings: Settings | None = None) -> None:
-    import uvicorn
-
     settings = settings or get_settings()
-    refuse_development_secrets(settings, ("consent", "relay"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
-    uvicorn.run(
-        create_relay_app(settings),
-        host=settings.http_host,
-        port=settings.relay_port,
-        log_level="warning",
-        access_log=False,
-    )
+    serve_http(create_relay_app, settings, ("consent", "relay"), settings.relay_port)

@@ -16,7 +16,7 @@ from samtykke.adapters.avro import AvroDecoder, SchemaRegistry, load_schema
 from samtykke.adapters.kafka import client_options
 from samtykke.adapters.limits import BodyLimit
 from samtykke.adapters.metrics import instrument_http, service_registry
-from samtykke.adapters.safety import refuse_development_secrets
+from samtykke.adapters.serving import serve_http
 from samtykke.adapters.settings import Settings, get_settings
 from samtykke.domain.catalog import load_catalog
 from samtykke.domain.registers import RegisterBook
@@ -160,16 +160,5 @@ def _operations_routes(app: FastAPI, feed: TopicFeed, gate: SuppressionGate) -> 
 
 
 def serve(settings: Settings | None = None) -> None:
-    import uvicorn
-
     settings = settings or get_settings()
-    refuse_development_secrets(settings, ("suppression", "serve"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.suppression_port,
-        log_level="info",
-        access_log=False,
-    )
+    serve_http(create_app, settings, ("suppression", "serve"), settings.suppression_port)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from aiokafka.partitioner import murmur2 as kafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -71,3 +74,15 @@ def test_a_batch_applies_what_came_before_a_tombstone_then_removes_then_what_cam
     steps = [(step.changes, removed) for step, removed in batch.in_order()]
     assert steps == [([before, other], [sms, email]), ([after], [])]
     assert [(s.changes, r) for s, r in Batch(changes=[before]).in_order()] == [([before], [])]
+
+
+def test_murmur2_is_kafkas_for_every_length_and_tail() -> None:
+    """Records are partitioned as Kafka's default partitioner would (aiokafka's copy of it as the oracle)."""
+    rng = random.Random(7)
+    for length in range(41):
+        for _ in range(25):
+            data = rng.randbytes(length)
+            assert murmur2(data) & 0x7FFFFFFF == kafka_murmur2(data) & 0x7FFFFFFF, data
+    subject = "0b5e4e52-8f0e-4c43-9a35-0c2a1f4f7d11"
+    expected = (kafka_murmur2(subject.encode()) & 0x7FFFFFFF) % 6
+    assert subject_partition(f"{subject}/direct_marketing/sms", 6) == subject_partition(subject, 6) == expected

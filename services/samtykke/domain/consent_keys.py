@@ -14,6 +14,8 @@ keyed by the subject id alone (`consent.subjects`) land on the same partition nu
 
 from __future__ import annotations
 
+import functools
+import struct
 from dataclasses import dataclass
 
 NO_CHANNEL_KEY = "-"
@@ -55,8 +57,7 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     whole = length - length % 4
-    for i in range(0, whole, 4):
-        k = int.from_bytes(data[i : i + 4], "little")
+    for k in struct.unpack_from(f"<{whole // 4}I", data):  # the little-endian 4-byte words
         k = (k * _M) & _MASK
         k ^= k >> 24
         k = (k * _M) & _MASK
@@ -77,4 +78,11 @@ def murmur2(data: bytes) -> int:
 
 def subject_partition(key: str, partitions: int) -> int:
     """The partition of a record keyed by `key` (a consent key or a subject id): its subject's."""
-    return (murmur2(subject_of_key(key).encode("utf-8")) & 0x7FFFFFFF) % partitions
+    return _subject_hash(subject_of_key(key)) % partitions
+
+
+# a subject's records come together (its SubjectChanged beside its changes, a batch of its decisions):
+# the relay hashes each subject once while it is recent, not once per record (~11 us in Python)
+@functools.lru_cache(maxsize=1 << 16)
+def _subject_hash(subject_id: str) -> int:
+    return murmur2(subject_id.encode("utf-8")) & 0x7FFFFFFF

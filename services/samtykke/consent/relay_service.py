@@ -31,7 +31,7 @@ from samtykke.adapters.serving import serve_http
 from samtykke.adapters.settings import Settings, get_settings
 
 from .metrics import ConsentMetrics
-from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT, Outbox
+from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT
 from .relay import OutboxRelay, outbox_status, watch_outbox
 from .store import PostgresConsentStore, create_schema
 from .watermarks import WATERMARK_SCHEMA, TopicEnds, WatermarkPublisher
@@ -41,11 +41,7 @@ OUTBOX_SAMPLE_SECONDS = 2.0
 
 
 def build_relay(
-    settings: Settings,
-    pool: asyncpg.Pool,
-    outbox: Outbox,
-    schema_registry: SchemaRegistry,
-    metrics: ConsentMetrics,
+    settings: Settings, pool: asyncpg.Pool, schema_registry: SchemaRegistry, metrics: ConsentMetrics
 ) -> OutboxRelay:
     """The relay the settings describe: its topics (provisioned before the first round), encoders and
     watermark publisher. Checks the Kafka security settings now, at start-up."""
@@ -72,7 +68,7 @@ def build_relay(
     )
     return OutboxRelay(
         pool,
-        outbox,
+        PostgresConsentStore(pool),
         lambda: idempotent_producer(kafka),
         encoders,
         metrics,
@@ -102,7 +98,7 @@ async def running_relay(
     pool = await create_pool(settings.database_url, min_size=2, max_size=4, reset=rollback_only)
     try:
         await create_schema(pool)  # idempotent: a relay may start before any API replica
-        relay = build_relay(settings, pool, PostgresConsentStore(pool), schema_registry, metrics)
+        relay = build_relay(settings, pool, schema_registry, metrics)
         tasks = [
             asyncio.create_task(relay.run(), name="relay"),
             asyncio.create_task(watch_outbox(pool, metrics, OUTBOX_SAMPLE_SECONDS), name="outbox gauges"),

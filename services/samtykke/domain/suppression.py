@@ -22,6 +22,7 @@ Rules, in order (every blocking reason found is reported, not only the first):
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ class SubjectState:
         triple = (sys.intern(consent.status), consent.version, consent.valid_until)
         at = self.positions.get(key)
         if at is None:
-            # a new key goes in at its place in `_key_order`: those before it keep theirs
+            # a new key goes in at its place in `key_order`: those before it keep theirs
             self.positions = _with_key(self.positions, key)
             at = self.positions[key]
             self.held = (*self.held[:at], *triple, *self.held[at:])
@@ -148,7 +149,7 @@ class SubjectState:
         return True
 
     def _store(self, consents: Mapping[ConsentKey, HeldConsent]) -> None:
-        keys = tuple(sorted(consents, key=_key_order))
+        keys = tuple(sorted(consents, key=key_order))
         self.positions = _layout(keys)
         self.held = tuple(
             value
@@ -179,12 +180,13 @@ _COMPARED = (
     "consents",
 )
 _NO_CONSENTS: dict[ConsentKey, int] = {}
-# every set of consents seen, in `_key_order`, with where each one's status is in `held`: subjects
+# every set of consents seen, in `key_order`, with where each one's status is in `held`: subjects
 # share them, and there are as many as distinct sets of (purpose, channel), a few thousand at most
 _LAYOUTS: dict[tuple[ConsentKey, ...], dict[ConsentKey, int]] = {(): _NO_CONSENTS}
 
 
-def _key_order(key: ConsentKey) -> tuple[str, str]:
+def key_order(key: ConsentKey) -> tuple[str, str]:
+    """(purpose, channel) in a stable order: no channel sorts first."""
     return key[0], key[1] or ""
 
 
@@ -195,7 +197,7 @@ _WITH_KEY: dict[tuple[int, ConsentKey], dict[ConsentKey, int]] = {}
 def _with_key(layout: dict[ConsentKey, int], key: ConsentKey) -> dict[ConsentKey, int]:
     wider = _WITH_KEY.get((id(layout), key))
     if wider is None:
-        wider = _WITH_KEY[(id(layout), key)] = _layout(tuple(sorted((*layout, key), key=_key_order)))
+        wider = _WITH_KEY[(id(layout), key)] = _layout(tuple(sorted((*layout, key), key=key_order)))
     return wider
 
 
@@ -252,8 +254,6 @@ class SuppressionRules:
             )
             for kind in SubjectKind
         }
-        self._purpose_scopes: dict[str, Scope] = {}
-        self._channel_scopes: dict[str, Scope] = {}
 
     def apply_consent(
         self,
@@ -283,14 +283,10 @@ class SuppressionRules:
         pair. The change feed diffs a subject within this scope before and after a change: evaluating
         every pair twice for each direct-marketing change was half the gate's work during a backlog."""
         if purpose != DIRECT_MARKETING:
-            return self._purpose_scopes.get(purpose) or self._purpose_scopes.setdefault(
-                purpose, Scope(purposes=frozenset((purpose,)))
-            )
+            return _purpose_scope(purpose)
         if channel is None or self._may_flip_objection(state, channel):
             return None
-        return self._channel_scopes.get(channel) or self._channel_scopes.setdefault(
-            channel, Scope(channels=frozenset((channel,)))
-        )
+        return _channel_scope(channel)
 
     def _may_flip_objection(self, state: SubjectState, channel: str) -> bool:
         """Whether a change of direct marketing on `channel` could flip the objection to all marketing:
@@ -311,13 +307,7 @@ class SuppressionRules:
 
     def _objects(self, state: SubjectState) -> bool:
         channels = self._objection_channels.get(state.kind, ())
-        if not channels:
-            return False
-        for channel in channels:
-            held = state.consent((DIRECT_MARKETING, channel))
-            if held is None or held.status not in _REFUSALS:
-                return False
-        return True
+        return bool(channels) and all(_refused(state.consent((DIRECT_MARKETING, c))) for c in channels)
 
     def plan(self, purpose: Purpose, channel: str | None) -> CheckPlan:
         """What a check of (purpose, channel) needs, worked out once per request, not per subject."""
@@ -426,6 +416,16 @@ class Scope:
 
     def __or__(self, other: Scope) -> Scope:
         return Scope(self.purposes | other.purposes, self.channels | other.channels)
+
+
+@functools.cache
+def _purpose_scope(purpose: str) -> Scope:
+    return Scope(purposes=frozenset((purpose,)))
+
+
+@functools.cache
+def _channel_scope(channel: str) -> Scope:
+    return Scope(channels=frozenset((channel,)))
 
 
 def suppressed_entries(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from samtykke.adapters.problems import ClientProblem
 from samtykke.domain.model import SubjectId
-from samtykke.domain.suppression import ConsentKey, Reason
+from samtykke.domain.suppression import ConsentKey, Reason, key_order
 
 HOUR = 3600.0
 # <epoch>.<seq in ASCII digits>: str.isdigit() would let '²' through to int(); a well-formed cursor
@@ -68,7 +68,7 @@ class SuppressionChanges:
     ) -> int:
         written = 0
         # in (purpose, channel) order: the same net change lists the same way however it was diffed
-        changed = sorted((k for k in before.keys() | after.keys() if before.get(k) != after.get(k)), key=_in_order)
+        changed = sorted((k for k in before.keys() | after.keys() if before.get(k) != after.get(k)), key=key_order)
         for key in changed:
             new = after.get(key)
             action = "removed" if new is None else "added"
@@ -139,7 +139,3 @@ class LapseSchedule:
         while self._due and self._due[0][0] <= now:
             due.append(heapq.heappop(self._due))
         return due
-
-
-def _in_order(key: ConsentKey) -> tuple[str, str]:
-    return key[0], key[1] or ""

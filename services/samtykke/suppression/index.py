@@ -76,7 +76,7 @@ class SuppressionIndex:
         if state is None:
             # the subject's own event may come later: its kind and country are on every change
             state = self.subjects[subject_id] = SubjectState(subject_id, event.subject_kind, event.country)
-        scope = self.rules.change_scope(state, event.purpose, event.channel)
+        scope = self._scope(state, event.purpose, event.channel)
         before = self._before(state, now, scope)
         valid_until = event.valid_until.timestamp() if event.valid_until is not None else None
         if self.rules.apply_consent(state, event.purpose, event.channel, event.status, event.version, valid_until):
@@ -90,7 +90,7 @@ class SuppressionIndex:
         state = self.subjects.get(SubjectId(key.subject_id))
         if state is None:
             return
-        scope = self.rules.change_scope(state, key.purpose, key.channel)
+        scope = self._scope(state, key.purpose, key.channel)
         before = self._before(state, now, scope)
         if self.rules.remove_consent(state, key.purpose, key.channel):
             self._record(state, before, now, scope)
@@ -220,6 +220,10 @@ class SuppressionIndex:
         self._fresh = {r: self.registers.is_fresh(r, now) for r in REGISTER_COUNTRY}
         self.changes = SuppressionChanges()
         return self.changes
+
+    def _scope(self, state: SubjectState, purpose: str, channel: str | None) -> Scope | None:
+        # a replay at start-up diffs nothing: no scope to work out per event
+        return None if self.changes is None else self.rules.change_scope(state, purpose, channel)
 
     def _entries(self, state: SubjectState, at: float, scope: Scope | None = None) -> Entries:
         if self.changes is None:

@@ -7,6 +7,7 @@ headers and Avro schemas the code actually uses. No sockets: building the apps m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -230,9 +231,32 @@ class RecordingAdmin:
         return SimpleNamespace(topic_errors=[(topic.name, 0, None) for topic in topics])
 
 
+class RecordingBatch:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def append(self, *, timestamp: float | None, key: bytes | None, value: bytes | None, headers: Any) -> object:
+        self.records.append({"key": key, "value": value, "headers": headers})
+        return object()  # aiokafka's record metadata; None would mean the batch is full
+
+    def close(self) -> None:
+        pass
+
+
 class RecordingProducer:
+    """Records what is sent, one record at a time or as batches (as the relay sends), each acknowledged."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def create_batch(self) -> RecordingBatch:
+        return RecordingBatch()
+
+    async def send_batch(self, batch: RecordingBatch, topic: str, *, partition: int) -> asyncio.Future[None]:
+        self.sent += [((topic,), record | {"partition": partition}) for record in batch.records]
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
 
     async def start(self) -> None:
         pass

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from samtykke.adapters import cloudevents
@@ -57,6 +57,19 @@ def test_a_tombstone_has_no_content_type_and_a_given_trace_is_continued() -> Non
 
 def test_a_naive_time_is_taken_as_utc() -> None:
     assert cloudevents.rfc3339(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000Z"
+
+
+@given(st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))
+def test_an_instant_in_milliseconds_reads_as_its_datetime_does(millis: int) -> None:
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+    assert cloudevents.rfc3339(millis) == cloudevents.rfc3339(at)
+
+
+@given(st.uuids())
+def test_any_spelling_of_an_event_id_gives_the_same_trace(event_id: uuid.UUID) -> None:
+    assume(event_id.int != 0)  # the nil id names no trace: a new one starts
+    spellings = (str(event_id), str(event_id).upper(), f"{{{event_id}}}", event_id.urn, event_id.hex)
+    assert {cloudevents.event_trace(s).trace_id for s in spellings} == {event_id.hex}
 
 
 def test_traceparent_parsing_refuses_what_w3c_calls_invalid() -> None:

@@ -21,12 +21,13 @@ subject id stays where it already is, in the key and the value. Header values ar
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 SPECVERSION = "ce_specversion"
@@ -38,6 +39,7 @@ CONTENT_TYPE = "content-type"
 TRACEPARENT = "traceparent"
 HEADERS = (SPECVERSION, ID, SOURCE, TYPE, TIME, CONTENT_TYPE, TRACEPARENT)
 SPEC_VERSION = "1.0"
+_SPEC_VERSION = SPEC_VERSION.encode()
 
 # the value is the Confluent wire format: magic byte 0, the writer schema's 4-byte big-endian registry
 # id, then the Avro binary body (no container file, no schema in the bytes)
@@ -49,6 +51,8 @@ SUPPRESSION_SERVICE = "/samtykke/suppression-service"
 
 Headers = list[tuple[str, bytes]]
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_EPOCH = datetime(1970, 1, 1)
 # dead letters get ids derived from where they came from, so a re-sent one keeps its id
 _DEAD_LETTER_IDS = uuid.UUID("5b0c6f2e-3d1a-4c8e-9a57-2f6d8e1b4c90")
 
@@ -134,16 +138,32 @@ def _span_id() -> str:
     return f"{span:016x}"
 
 
-def rfc3339(at: datetime) -> str:
-    """UTC with milliseconds and `Z`; a naive datetime is taken as UTC."""
+def rfc3339(at: datetime | int) -> str:
+    """UTC with milliseconds and `Z`; a naive datetime is taken as UTC, an int is epoch milliseconds
+    (as the events carry their instants)."""
+    if isinstance(at, int):
+        seconds, millis = divmod(at, 1000)
+        return f"{_utc_second(seconds)}.{millis:03d}Z"
     aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_second(seconds: int) -> str:
+    # the relay stamps every record: changes arrive with instants of the same few seconds
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat()
+
+
+@functools.lru_cache(maxsize=256)
+def _text(value: str) -> bytes:
+    """A header value that repeats (spec version, source, type, content type), encoded once."""
+    return value.encode()
 
 
 def cloud_event_headers(
     event_type: EventType,
     source: str,
-    time: datetime,
+    time: datetime | int,
     *,
     event_id: str | None = None,
     content_type: str | None = AVRO_CONFLUENT,
@@ -151,16 +171,16 @@ def cloud_event_headers(
 ) -> Headers:
     """The headers of one record, in `HEADERS` order: `event_id` or a fresh UUID as `ce_id`;
     `content_type` None for a tombstone; `trace` continues a trace (one span per record), None
-    starts one."""
+    starts one. `time` may be epoch milliseconds."""
     headers: Headers = [
-        (SPECVERSION, SPEC_VERSION.encode()),
+        (SPECVERSION, _SPEC_VERSION),
         (ID, (event_id or str(uuid.uuid4())).encode()),
-        (SOURCE, source.encode()),
-        (TYPE, event_type.value.encode()),
+        (SOURCE, _text(source)),
+        (TYPE, _text(event_type)),
         (TIME, rfc3339(time).encode()),
     ]
     if content_type is not None:
-        headers.append((CONTENT_TYPE, content_type.encode()))
+        headers.append((CONTENT_TYPE, _text(content_type)))
     headers.append((TRACEPARENT, str(trace or TraceParent.start()).encode()))
     return headers
 
@@ -168,10 +188,13 @@ def cloud_event_headers(
 def event_trace(event_id: str) -> TraceParent:
     """A change's own trace: its trace id is the event id's 128 bits (a random UUID), so every
     republished copy of a change is in one trace and a tracing backend finds it by the event id."""
-    try:
-        trace_id = uuid.UUID(event_id).hex
-    except ValueError:
-        return TraceParent.start()
+    if _CANONICAL_UUID.fullmatch(event_id):  # as the platform writes them: no parse needed
+        trace_id = event_id.replace("-", "")
+    else:
+        try:
+            trace_id = uuid.UUID(event_id).hex
+        except ValueError:
+            return TraceParent.start()
     return TraceParent.start(None if trace_id == "0" * 32 else trace_id)
 
 

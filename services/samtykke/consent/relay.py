@@ -43,7 +43,6 @@ from aiokafka import AIOKafkaProducer
 from samtykke.adapters import cloudevents
 from samtykke.adapters.avro import AvroEncoder
 from samtykke.domain.consent_keys import subject_of_key, subject_partition
-from samtykke.domain.events import from_millis
 
 from .leadership import ACK_SECONDS, STOP_SECONDS, LeadershipLost, Lease, RelayLeadership
 from .metrics import ConsentMetrics
@@ -247,8 +246,11 @@ class OutboxRelay:
         and move the poison ones aside. Returns the poison rows with their reasons."""
         sent: list[OutboxMessage] = []
         poison: list[tuple[OutboxMessage, str]] = []
-        futures = []
+        futures: list[asyncio.Future[Any]] = []
         partitions: dict[str, int] = {}
+        # each partition's records go as whole batches, in outbox order: a send per record costs
+        # ~10 us of aiokafka's per-message path, a batch ~2 us a record (docs/benchmarks.md)
+        batches: dict[tuple[str, int], Any] = {}
         for m in messages:
             value, reason = self._encode(m)
             if reason:
@@ -256,12 +258,23 @@ class OutboxRelay:
                 continue
             if m.topic not in partitions:
                 partitions[m.topic] = len(await producer.partitions_for(m.topic))
-            headers = outbox_headers(m) if m.payload is not None else []
-            partition = subject_partition(m.key, partitions[m.topic])
-            futures.append(
-                await producer.send(m.topic, value=value, key=m.key.encode(), headers=headers, partition=partition)
-            )
+            record = {
+                "timestamp": None,
+                "key": m.key.encode(),
+                "value": value,
+                "headers": outbox_headers(m) if m.payload is not None else [],
+            }
+            where = (m.topic, subject_partition(m.key, partitions[m.topic]))
+            batch = batches.get(where)
+            if batch is None or batch.append(**record) is None:  # a full batch closes itself
+                if batch is not None:
+                    futures.append(await producer.send_batch(batch, where[0], partition=where[1]))
+                batch = batches[where] = producer.create_batch()
+                batch.append(**record)  # the first record always fits
             sent.append(m)
+        for (topic, partition), batch in batches.items():
+            batch.close()
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
         # a leader waits a bounded time: past it a new leader may start, so this one must stop
         await asyncio.wait_for(asyncio.gather(*futures), timeout=ACK_SECONDS)
         now = datetime.now(UTC)
@@ -295,16 +308,12 @@ def outbox_headers(message: OutboxMessage) -> cloudevents.Headers:
     payload = message.payload or {}
     event_id = payload.get("event_id")
     occurred = payload.get("occurred_at")
-    at = from_millis(occurred) if isinstance(occurred, int) else None
+    at = occurred if isinstance(occurred, int) and not isinstance(occurred, bool) else message.created_at
     event_type = cloudevents.TYPE_OF_SCHEMA[message.schema_name]
     if not isinstance(event_id, str):
-        return cloudevents.cloud_event_headers(event_type, cloudevents.CONSENT_SERVICE, at or message.created_at)
+        return cloudevents.cloud_event_headers(event_type, cloudevents.CONSENT_SERVICE, at)
     return cloudevents.cloud_event_headers(
-        event_type,
-        cloudevents.CONSENT_SERVICE,
-        at or message.created_at,
-        event_id=event_id,
-        trace=cloudevents.event_trace(event_id),
+        event_type, cloudevents.CONSENT_SERVICE, at, event_id=event_id, trace=cloudevents.event_trace(event_id)
     )
 
 

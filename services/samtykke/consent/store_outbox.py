@@ -49,15 +49,15 @@ class PostgresOutbox:
         # transaction_timestamp() is fixed when the transaction begins, before its first statement takes
         # the snapshot: a commit acknowledged before that instant is visible here, pending or published
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            taken_at = await conn.fetchval("SELECT transaction_timestamp()")
+            # held are subjects: a consent key's first part (`domain.consent_keys.subject_of_key`)
+            taken_at, held = await conn.fetchrow(
+                "SELECT transaction_timestamp(), ARRAY(SELECT DISTINCT split_part(message_key, '/', 1) "
+                "FROM consent.outbox_dead_letters)"
+            )
             rows = await conn.fetch(
                 f"SELECT {_MESSAGE} FROM consent.outbox WHERE published_at IS NULL ORDER BY id LIMIT $1", limit + 1
             )
-            # held are subjects: a consent key's first part (`domain.consent_keys.subject_of_key`)
-            held = await conn.fetch("SELECT DISTINCT split_part(message_key, '/', 1) FROM consent.outbox_dead_letters")
-        return OutboxSnapshot(
-            taken_at, [_message(r) for r in rows[:limit]], len(rows) <= limit, frozenset(r[0] for r in held)
-        )
+        return OutboxSnapshot(taken_at, [_message(r) for r in rows[:limit]], len(rows) <= limit, frozenset(held))
 
     async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
         await self._pool.execute(
@@ -65,6 +65,9 @@ class PostgresOutbox:
         )
 
     async def settle(self, published: Sequence[int], dead: Sequence[tuple[int, str]], at: datetime) -> None:
+        if not dead:  # one statement is its own transaction: one round trip, not three
+            await self.mark_published(published, at)
+            return
         async with self._pool.acquire() as conn, conn.transaction():
             if published:
                 await conn.execute(

@@ -133,6 +133,8 @@ class ConsentImporter:
             validator = RowValidator(self._catalog, datetime.now(UTC))
             reader = _BatchReader(writers, job, topics, validator, progress)
             rows, imported = await reader.read(path, fmt, batch_size)
+            if imported:
+                await session.analyze()
             job = await session.close(job.job_id)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):

@@ -49,6 +49,7 @@ from .imports_sql import (
 from .ports import OUTBOX_CONSENT, OUTBOX_SUBJECT, SubjectRow
 from .store import _current, ledger_row
 
+ANALYZE_WRITTEN = "ANALYZE consent.subjects, consent.subject_refs, consent.consents, consent.ledger, consent.outbox"
 IMPORT_LOCK = 0x5A_4D_54_01  # the first key of a run's advisory lock; the second is its file's digest
 _INTO: dict[str, Any] = {"schema_name": "consent"}
 
@@ -129,6 +130,12 @@ class ImportSession:
     async def release(self, digest: str) -> None:
         """Let go of the run's lock (the connection may go back to a pool)."""
         await self._conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", IMPORT_LOCK, digest)
+
+    async def analyze(self) -> None:
+        """Statistics for what a run wrote. The planner otherwise keeps its picture of the tables from
+        before a bulk load until autovacuum comes round: on a database that was empty, every consent
+        write meanwhile read all of `consent.consents` to find one subject's rows."""
+        await self._conn.execute(ANALYZE_WRITTEN)
 
     async def close(self, job_id: str, error: str | None = None) -> ImportJob:
         row = await self._conn.fetchrow(

@@ -179,6 +179,61 @@ async def test_a_crm_file_is_imported_once_resumed_after_a_kill_and_every_reader
         await conn.close()
 
 
+async def test_a_batch_that_fails_takes_the_one_written_after_it_along(consent: RunningConsent, tmp_path: Path) -> None:
+    """Two connections: batch K+1 is planned and written while K waits for a subject's lock. When K's
+    connection is cut, K+1 must not commit (it is held until K has): the job's last row stays before
+    K, and a re-run imports the rest once."""
+    settings = consent.settings
+    crm = crm_file(3_000)
+    path = tmp_path / "crm.csv"
+    path.write_bytes(crm.csv_bytes())
+    middle = first_consumer_from(crm, 1_400)  # in the second batch of 1,000 rows
+    early = CrmFile(rows=[middle | {"purpose": "product_development", "channel": "", "status": "granted"}])
+    early.rows[0] |= {"occurred_at": "2022-06-01T00:00:00+00:00", "evidence": ""}
+    (tmp_path / "early.csv").write_bytes(early.csv_bytes())
+    finished(run_import(settings, tmp_path / "early.csv"))
+
+    conn = await asyncpg.connect(settings.database_url)
+    holder = await asyncpg.connect(settings.database_url)
+    try:
+        digest = ref_digest(IdentifierHasher(settings.identifier_hash_key.encode()), middle["subject_ref"])
+        locking = holder.transaction()
+        await locking.start()
+        await holder.execute(
+            "SELECT 1 FROM consent.subjects JOIN consent.subject_refs USING (subject_id) WHERE ref_digest = $1 "
+            "FOR UPDATE OF subjects",
+            digest,
+        )
+        failing = run_import(settings, path)
+        await wait_blocked_on_a_lock(conn)
+        # the next batch, on the run's other connection, has written its rows and waits for this one
+        others = "state = 'idle in transaction' AND pid <> $1 AND datname = current_database()"
+        deadline = time.monotonic() + 60
+        while not await conn.fetchval(f"SELECT count(*) FROM pg_stat_activity WHERE {others}", holder.get_server_pid()):
+            assert time.monotonic() < deadline, "the batch after the blocked one never wrote"
+            await asyncio.sleep(0.05)
+        cut = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1"
+        await conn.execute(cut, holder.get_server_pid())
+        _, err = failing.communicate(timeout=60)
+        assert failing.returncode != 0
+        await locking.rollback()
+        await wait_run_gone(conn)
+
+        job = await conn.fetchrow("SELECT last_row, imported FROM consent.import_jobs WHERE file_name = 'crm.csv'")
+        assert job["last_row"] == 1_001, err[-2000:]  # the first batch only: neither the cut one nor the next
+        assert await count(conn, "SELECT count(*) FROM consent.ledger") == 1 + job["imported"]
+        assert await count(conn, "SELECT count(*) FROM consent.outbox WHERE schema_name = 'ConsentChanged'") == (
+            1 + job["imported"]
+        )
+
+        resumed = finished(run_import(settings, path))
+        assert "resumed after row 1,001" in resumed and "3,000 decisions imported" in resumed
+        await assert_imported_once(conn, crm)
+    finally:
+        await holder.close()
+        await conn.close()
+
+
 async def assert_imported_once(conn: asyncpg.Connection, crm: CrmFile) -> None:
     ledger = await count(conn, "SELECT count(*) FROM consent.ledger")
     assert ledger == 1 + crm.good

@@ -135,7 +135,7 @@ class SubjectState:
         at = self.positions.get(key)
         if at is None:
             # a new key goes in at its place in `key_order`: those before it keep theirs
-            self.positions = _with_key(self.positions, key)
+            self.positions = _layout(tuple(sorted((*self.positions, key), key=key_order)))
             at = self.positions[key]
             self.held = (*self.held[:at], *triple, *self.held[at:])
         else:
@@ -188,17 +188,6 @@ _LAYOUTS: dict[tuple[ConsentKey, ...], dict[ConsentKey, int]] = {(): _NO_CONSENT
 def key_order(key: ConsentKey) -> tuple[str, str]:
     """(purpose, channel) in a stable order: no channel sorts first."""
     return key[0], key[1] or ""
-
-
-# (layout, key) -> the layout with that key too; layouts live as long as `_LAYOUTS`, so ids are stable
-_WITH_KEY: dict[tuple[int, ConsentKey], dict[ConsentKey, int]] = {}
-
-
-def _with_key(layout: dict[ConsentKey, int], key: ConsentKey) -> dict[ConsentKey, int]:
-    wider = _WITH_KEY.get((id(layout), key))
-    if wider is None:
-        wider = _WITH_KEY[(id(layout), key)] = _layout(tuple(sorted((*layout, key), key=key_order)))
-    return wider
 
 
 def _layout(keys: tuple[ConsentKey, ...]) -> dict[ConsentKey, int]:

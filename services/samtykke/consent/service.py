@@ -221,13 +221,12 @@ class ConsentService:
     ) -> dict[str, Any]:
         """Record a batch atomically. `fingerprint` identifies the request as sent, so a retry
         under the same Idempotency-Key is recognised even though defaults (now) differ."""
-        reused = RulesBroken([RuleViolation("Idempotency-Key", "was already used for a different request")])
         try:
             async with self._store.transaction() as uow:
                 subject, now = await self._lock_live_subject(uow, subject_id)
                 if idempotency_key and (prior := await uow.stored_response(idempotency_key)) is not None:
                     if prior.request_hash != fingerprint or prior.subject_id != subject_id:
-                        raise reused
+                        raise _key_reused()
                     return prior.response | {"replayed": True}
                 changes = self._decide(subject, await _current_records(uow, subject_id), batch, now)
                 await uow.save_changes(changes, batch.actor_ref, self._changes, batch.client_id)
@@ -235,7 +234,7 @@ class ConsentService:
                 if idempotency_key:
                     await uow.remember_response(idempotency_key, StoredResponse(subject_id, fingerprint, response))
         except AlreadyStored as exc:  # the same key, sent for another subject at the same moment
-            raise reused from exc
+            raise _key_reused() from exc
         self._metrics.count_changes(changes)
         return response
 
@@ -337,3 +336,7 @@ class ConsentService:
 
 async def _current_records(uow: ConsentUnitOfWork, subject_id: str) -> Consents:
     return {c.record.key: c.record for c in await uow.consents(subject_id)}
+
+
+def _key_reused() -> RulesBroken:
+    return RulesBroken([RuleViolation("Idempotency-Key", "was already used for a different request")])

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from asyncpg.transaction import Transaction
 
 from samtykke.adapters.settings import Settings
 from samtykke.consent.imports_batch import ref_digest
@@ -102,6 +103,28 @@ async def wait_run_gone(conn: asyncpg.Connection, timeout: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
+def create_first(settings: Settings, tmp_path: Path, subject: dict[str, str]) -> None:
+    """The subject, created by a one-row file of its own before the file that holds it is imported."""
+    early = CrmFile(rows=[subject | {"purpose": "product_development", "channel": "", "status": "granted"}])
+    early.rows[0] |= {"occurred_at": "2022-06-01T00:00:00+00:00", "evidence": ""}
+    (tmp_path / "early.csv").write_bytes(early.csv_bytes())
+    finished(run_import(settings, tmp_path / "early.csv"))
+
+
+async def lock_subject(settings: Settings, holder: asyncpg.Connection, subject_ref: str) -> Transaction:
+    """The subject's row lock, held by `holder` until the returned transaction ends: an import stops
+    at the batch that holds the subject, after the batches before it committed."""
+    digest = ref_digest(IdentifierHasher(settings.identifier_hash_key.encode()), subject_ref)
+    locking = holder.transaction()
+    await locking.start()
+    await holder.execute(
+        "SELECT 1 FROM consent.subjects JOIN consent.subject_refs USING (subject_id) WHERE ref_digest = $1 "
+        "FOR UPDATE OF subjects",
+        digest,
+    )
+    return locking
+
+
 def first_consumer_from(crm: CrmFile, index: int) -> dict[str, str]:
     return next(r for r in crm.rows[index:] if r["kind"] == "consumer" and r["subject_ref"].startswith("CRM-00"))
 
@@ -118,22 +141,12 @@ async def test_a_crm_file_is_imported_once_resumed_after_a_kill_and_every_reader
     # a subject from the file's middle, created first by a file of its own: its row lock, held by the
     # test, stops the big import at the batch that holds it, after the batches before it committed
     middle = first_consumer_from(crm, 5_000)
-    early = CrmFile(rows=[middle | {"purpose": "product_development", "channel": "", "status": "granted"}])
-    early.rows[0] |= {"occurred_at": "2022-06-01T00:00:00+00:00", "evidence": ""}
-    (tmp_path / "early.csv").write_bytes(early.csv_bytes())
-    finished(run_import(settings, tmp_path / "early.csv"))
+    create_first(settings, tmp_path, middle)
 
     conn = await platform.owner()
     holder = await platform.owner()
     try:
-        digest = ref_digest(IdentifierHasher(settings.identifier_hash_key.encode()), middle["subject_ref"])
-        locking = holder.transaction()
-        await locking.start()
-        await holder.execute(
-            "SELECT 1 FROM consent.subjects JOIN consent.subject_refs USING (subject_id) WHERE ref_digest = $1 "
-            "FOR UPDATE OF subjects",
-            digest,
-        )
+        locking = await lock_subject(settings, holder, middle["subject_ref"])
         killed = run_import(settings, path)
         await wait_blocked_on_a_lock(conn)
         os.kill(killed.pid, signal.SIGKILL)
@@ -188,22 +201,12 @@ async def test_a_batch_that_fails_takes_the_one_written_after_it_along(consent: 
     path = tmp_path / "crm.csv"
     path.write_bytes(crm.csv_bytes())
     middle = first_consumer_from(crm, 1_400)  # in the second batch of 1,000 rows
-    early = CrmFile(rows=[middle | {"purpose": "product_development", "channel": "", "status": "granted"}])
-    early.rows[0] |= {"occurred_at": "2022-06-01T00:00:00+00:00", "evidence": ""}
-    (tmp_path / "early.csv").write_bytes(early.csv_bytes())
-    finished(run_import(settings, tmp_path / "early.csv"))
+    create_first(settings, tmp_path, middle)
 
     conn = await asyncpg.connect(settings.database_url)
     holder = await asyncpg.connect(settings.database_url)
     try:
-        digest = ref_digest(IdentifierHasher(settings.identifier_hash_key.encode()), middle["subject_ref"])
-        locking = holder.transaction()
-        await locking.start()
-        await holder.execute(
-            "SELECT 1 FROM consent.subjects JOIN consent.subject_refs USING (subject_id) WHERE ref_digest = $1 "
-            "FOR UPDATE OF subjects",
-            digest,
-        )
+        locking = await lock_subject(settings, holder, middle["subject_ref"])
         failing = run_import(settings, path)
         await wait_blocked_on_a_lock(conn)
         # the next batch, on the run's other connection, has written its rows and waits for this one

@@ -134,7 +134,7 @@ class ConsentImporter:
             reader = _BatchReader(writers, job, topics, validator, progress)
             rows, imported = await reader.read(path, fmt, batch_size)
             if imported:
-                await session.analyze()
+                await _refresh_statistics(session, job.job_id)
             job = await session.close(job.job_id)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
@@ -143,6 +143,15 @@ class ConsentImporter:
         finally:
             await session.release(facts.digest)
         return ImportSummary(job, reader.resumed_after, rows, imported, time.monotonic() - began)
+
+
+async def _refresh_statistics(session: ImportSession, job_id: str) -> None:
+    """Statistics for what the run loaded. Every row is committed by now: a failure here leaves the
+    statistics to autovacuum and the job done, rather than marking a complete import failed."""
+    try:
+        await session.analyze()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("import %s: tables not analyzed, left to autovacuum: %s", job_id, type(exc).__name__)
 
 
 @dataclass(frozen=True, slots=True)
